@@ -1,0 +1,199 @@
+/* es-append: append events to a store, durably, with optimistic concurrency. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "append.h"
+#include "cli.h"
+#include "input.h"
+#include "record.h"
+#include "store.h"
+
+enum { K_EXPECT = ES_K_PROG, K_BATCH, K_IMPORT_TS };
+
+struct ctx {
+	struct es_append_opts ao;
+	uint64_t batch_size;
+};
+
+static const struct es_opt opts[] = {
+	ES_OPT_STORE,
+	{"expect", K_EXPECT, 1, "V", "any, none, exists, or the stream's version N before the batch"},
+	{"batch-size", K_BATCH, 1, "N", "commit every N events (each chunk atomic)"},
+	{"import-ts", K_IMPORT_TS, 0, NULL, "take \"ts\" from the input (imports; non-decreasing)"},
+	ES_OPT_COMMON,
+	ES_OPT_END,
+};
+
+static int handle(int key, const char *arg, void *p)
+{
+	struct ctx *c = p;
+
+	switch (key) {
+	case K_EXPECT:
+		if (strcmp(arg, "any") == 0)
+			c->ao.expect = ES_EXPECT_ANY;
+		else if (strcmp(arg, "none") == 0)
+			c->ao.expect = ES_EXPECT_NONE;
+		else if (strcmp(arg, "exists") == 0)
+			c->ao.expect = ES_EXPECT_EXISTS;
+		else {
+			c->ao.expect = ES_EXPECT_EXACT;
+			c->ao.expect_version = es_cli_u64("expect", arg);
+		}
+		return 0;
+	case K_BATCH:
+		c->batch_size = es_cli_u64("batch-size", arg);
+		if (c->batch_size == 0)
+			es_cli_usage_error("--batch-size: must be at least 1");
+		return 0;
+	case K_IMPORT_TS:
+		c->ao.import_ts = 1;
+		return 0;
+	}
+	return ES_USAGE;
+}
+
+static int blank(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] != ' ' && s[i] != '\t')
+			return 0;
+	return 1;
+}
+
+/* Read and validate every input line before anything is stored. */
+static int read_all(char **files, int nfiles, int flags, struct es_batch *b)
+{
+	struct es_error err = {0, ""};
+	static char *dash[] = {(char *)"-"};
+
+	if (nfiles == 0) {
+		files = dash;
+		nfiles = 1;
+	}
+	for (int f = 0; f < nfiles; f++) {
+		struct es_input in;
+		const char *line;
+		size_t len;
+		int r;
+		if (es_input_open(&in, files[f], &err))
+			return es_cli_report(&err);
+		while ((r = es_input_next(&in, &line, &len, &err)) == 1) {
+			if (blank(line, len))
+				continue;
+			if (es_batch_add_line(b, line, len, in.lineno, flags, &err)) {
+				if (strcmp(in.name, "-") == 0)
+					es_error_prefix(&err, "line %llu", (unsigned long long)in.lineno);
+				else
+					es_error_prefix(&err, "%s: line %llu", in.name,
+							(unsigned long long)in.lineno);
+				es_input_close(&in);
+				return es_cli_report(&err);
+			}
+		}
+		es_input_close(&in);
+		if (r < 0)
+			return es_cli_report(&err);
+	}
+	return 0;
+}
+
+static int single_stream(const struct es_batch *b)
+{
+	for (size_t i = 1; i < b->n; i++)
+		if (b->ev[i].stream_len != b->ev[0].stream_len ||
+		    memcmp(es_batch_str(b, b->ev[i].stream), es_batch_str(b, b->ev[0].stream),
+			   b->ev[0].stream_len) != 0)
+			return 0;
+	return 1;
+}
+
+static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c,
+	       const struct es_common *com)
+{
+	struct es_error err = {0, ""};
+	struct es_buf out = ES_BUF_INIT;
+	size_t chunk = c->batch_size ? (size_t)c->batch_size : b->n, done = 0;
+	unsigned char *fate = malloc(chunk ? chunk : 1);
+	int rc = 0;
+
+	if (!fate) {
+		es_cli_error("out of memory");
+		return ES_IO;
+	}
+	while (done < b->n) {
+		size_t n = b->n - done < chunk ? b->n - done : chunk;
+		es_buf_reset(&out);
+		rc = es_append_batch(s, b, done, n, &c->ao, &out, fate, &err);
+		if (rc) {
+			es_cli_report(&err);
+			if (done > 0)
+				es_cli_error("%zu events before line %llu were stored", done,
+					     (unsigned long long)b->ev[done].lineno);
+			break;
+		}
+		for (size_t i = 0; i < n && !com->quiet; i++)
+			if (fate[i] == ES_DUPLICATE)
+				es_cli_error("line %llu: event id '%s' already stored in stream '%s'",
+					     (unsigned long long)b->ev[done + i].lineno,
+					     es_batch_str(b, b->ev[done + i].id),
+					     es_batch_str(b, b->ev[done + i].stream));
+		if (!com->quiet && fwrite(out.p, 1, out.len, stdout) != out.len)
+			break; /* reported by es_cli_close_stdout */
+		done += n;
+	}
+	es_buf_release(&out);
+	free(fate);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctx c;
+	struct es_common com;
+	struct es_prog prog = {
+		"es-append", "[options] [FILE...]",
+		"Append NDJSON events from FILEs (or stdin) to the store as one atomic batch.",
+		opts, handle, &c,
+	};
+	struct es_batch b;
+	struct es_store s;
+	struct es_error err = {0, ""};
+	int first, rc;
+
+	memset(&c, 0, sizeof(c));
+	es_cli_init("es-append");
+	first = es_cli_parse(&prog, argc, argv, &com);
+	es_batch_init(&b);
+	rc = read_all(argv + first, argc - first, c.ao.import_ts ? ES_PARSE_TS : 0, &b);
+	if (rc)
+		goto out_batch;
+	if (c.ao.expect != ES_EXPECT_UNSET && b.n > 0 && !single_stream(&b)) {
+		es_cli_error("--expect needs a single-stream batch; use \"expect\" per line");
+		rc = ES_USAGE;
+		goto out_batch;
+	}
+	if (b.n == 0)
+		goto out_batch; /* nothing to do: not even a store is created */
+	if (es_store_open(&s, com.store, ES_OPEN_WRITE | ES_OPEN_CREATE, &err) ||
+	    es_store_lock(&s, &err)) {
+		rc = es_cli_report(&err);
+		es_store_close(&s);
+		goto out_batch;
+	}
+	if (s.recovered_bytes)
+		es_cli_error("recovered a torn tail: %llu bytes moved to %s/quarantine/",
+			     (unsigned long long)s.recovered_bytes, s.dir);
+	rc = run(&s, &b, &c, &com);
+	es_store_unlock(&s);
+	es_store_close(&s);
+out_batch:
+	es_batch_release(&b);
+	{
+		int crc = es_cli_close_stdout();
+		if (!rc)
+			rc = crc;
+	}
+	return rc;
+}

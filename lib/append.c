@@ -1,0 +1,328 @@
+#include "append.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "timeq.h"
+
+/* Per batch: each stream's version so far, each (stream, id) seen. */
+struct state {
+	json_t *versions;   /* stream -> integer */
+	json_t *ids;        /* stream "\0" id -> index of the event */
+	struct es_buf key;
+};
+
+static int cur_version(struct es_store *s, struct state *st, const struct es_batch *b,
+		       const struct es_event *ev, uint64_t *v)
+{
+	const char *stream = es_batch_str(b, ev->stream);
+	json_t *j = json_object_getn(st->versions, stream, ev->stream_len);
+
+	if (j) {
+		*v = (uint64_t)json_integer_value(j);
+		return 0;
+	}
+	return es_index_version(s->index, stream, ev->stream_len, v);
+}
+
+static int set_version(struct state *st, const struct es_batch *b, const struct es_event *ev,
+		       uint64_t v)
+{
+	return json_object_setn_new(st->versions, es_batch_str(b, ev->stream), ev->stream_len,
+				    json_integer((json_int_t)v));
+}
+
+static const char *expect_name(enum es_expect e, uint64_t v, char *buf, size_t n)
+{
+	switch (e) {
+	case ES_EXPECT_NONE: return "none";
+	case ES_EXPECT_EXISTS: return "exists";
+	case ES_EXPECT_EXACT: snprintf(buf, n, "%llu", (unsigned long long)v); return buf;
+	default: return "any";
+	}
+}
+
+static int expect_ok(enum es_expect e, uint64_t want, uint64_t cur)
+{
+	switch (e) {
+	case ES_EXPECT_NONE: return cur == 0;
+	case ES_EXPECT_EXISTS: return cur > 0;
+	case ES_EXPECT_EXACT: return cur == want;
+	default: return 1;
+	}
+}
+
+/* Decide fate, version and expectation of every event. */
+static int plan(struct es_store *s, struct state *st, const struct es_batch *b, size_t from,
+		size_t n, const struct es_append_opts *o, unsigned char *fate, uint64_t *ver,
+		size_t *dup_of, struct es_error *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct es_event *ev = &b->ev[from + i];
+		const char *stream = es_batch_str(b, ev->stream);
+		uint64_t cur, found;
+		int first_of_stream = json_object_getn(st->versions, stream, ev->stream_len) == NULL;
+		json_t *seen;
+
+		if (cur_version(s, st, b, ev, &cur))
+			return es_fail(err, ES_IO, "index: read error");
+		fate[i] = ES_STORED;
+		dup_of[i] = (size_t)-1;
+		if (ev->id_given) {
+			es_buf_reset(&st->key);
+			if (es_buf_add(&st->key, stream, ev->stream_len + 1) ||
+			    es_buf_add(&st->key, es_batch_str(b, ev->id), ev->id_len))
+				return es_fail(err, ES_IO, "out of memory");
+			seen = json_object_getn(st->ids, st->key.p, st->key.len);
+			if (seen) {
+				fate[i] = ES_DUPLICATE;
+				dup_of[i] = (size_t)json_integer_value(seen);
+				ver[i] = ver[dup_of[i]];
+				continue;
+			}
+			int r = es_index_find_id(s->index, stream, ev->stream_len,
+						 es_batch_str(b, ev->id), ev->id_len, &found);
+			if (r < 0)
+				return es_fail(err, ES_IO, "index: read error");
+			if (r == 0) {
+				fate[i] = ES_DUPLICATE;
+				ver[i] = found;
+				continue;
+			}
+			if (json_object_setn_new(st->ids, st->key.p, st->key.len,
+						 json_integer((json_int_t)i)))
+				return es_fail(err, ES_IO, "out of memory");
+		}
+		enum es_expect e = ev->expect;
+		uint64_t want = ev->expect_version;
+		if (e == ES_EXPECT_UNSET && first_of_stream) {
+			e = o->expect;
+			want = o->expect_version;
+		}
+		if (!expect_ok(e, want, cur)) {
+			char buf[32];
+			return es_fail(err, ES_CONFLICT,
+				       "line %llu: stream '%s': expected version %s, actual %llu",
+				       (unsigned long long)ev->lineno, stream,
+				       expect_name(e, want, buf, sizeof(buf)),
+				       (unsigned long long)cur);
+		}
+		ver[i] = cur + 1;
+		if (set_version(st, b, ev, cur + 1))
+			return es_fail(err, ES_IO, "out of memory");
+	}
+	return 0;
+}
+
+/* Build the lines of the stored events; offsets of each line in lines. */
+static int build(struct es_store *s, const struct es_batch *b, size_t from, size_t n,
+		 const struct es_append_opts *o, const unsigned char *fate, const uint64_t *ver,
+		 struct es_buf *lines, size_t *loff, struct es_head *h, struct es_error *err)
+{
+	size_t last = n;
+	int64_t now = es_now_us();
+	char ts[ES_TS_LEN + 1];
+
+	for (size_t i = 0; i < n; i++)
+		if (fate[i] == ES_STORED)
+			last = i;
+	if (now < h->ts)
+		now = h->ts; /* ts never decreases along the log */
+	es_ts_format(now, ts);
+	for (size_t i = 0; i < n; i++) {
+		const struct es_event *ev = &b->ev[from + i];
+		char hash[ES_HASH_HEX + 1];
+		if (fate[i] != ES_STORED)
+			continue;
+		if (o->import_ts) {
+			if (ev->ts < h->ts) {
+				char prev[ES_TS_LEN + 1];
+				es_ts_format(h->ts, prev);
+				return es_fail(err, ES_DATA,
+					       "line %llu: \"ts\" is before the last stored ts %s",
+					       (unsigned long long)ev->lineno, prev);
+			}
+			h->ts = ev->ts;
+			es_ts_format(ev->ts, ts);
+		} else {
+			h->ts = now;
+		}
+		loff[i] = lines->len;
+		if (es_record_build(lines, s->chain, h->hash, b, ev, h->seq + 1, ver[i], ts,
+				    i != last, hash))
+			return es_fail(err, ES_IO, "out of memory");
+		h->seq++;
+		memcpy(h->hash, hash, ES_HASH_HEX + 1);
+	}
+	return 0;
+}
+
+static int undo(struct es_store *s, uint64_t size)
+{
+	/* Best effort: the batch was not acknowledged either way, and the
+	 * next writer's recovery cuts whatever is left. */
+	if (es_ftruncate(s->active_fd, (off_t)size) != 0)
+		return -1;
+	return es_fdatasync(s->active_fd);
+}
+
+static int write_batch(struct es_store *s, const struct es_buf *lines, struct es_error *err)
+{
+	struct stat st;
+	uint64_t size;
+	size_t half = lines->len / 2;
+
+	if (fstat(s->active_fd, &st) != 0)
+		return es_fail_errno(err, ES_IO, "not stored: stat");
+	size = (uint64_t)st.st_size;
+	es_crash_point("before-write");
+	if (es_write_all(s->active_fd, lines->p, half) != 0)
+		goto fail;
+	es_crash_point("mid-write");
+	if (es_write_all(s->active_fd, lines->p + half, lines->len - half) != 0)
+		goto fail;
+	es_crash_point("after-write");
+	if (es_fdatasync(s->active_fd) != 0) {
+		/* Never retried: after a failed writeback the pages may be
+		 * marked clean, so a second fdatasync could lie. */
+		es_fail_errno(err, ES_IO, "not stored: fdatasync failed");
+		undo(s, size);
+		return err->code;
+	}
+	es_crash_point("after-sync");
+	return 0;
+fail:
+	es_fail_errno(err, ES_IO, "not stored: write failed");
+	undo(s, size);
+	return err->code;
+}
+
+static int index_batch(struct es_store *s, const struct es_batch *b, size_t from, size_t n,
+		       const unsigned char *fate, const uint64_t *ver, const size_t *loff,
+		       const struct es_buf *lines, uint64_t seg, uint64_t base,
+		       const struct es_head *h, struct es_error *err)
+{
+	uint64_t seq = s->head.seq;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct es_event *ev = &b->ev[from + i];
+		const char *nl;
+		struct es_pos pos;
+		if (fate[i] != ES_STORED)
+			continue;
+		nl = memchr(lines->p + loff[i], '\n', lines->len - loff[i]);
+		pos.seq = ++seq;
+		pos.seg = seg;
+		pos.off = base + loff[i];
+		pos.len = (uint32_t)(nl - (lines->p + loff[i]) + 1);
+		if (es_index_put_event(s->index, es_batch_str(b, ev->stream), ev->stream_len, ver[i],
+				       es_batch_str(b, ev->id), ev->id_len, &pos, err))
+			return err->code;
+	}
+	if (es_index_put_head(s->index, h, err))
+		return err->code;
+	return es_index_commit(s->index, err);
+}
+
+static int emit(struct es_store *s, const struct es_batch *b, size_t from, size_t n,
+		const unsigned char *fate, const uint64_t *ver, const size_t *loff,
+		const size_t *dup_of, const struct es_buf *lines, struct es_buf *out,
+		struct es_error *err)
+{
+	char *buf = NULL;
+	size_t cap = 0;
+	int rc = 0, txn = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		size_t src = fate[i] == ES_STORED ? i : dup_of[i];
+		if (src != (size_t)-1 && fate[src] == ES_STORED) {
+			const char *l = lines->p + loff[src];
+			const char *nl = memchr(l, '\n', lines->len - loff[src]);
+			if (es_buf_add(out, l, (size_t)(nl - l) + 1))
+				rc = es_fail(err, ES_IO, "out of memory");
+			continue;
+		}
+		/* Already in the log before this batch. */
+		const struct es_event *ev = &b->ev[from + i];
+		struct es_pos pos;
+		if (!txn && (rc = es_index_begin(s->index, 0, err)) != 0)
+			break;
+		txn = 1;
+		if (es_index_get_pos(s->index, es_batch_str(b, ev->stream), ev->stream_len, ver[i],
+				     &pos) != 0)
+			rc = es_fail(err, ES_IO, "index: lost the position of a stored event");
+		else if ((rc = es_store_read_pos(s, &pos, &buf, &cap, err)) == 0 &&
+			 es_buf_add(out, buf, pos.len))
+			rc = es_fail(err, ES_IO, "out of memory");
+	}
+	if (txn)
+		es_index_abort(s->index);
+	free(buf);
+	return rc;
+}
+
+int es_append_batch(struct es_store *s, const struct es_batch *b, size_t from, size_t n,
+		    const struct es_append_opts *o, struct es_buf *out, unsigned char *fate,
+		    struct es_error *err)
+{
+	struct state st = {json_object(), json_object(), ES_BUF_INIT};
+	struct es_buf lines = ES_BUF_INIT;
+	uint64_t *ver = calloc(n ? n : 1, sizeof(*ver));
+	size_t *loff = calloc(n ? n : 1, sizeof(*loff));
+	size_t *dup_of = calloc(n ? n : 1, sizeof(*dup_of));
+	struct es_head h = s->head;
+	struct stat sb;
+	size_t stored = 0;
+	int rc;
+
+	if (!st.versions || !st.ids || !ver || !loff || !dup_of) {
+		rc = es_fail(err, ES_IO, "out of memory");
+		goto out;
+	}
+	if ((rc = es_index_begin(s->index, 1, err)) ||
+	    (rc = plan(s, &st, b, from, n, o, fate, ver, dup_of, err)))
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		stored += fate[i] == ES_STORED;
+	if (stored > 0) {
+		if ((rc = build(s, b, from, n, o, fate, ver, &lines, loff, &h, err)) ||
+		    (rc = es_store_prepare_append(s, lines.len, err)))
+			goto out;
+		if (fstat(s->active_fd, &sb) != 0) {
+			rc = es_fail_errno(err, ES_IO, "not stored: stat");
+			goto out;
+		}
+		if ((rc = write_batch(s, &lines, err)))
+			goto out;
+		/* Durable from here on; the index may lag and is caught up by
+		 * the next writer if this process dies now. */
+		h.seg = s->segs[s->nsegs - 1];
+		h.end = (uint64_t)sb.st_size + lines.len;
+		if (index_batch(s, b, from, n, fate, ver, loff, &lines, h.seg,
+				(uint64_t)sb.st_size, &h, err)) {
+			/* The events are stored; only the index is behind. */
+			es_error_clear(err);
+		}
+		s->head = h;
+		es_crash_point("after-index");
+	} else {
+		es_index_abort(s->index);
+	}
+	rc = emit(s, b, from, n, fate, ver, loff, dup_of, &lines, out, err);
+out:
+	if (rc)
+		es_index_abort(s->index);
+	json_decref(st.versions);
+	json_decref(st.ids);
+	es_buf_release(&st.key);
+	es_buf_release(&lines);
+	free(ver);
+	free(loff);
+	free(dup_of);
+	return rc;
+}

@@ -1,0 +1,36 @@
+/* append.h: the writer's protocol (see es-store(5), "Appending").
+ *
+ * Under the store lock: check each event's id (an id already in its stream
+ * is a no-op success) and expectation, assign seq, version and ts, build the
+ * chained lines with "more" marking all but the batch's last, write them in
+ * one go, fdatasync, then update the index. Anything that fails before the
+ * fdatasync returned 0 leaves the segment truncated back to its old size.
+ */
+#ifndef ES_APPEND_H
+#define ES_APPEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "record.h"
+#include "store.h"
+
+struct es_append_opts {
+	enum es_expect expect;   /* --expect: the stream's version before the batch */
+	uint64_t expect_version;
+	int import_ts;           /* take ts from the input (non-decreasing) */
+};
+
+/* What became of each input event. */
+enum es_fate { ES_STORED = 0, ES_DUPLICATE = 1 };
+
+/* Append events [from, from+n) of b as one atomic batch. The store must be
+ * locked. On success out holds, in input order, the stored line of every
+ * event (for a duplicate, the line already in the log) and fate[i] tells
+ * which (fate has n entries). On failure nothing is stored. */
+int es_append_batch(struct es_store *s, const struct es_batch *b, size_t from, size_t n,
+		    const struct es_append_opts *o, struct es_buf *out, unsigned char *fate,
+		    struct es_error *err);
+
+#endif

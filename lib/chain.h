@@ -1,0 +1,28 @@
+/* chain.h: the SHA-256 hash chain of the log.
+ *
+ * hash = sha256(prev_hash_hex || bytes), where bytes is the stored record from
+ * its '{' up to, not including, ',"hash":', and the first record's prev is 64
+ * '0's (ES_GENESIS). Hashes travel as 64 lowercase hex digits.
+ */
+#ifndef ES_CHAIN_H
+#define ES_CHAIN_H
+
+#include <stddef.h>
+
+#define ES_HASH_HEX 64
+#define ES_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
+
+struct es_chain;
+
+/* A hasher; one per thread. NULL on allocation failure. */
+struct es_chain *es_chain_new(void);
+void es_chain_free(struct es_chain *c);
+/* out = hex(sha256(prev || bytes)); out has room for 65 bytes. 0 or -1. */
+int es_chain_hash(struct es_chain *c, const char prev[ES_HASH_HEX],
+		  const char *bytes, size_t len, char out[ES_HASH_HEX + 1]);
+/* Plain sha256 of a buffer, hex. 0 or -1. */
+int es_sha256_hex(const void *data, size_t len, char out[ES_HASH_HEX + 1]);
+/* Whether s holds 64 lowercase hex digits. */
+int es_is_hash_hex(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,58 @@
+#include "error.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int es_fail(struct es_error *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return code;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	err->code = code;
+	return code;
+}
+
+int es_fail_errno(struct es_error *err, int code, const char *fmt, ...)
+{
+	int saved = errno;
+	size_t n;
+	va_list ap;
+
+	if (!err)
+		return code;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	n = strlen(err->msg);
+	snprintf(err->msg + n, sizeof(err->msg) - n, ": %s", strerror(saved));
+	err->code = code;
+	errno = saved;
+	return code;
+}
+
+int es_error_prefix(struct es_error *err, const char *fmt, ...)
+{
+	char pre[512], old[sizeof(err->msg)], both[sizeof(pre) + sizeof(old) + 2];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(pre, sizeof(pre), fmt, ap);
+	va_end(ap);
+	memcpy(old, err->msg, sizeof(old));
+	snprintf(both, sizeof(both), "%s: %s", pre, old);
+	memcpy(err->msg, both, sizeof(err->msg) - 1);
+	err->msg[sizeof(err->msg) - 1] = '\0';
+	return err->code;
+}
+
+void es_error_clear(struct es_error *err)
+{
+	err->code = 0;
+	err->msg[0] = '\0';
+}

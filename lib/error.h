@@ -1,0 +1,36 @@
+/* error.h: status codes and the error record every library call fills.
+ *
+ * The library never prints or exits. A failing call returns one of the codes
+ * below (they are also the programs' exit codes, see es(7)) and leaves a
+ * human-readable message, without the program name, in struct es_error.
+ */
+#ifndef ES_ERROR_H
+#define ES_ERROR_H
+
+enum es_status {
+	ES_OK = 0,
+	ES_NOMATCH = 1,  /* negative answer; also: integrity failure found */
+	ES_USAGE = 2,    /* bad options or arguments */
+	ES_DATA = 3,     /* bad input data */
+	ES_IO = 4,       /* I/O or system error */
+	ES_CONFLICT = 5, /* expected version mismatch */
+};
+#define ES_CORRUPT ES_NOMATCH
+
+struct es_error {
+	int code;
+	char msg[1024];
+};
+
+/* Record an error and return its code. */
+int es_fail(struct es_error *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Record code with "what: strerror(errno)". */
+int es_fail_errno(struct es_error *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Prefix an existing message ("prefix: old message"). Returns err->code. */
+int es_error_prefix(struct es_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void es_error_clear(struct es_error *err);
+
+#endif

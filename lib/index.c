@@ -1,0 +1,325 @@
+#include "index.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io.h"
+#include "record.h"
+
+struct es_index {
+	MDB_env *env;
+	MDB_dbi dbi;
+	MDB_txn *txn;
+	MDB_txn *parent;
+	int writable;
+	char key[ES_NAME_MAX * 2 + 16];
+};
+
+static int lmdb_fail(struct es_error *err, int rc, const char *what)
+{
+	return es_fail(err, rc == ENOMEM || rc == ENOSPC || rc == EIO ? ES_IO : ES_IO,
+		       "index: %s: %s", what, mdb_strerror(rc));
+}
+
+int es_index_open(struct es_index **ixp, const char *dir, int writable, struct es_error *err)
+{
+	struct es_index *ix = calloc(1, sizeof(*ix));
+	MDB_txn *txn;
+	int rc;
+
+	*ixp = NULL;
+	if (!ix)
+		return es_fail(err, ES_IO, "out of memory");
+	if (writable && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		free(ix);
+		return es_fail_errno(err, ES_IO, "cannot create '%s'", dir);
+	}
+	rc = mdb_env_create(&ix->env);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(ix->env, (size_t)1 << 38); /* 256 GiB, sparse */
+	/* NOMETASYNC: a crash may undo the last commit, never corrupt; the
+	 * head check then finds the index behind and catches it up. */
+	if (rc == 0)
+		rc = mdb_env_open(ix->env, dir,
+				  (writable ? MDB_NOMETASYNC : MDB_RDONLY) | MDB_NOTLS, 0644);
+	if (rc == 0)
+		rc = mdb_txn_begin(ix->env, NULL, writable ? 0 : MDB_RDONLY, &txn);
+	if (rc == 0) {
+		rc = mdb_dbi_open(txn, NULL, 0, &ix->dbi);
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+	}
+	if (rc != 0) {
+		lmdb_fail(err, rc, dir);
+		mdb_env_close(ix->env);
+		free(ix);
+		return err->code;
+	}
+	ix->writable = writable;
+	*ixp = ix;
+	return 0;
+}
+
+void es_index_close(struct es_index *ix)
+{
+	if (!ix)
+		return;
+	es_index_abort(ix);
+	mdb_env_close(ix->env);
+	free(ix);
+}
+
+int es_index_begin(struct es_index *ix, int write, struct es_error *err)
+{
+	int rc;
+
+	es_index_abort(ix);
+	rc = mdb_txn_begin(ix->env, NULL, write ? 0 : MDB_RDONLY, &ix->txn);
+	if (rc != 0) {
+		ix->txn = NULL;
+		return lmdb_fail(err, rc, "begin");
+	}
+	return 0;
+}
+
+int es_index_commit(struct es_index *ix, struct es_error *err)
+{
+	int rc = mdb_txn_commit(ix->txn);
+
+	ix->txn = NULL;
+	return rc ? lmdb_fail(err, rc, "commit") : 0;
+}
+
+void es_index_abort(struct es_index *ix)
+{
+	if (ix->parent) {
+		mdb_txn_abort(ix->txn);
+		ix->txn = ix->parent;
+		ix->parent = NULL;
+	}
+	if (ix->txn)
+		mdb_txn_abort(ix->txn);
+	ix->txn = NULL;
+}
+
+int es_index_sub_begin(struct es_index *ix, struct es_error *err)
+{
+	MDB_txn *child;
+	int rc = mdb_txn_begin(ix->env, ix->txn, 0, &child);
+
+	if (rc != 0)
+		return lmdb_fail(err, rc, "begin");
+	ix->parent = ix->txn;
+	ix->txn = child;
+	return 0;
+}
+
+int es_index_sub_end(struct es_index *ix, int commit, struct es_error *err)
+{
+	int rc = 0;
+
+	if (!ix->parent)
+		return 0;
+	if (commit)
+		rc = mdb_txn_commit(ix->txn);
+	else
+		mdb_txn_abort(ix->txn);
+	ix->txn = ix->parent;
+	ix->parent = NULL;
+	return rc ? lmdb_fail(err, rc, "commit") : 0;
+}
+
+int es_index_clear(struct es_index *ix, struct es_error *err)
+{
+	int rc = mdb_drop(ix->txn, ix->dbi, 0);
+
+	return rc ? lmdb_fail(err, rc, "clear") : 0;
+}
+
+static void put_be(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+static uint64_t get_be(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Build tag + stream [+ 0 + tail] into ix->key. */
+static MDB_val mkkey(struct es_index *ix, char tag, const char *s, size_t len,
+		     const void *tail, size_t tlen)
+{
+	MDB_val k;
+	char *p = ix->key;
+
+	*p++ = tag;
+	memcpy(p, s, len);
+	p += len;
+	if (tail) {
+		*p++ = '\0';
+		memcpy(p, tail, tlen);
+		p += tlen;
+	}
+	k.mv_data = ix->key;
+	k.mv_size = (size_t)(p - ix->key);
+	return k;
+}
+
+/* Head layout: seq, ts, seg, end (u64 BE each), then 64 hash bytes. */
+int es_index_get_head(struct es_index *ix, struct es_head *h)
+{
+	MDB_val k = {1, (void *)"H"}, v;
+	int rc = mdb_get(ix->txn, ix->dbi, &k, &v);
+	const unsigned char *p;
+
+	if (rc == MDB_NOTFOUND)
+		return 1;
+	if (rc != 0 || v.mv_size != 32 + ES_HASH_HEX)
+		return -1;
+	p = v.mv_data;
+	h->seq = get_be(p);
+	h->ts = (int64_t)get_be(p + 8);
+	h->seg = get_be(p + 16);
+	h->end = get_be(p + 24);
+	memcpy(h->hash, p + 32, ES_HASH_HEX);
+	h->hash[ES_HASH_HEX] = '\0';
+	return 0;
+}
+
+int es_index_put_head(struct es_index *ix, const struct es_head *h, struct es_error *err)
+{
+	unsigned char buf[32 + ES_HASH_HEX];
+	MDB_val k = {1, (void *)"H"}, v = {sizeof(buf), buf};
+	int rc;
+
+	put_be(buf, h->seq);
+	put_be(buf + 8, (uint64_t)h->ts);
+	put_be(buf + 16, h->seg);
+	put_be(buf + 24, h->end);
+	memcpy(buf + 32, h->hash, ES_HASH_HEX);
+	rc = mdb_put(ix->txn, ix->dbi, &k, &v, 0);
+	return rc ? lmdb_fail(err, rc, "put") : 0;
+}
+
+int es_index_version(struct es_index *ix, const char *stream, size_t len, uint64_t *version)
+{
+	MDB_val k = mkkey(ix, 's', stream, len, NULL, 0), v;
+	int rc = mdb_get(ix->txn, ix->dbi, &k, &v);
+
+	*version = 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0 || v.mv_size != 8)
+		return -1;
+	*version = get_be(v.mv_data);
+	return 0;
+}
+
+int es_index_find_id(struct es_index *ix, const char *stream, size_t len,
+		     const char *id, size_t idlen, uint64_t *version)
+{
+	MDB_val k = mkkey(ix, 'i', stream, len, id, idlen), v;
+	int rc = mdb_get(ix->txn, ix->dbi, &k, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return 1;
+	if (rc != 0 || v.mv_size != 8)
+		return -1;
+	*version = get_be(v.mv_data);
+	return 0;
+}
+
+int es_index_put_event(struct es_index *ix, const char *stream, size_t len,
+		       uint64_t version, const char *id, size_t idlen,
+		       const struct es_pos *pos, struct es_error *err)
+{
+	unsigned char ver[8], p[28];
+	MDB_val k, v;
+	int rc;
+
+	put_be(ver, version);
+	put_be(p, pos->seq);
+	put_be(p + 8, pos->seg);
+	put_be(p + 16, pos->off);
+	p[24] = (unsigned char)(pos->len >> 24);
+	p[25] = (unsigned char)(pos->len >> 16);
+	p[26] = (unsigned char)(pos->len >> 8);
+	p[27] = (unsigned char)pos->len;
+	k = mkkey(ix, 'e', stream, len, ver, 8);
+	v.mv_data = p;
+	v.mv_size = sizeof(p);
+	rc = mdb_put(ix->txn, ix->dbi, &k, &v, 0);
+	if (rc == 0 && idlen > 0) {
+		k = mkkey(ix, 'i', stream, len, id, idlen);
+		v.mv_data = ver;
+		v.mv_size = 8;
+		rc = mdb_put(ix->txn, ix->dbi, &k, &v, 0);
+	}
+	if (rc == 0) {
+		k = mkkey(ix, 's', stream, len, NULL, 0);
+		v.mv_data = ver;
+		v.mv_size = 8;
+		rc = mdb_put(ix->txn, ix->dbi, &k, &v, 0);
+	}
+	return rc ? lmdb_fail(err, rc, "put") : 0;
+}
+
+int es_index_get_pos(struct es_index *ix, const char *stream, size_t len,
+		     uint64_t version, struct es_pos *pos)
+{
+	unsigned char ver[8];
+	const unsigned char *p;
+	MDB_val k, v;
+	int rc;
+
+	put_be(ver, version);
+	k = mkkey(ix, 'e', stream, len, ver, 8);
+	rc = mdb_get(ix->txn, ix->dbi, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 1;
+	if (rc != 0 || v.mv_size != 28)
+		return -1;
+	p = v.mv_data;
+	pos->seq = get_be(p);
+	pos->seg = get_be(p + 8);
+	pos->off = get_be(p + 16);
+	pos->len = (uint32_t)p[24] << 24 | (uint32_t)p[25] << 16 | (uint32_t)p[26] << 8 | p[27];
+	return 0;
+}
+
+int es_index_each_stream(struct es_index *ix, const char *prefix, size_t plen,
+			 int (*cb)(void *arg, const char *stream, size_t len, uint64_t version),
+			 void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val k = mkkey(ix, 's', prefix ? prefix : "", prefix ? plen : 0, NULL, 0), v;
+	int rc, ret = 0;
+
+	if (mdb_cursor_open(ix->txn, ix->dbi, &cur))
+		return -1;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const char *key = k.mv_data;
+		if (k.mv_size < 1 || key[0] != 's' || k.mv_size - 1 < plen ||
+		    (plen && memcmp(key + 1, prefix, plen) != 0))
+			break;
+		if (v.mv_size != 8)
+			continue;
+		ret = cb(arg, key + 1, k.mv_size - 1, get_be(v.mv_data));
+		if (ret)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return ret;
+}

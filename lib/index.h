@@ -1,0 +1,82 @@
+/* index.h: the stream index, in LMDB under index/.
+ *
+ * Derived data: deleting index/ loses nothing. For every stream it keeps
+ * the current version and, per version, where the event lies in the log
+ * (segment, byte offset, length, seq); per stream and event id, the version
+ * that holds it (idempotent retries). Its head records the log position it
+ * covers (seq, hash, segment, end offset): es_store_recover() compares that
+ * with the log before the index is used, catches it up, or rebuilds it.
+ *
+ * Keys (one LMDB database):
+ *   "H"                      head (struct es_head, fixed layout)
+ *   "s" stream               current version (u64 BE)
+ *   "e" stream 0 version     struct es_pos (u64 BE version key)
+ *   "i" stream 0 id          version (u64 BE)
+ */
+#ifndef ES_INDEX_H
+#define ES_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chain.h"
+#include "error.h"
+
+/* A position in the log. */
+struct es_pos {
+	uint64_t seq;
+	uint64_t seg;   /* first seq of the segment (its name) */
+	uint64_t off;   /* byte offset of the line in the segment */
+	uint32_t len;   /* line length including '\n' */
+};
+
+/* The end of the log as far as some derived data knows it. */
+struct es_head {
+	uint64_t seq;            /* 0 for an empty log */
+	char hash[ES_HASH_HEX + 1];
+	int64_t ts;              /* us; 0 for an empty log */
+	uint64_t seg;            /* segment holding the last record (0: none) */
+	uint64_t end;            /* byte size of that segment up to the head */
+};
+
+struct es_index;
+
+/* Open (creating when writable) the index in dir. */
+int es_index_open(struct es_index **ix, const char *dir, int writable, struct es_error *err);
+void es_index_close(struct es_index *ix);
+
+/* Transactions: one write transaction at a time, or a read snapshot. */
+int es_index_begin(struct es_index *ix, int write, struct es_error *err);
+int es_index_commit(struct es_index *ix, struct es_error *err);
+void es_index_abort(struct es_index *ix);
+/* A nested write transaction inside the current one (a batch being read
+ * during recovery): end it with commit 1 to keep, 0 to drop its changes. */
+int es_index_sub_begin(struct es_index *ix, struct es_error *err);
+int es_index_sub_end(struct es_index *ix, int commit, struct es_error *err);
+/* Drop everything (inside a write transaction). */
+int es_index_clear(struct es_index *ix, struct es_error *err);
+
+/* 0 and *h filled, 1 when there is no head (empty or new index), or -1. */
+int es_index_get_head(struct es_index *ix, struct es_head *h);
+int es_index_put_head(struct es_index *ix, const struct es_head *h, struct es_error *err);
+
+/* Current version of a stream: 0 when it does not exist. -1 on error. */
+int es_index_version(struct es_index *ix, const char *stream, size_t len, uint64_t *version);
+/* Version holding an event id in a stream: 0 found, 1 not found, -1 error. */
+int es_index_find_id(struct es_index *ix, const char *stream, size_t len,
+		     const char *id, size_t idlen, uint64_t *version);
+/* Record one event (its position, its id) and the stream's new version. */
+int es_index_put_event(struct es_index *ix, const char *stream, size_t len,
+		       uint64_t version, const char *id, size_t idlen,
+		       const struct es_pos *pos, struct es_error *err);
+/* Position of (stream, version): 0 found, 1 not found, -1 error. */
+int es_index_get_pos(struct es_index *ix, const char *stream, size_t len,
+		     uint64_t version, struct es_pos *pos);
+
+/* Iterate the streams in key order; cb returns non-zero to stop (that value
+ * is returned). prefix may be NULL. */
+int es_index_each_stream(struct es_index *ix, const char *prefix, size_t plen,
+			 int (*cb)(void *arg, const char *stream, size_t len, uint64_t version),
+			 void *arg);
+
+#endif

@@ -1,0 +1,311 @@
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#ifdef ES_TEST_HOOKS
+/* Count calls per op and decide whether this one fails. */
+static int fault(const char *op)
+{
+	static struct { const char *op; unsigned long n; } calls[16];
+	const char *spec = getenv("ES_FAULT");
+	unsigned long n = 0;
+	size_t oplen = strlen(op), i;
+
+	if (!spec || !*spec)
+		return 0;
+	for (i = 0; i < 16 && calls[i].op; i++)
+		if (strcmp(calls[i].op, op) == 0)
+			break;
+	if (i == 16)
+		return 0;
+	calls[i].op = op;
+	n = ++calls[i].n;
+	for (const char *p = spec; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+		if (strncmp(p, op, oplen) == 0 && p[oplen] == ':') {
+			char *end;
+			unsigned long at = strtoul(p + oplen + 1, &end, 10);
+			if (n == at || (*end == '+' && n > at))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+void es_crash_point(const char *name)
+{
+	static struct { const char *name; unsigned long n; } seen[16];
+	const char *spec = getenv("ES_CRASH");
+	size_t len = strlen(name), i;
+
+	if (!spec || !*spec)
+		return;
+	for (i = 0; i < 16 && seen[i].name; i++)
+		if (strcmp(seen[i].name, name) == 0)
+			break;
+	if (i == 16)
+		return;
+	seen[i].name = name;
+	seen[i].n++;
+	for (const char *p = spec; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (strncmp(p, name, len) == 0 && p[len] == ':' &&
+		    strtoul(p + len + 1, NULL, 10) == seen[i].n)
+			kill(getpid(), SIGKILL);
+}
+#define FAULT(op, err) do { if (fault(op)) { errno = (err); return -1; } } while (0)
+#else
+#define FAULT(op, err) do { } while (0)
+#endif
+
+static int write_fault(void)
+{
+#ifdef ES_TEST_HOOKS
+	if (fault("enospc")) {
+		errno = ENOSPC;
+		return -1;
+	}
+	if (fault("write")) {
+		errno = EIO;
+		return -1;
+	}
+#endif
+	return 0;
+}
+
+int es_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n;
+		if (write_fault())
+			return -1;
+		n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int es_pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n;
+		if (write_fault())
+			return -1;
+		n = pwrite(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+ssize_t es_pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(fd, (char *)buf + got, len - got, off + (off_t)got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+int es_fdatasync(int fd)
+{
+	FAULT("fdatasync", EIO);
+	return fdatasync(fd);
+}
+
+int es_fsync(int fd)
+{
+	FAULT("fsync", EIO);
+	return fsync(fd);
+}
+
+int es_rename(const char *from, const char *to)
+{
+	int r;
+
+	FAULT("rename", EIO);
+	es_crash_point("before-rename");
+	r = rename(from, to);
+	if (r == 0)
+		es_crash_point("after-rename");
+	return r;
+}
+
+int es_open(const char *path, int flags, int mode)
+{
+	int fd;
+
+	FAULT("open", EIO);
+	do
+		fd = open(path, flags | O_CLOEXEC, mode);
+	while (fd < 0 && errno == EINTR);
+	return fd;
+}
+
+int es_ftruncate(int fd, off_t len)
+{
+	FAULT("ftruncate", EIO);
+	return ftruncate(fd, len);
+}
+
+int es_fsync_dir(const char *path)
+{
+	struct stat st;
+	char *copy = NULL;
+	const char *dir = path;
+	int fd, r, saved;
+
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		copy = strdup(path);
+		if (!copy)
+			return -1;
+		dir = dirname(copy);
+	}
+	fd = es_open(dir, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0) {
+		saved = errno;
+		free(copy);
+		errno = saved;
+		return -1;
+	}
+	r = es_fsync(fd);
+	saved = errno;
+	close(fd);
+	free(copy);
+	errno = saved;
+	return r;
+}
+
+void *es_malloc(size_t n)
+{
+#ifdef ES_TEST_HOOKS
+	if (fault("malloc")) {
+		errno = ENOMEM;
+		return NULL;
+	}
+#endif
+	return malloc(n ? n : 1);
+}
+
+void *es_realloc(void *p, size_t n)
+{
+#ifdef ES_TEST_HOOKS
+	if (fault("malloc")) {
+		errno = ENOMEM;
+		return NULL;
+	}
+#endif
+	return realloc(p, n ? n : 1);
+}
+
+int es_write_file_atomic(const char *path, const void *data, size_t len, int mode)
+{
+	size_t plen = strlen(path);
+	char *tmp = malloc(plen + 32);
+	int fd, saved;
+
+	if (!tmp)
+		return -1;
+	snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+	fd = es_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	if (fd < 0)
+		goto fail;
+	if (es_write_all(fd, data, len) != 0 || es_fsync(fd) != 0) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		goto fail_unlink;
+	}
+	if (close(fd) != 0)
+		goto fail_unlink;
+	if (es_rename(tmp, path) != 0)
+		goto fail_unlink;
+	free(tmp);
+	return es_fsync_dir(path);
+fail_unlink:
+	saved = errno;
+	unlink(tmp);
+	errno = saved;
+fail:
+	saved = errno;
+	free(tmp);
+	errno = saved;
+	return -1;
+}
+
+char *es_read_file(const char *path, size_t *lenp)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t cap = 4096, len = 0;
+	char *buf;
+
+	if (fd < 0)
+		return NULL;
+	buf = malloc(cap);
+	while (buf) {
+		ssize_t n;
+		if (len + 1 >= cap) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int saved = errno;
+			free(buf);
+			close(fd);
+			errno = saved;
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (!buf) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	buf[len] = '\0';
+	if (lenp)
+		*lenp = len;
+	return buf;
+}

@@ -1,0 +1,60 @@
+/* io.h: the system calls that touch the store, with fault and crash hooks.
+ *
+ * Every write, sync, rename, open and truncate of store files goes through
+ * these wrappers. In test builds (ES_TEST_HOOKS) two environment variables
+ * drive them:
+ *
+ *   ES_FAULT=op:N[+][,op:N...]  the Nth call of op fails (with '+', the Nth
+ *                               and every later one). op is one of write,
+ *                               fdatasync, fsync, rename, open, ftruncate,
+ *                               malloc. The call fails with EIO (write: ENOSPC
+ *                               when op is spelled "enospc"), malloc with NULL.
+ *   ES_CRASH=point:N            SIGKILL the process the Nth time the named
+ *                               crash point is reached (see es_crash_point()).
+ *
+ * Release builds compile the hooks out.
+ */
+#ifndef ES_IO_H
+#define ES_IO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Write all of buf, retrying short writes and EINTR. 0 or -1 with errno. */
+int es_write_all(int fd, const void *buf, size_t len);
+/* pwrite all of buf at off. 0 or -1 with errno. */
+int es_pwrite_all(int fd, const void *buf, size_t len, off_t off);
+/* Read exactly len bytes at off unless EOF: returns bytes read or -1. */
+ssize_t es_pread_full(int fd, void *buf, size_t len, off_t off);
+int es_fdatasync(int fd);
+int es_fsync(int fd);
+int es_rename(const char *from, const char *to);
+int es_open(const char *path, int flags, int mode);
+int es_ftruncate(int fd, off_t len);
+/* fsync the directory holding path (or path itself when it is a directory). */
+int es_fsync_dir(const char *dir);
+/* malloc/realloc that honour ES_FAULT=malloc:N. */
+void *es_malloc(size_t n);
+void *es_realloc(void *p, size_t n);
+/* Write data to path atomically: temp file in the same directory, fsync,
+ * rename, fsync the directory. 0 or -1 with errno. */
+int es_write_file_atomic(const char *path, const void *data, size_t len, int mode);
+/* Read a whole file into a malloc'd NUL-terminated buffer. NULL with errno. */
+char *es_read_file(const char *path, size_t *len);
+
+/* Named crash points, documented where they are called:
+ *   before-write   the batch is built, nothing written yet
+ *   mid-write      half of the batch's bytes are written
+ *   after-write    all written, not yet fdatasync'ed
+ *   after-sync     durable, index not yet updated, not acknowledged
+ *   before-rename  a temp file is complete and synced, not yet renamed
+ *   after-rename   renamed, directory not yet fsync'ed
+ *   after-index    the index is updated, nothing printed yet
+ */
+#ifdef ES_TEST_HOOKS
+void es_crash_point(const char *name);
+#else
+static inline void es_crash_point(const char *name) { (void)name; }
+#endif
+
+#endif

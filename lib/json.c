@@ -1,0 +1,397 @@
+#include "json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+
+static void *jmalloc(size_t n) { return es_malloc(n); }
+
+void es_json_init(void)
+{
+	json_set_alloc_funcs(jmalloc, free);
+}
+
+size_t es_json_skip_string(const char *s, size_t len, size_t i)
+{
+	const char *p = s + i + 1, *end = s + len;
+
+	for (;;) {
+		const char *q = p;
+		/* Jump to the next quote or backslash. */
+		while (q < end && *q != '"' && *q != '\\')
+			q++;
+		if (q >= end)
+			return (size_t)-1;
+		if (*q == '"')
+			return (size_t)(q - s) + 1;
+		p = q + 2;
+		if (p > end)
+			return (size_t)-1;
+	}
+}
+
+int es_json_depth(const char *s, size_t len)
+{
+	int depth = 0, max = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (c == '"') {
+			i = es_json_skip_string(s, len, i);
+			if (i == (size_t)-1)
+				return max;
+			i--;
+		} else if (c == '{' || c == '[') {
+			if (++depth > max)
+				max = depth;
+		} else if (c == '}' || c == ']') {
+			depth--;
+		}
+	}
+	return max;
+}
+
+size_t es_json_skip(const char *s, size_t len, size_t i)
+{
+	int depth = 0;
+
+	while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	if (i >= len)
+		return (size_t)-1;
+	for (; i < len; i++) {
+		char c = s[i];
+		if (c == '"') {
+			i = es_json_skip_string(s, len, i);
+			if (i == (size_t)-1)
+				return i;
+			if (depth == 0)
+				return i;
+			i--;
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if (c == '}' || c == ']') {
+			if (--depth == 0)
+				return i + 1;
+			if (depth < 0)
+				return i; /* end of an enclosing container */
+		} else if (depth == 0 && (c == ',' || c == ' ' || c == '\t' ||
+					  c == '\n' || c == '\r')) {
+			return i; /* end of a scalar */
+		}
+	}
+	return depth == 0 ? len : (size_t)-1;
+}
+
+int es_json_minify(struct es_buf *out, const char *s, size_t len)
+{
+	size_t i = 0, run = 0;
+
+	if (es_buf_grow(out, len))
+		return -1;
+	while (i < len) {
+		char c = s[i];
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			if (es_buf_add(out, s + run, i - run))
+				return -1;
+			while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+				i++;
+			run = i;
+		} else if (c == '"') {
+			size_t e = es_json_skip_string(s, len, i);
+			i = e == (size_t)-1 ? len : e;
+		} else {
+			i++;
+		}
+	}
+	return es_buf_add(out, s + run, len - run);
+}
+
+int es_json_add_string(struct es_buf *out, const char *s, size_t len)
+{
+	json_t *j = json_stringn_nocheck(s, len);
+	size_t n;
+
+	if (!j)
+		return -1;
+	n = json_dumpb(j, NULL, 0, JSON_ENCODE_ANY);
+	if (n == 0 || es_buf_grow(out, n)) {
+		json_decref(j);
+		return -1;
+	}
+	json_dumpb(j, out->p + out->len, n, JSON_ENCODE_ANY);
+	out->len += n;
+	out->p[out->len] = '\0';
+	json_decref(j);
+	return 0;
+}
+
+static int hexval(const char *p, unsigned *v)
+{
+	*v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		*v <<= 4;
+		if (c >= '0' && c <= '9') *v |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f') *v |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F') *v |= (unsigned)(c - 'A' + 10);
+		else return -1;
+	}
+	return 0;
+}
+
+static int add_utf8(struct es_buf *out, unsigned cp)
+{
+	char b[4];
+	size_t n;
+
+	if (cp < 0x80) { b[0] = (char)cp; n = 1; }
+	else if (cp < 0x800) { b[0] = (char)(0xC0 | cp >> 6); b[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
+	else if (cp < 0x10000) { b[0] = (char)(0xE0 | cp >> 12); b[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); b[2] = (char)(0x80 | (cp & 0x3F)); n = 3; }
+	else { b[0] = (char)(0xF0 | cp >> 18); b[1] = (char)(0x80 | ((cp >> 12) & 0x3F)); b[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); b[3] = (char)(0x80 | (cp & 0x3F)); n = 4; }
+	return es_buf_add(out, b, n);
+}
+
+int es_json_decode_string(struct es_buf *out, const char *s, size_t len)
+{
+	size_t i = 1;
+
+	es_buf_reset(out);
+	if (es_buf_grow(out, len) || len < 2 || s[0] != '"' || s[len - 1] != '"')
+		return -1;
+	while (i < len - 1) {
+		size_t run = i;
+		while (i < len - 1 && s[i] != '\\')
+			i++;
+		if (es_buf_add(out, s + run, i - run))
+			return -1;
+		if (i >= len - 1)
+			break;
+		if (i + 1 >= len - 1)
+			return -1;
+		char c = s[i + 1], r;
+		switch (c) {
+		case '"': r = '"'; break;
+		case '\\': r = '\\'; break;
+		case '/': r = '/'; break;
+		case 'b': r = '\b'; break;
+		case 'f': r = '\f'; break;
+		case 'n': r = '\n'; break;
+		case 'r': r = '\r'; break;
+		case 't': r = '\t'; break;
+		case 'u': {
+			unsigned cp, lo;
+			if (i + 6 > len - 1 || hexval(s + i + 2, &cp))
+				return -1;
+			i += 6;
+			if (cp >= 0xD800 && cp < 0xDC00) {
+				if (i + 6 > len - 1 || s[i] != '\\' || s[i + 1] != 'u' ||
+				    hexval(s + i + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+					return -1;
+				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+				i += 6;
+			} else if (cp >= 0xDC00 && cp < 0xE000) {
+				return -1;
+			}
+			if (add_utf8(out, cp))
+				return -1;
+			continue;
+		}
+		default: return -1;
+		}
+		if (es_buf_addc(out, r))
+			return -1;
+		i += 2;
+	}
+	return 0;
+}
+
+int es_path_compile(struct es_path *p, const char *text)
+{
+	size_t n = 1;
+	char *t;
+
+	memset(p, 0, sizeof(*p));
+	if (!text || !*text)
+		return -1;
+	for (const char *c = text; *c; c++)
+		n += *c == '.';
+	p->text = strdup(text);
+	p->seg = calloc(n, sizeof(*p->seg));
+	if (!p->text || !p->seg) {
+		es_path_release(p);
+		return -1;
+	}
+	t = p->text;
+	for (size_t i = 0; i < n; i++) {
+		char *dot = strchr(t, '.');
+		if (dot)
+			*dot = '\0';
+		if (!*t) {
+			es_path_release(p);
+			return -1;
+		}
+		p->seg[i] = t;
+		t = dot ? dot + 1 : t + strlen(t);
+	}
+	p->n = n;
+	return 0;
+}
+
+void es_path_release(struct es_path *p)
+{
+	free(p->seg);
+	free(p->text);
+	memset(p, 0, sizeof(*p));
+}
+
+static int seg_index(const char *seg, size_t *idx)
+{
+	char *end;
+	unsigned long v;
+
+	if (*seg < '0' || *seg > '9')
+		return -1;
+	v = strtoul(seg, &end, 10);
+	if (*end)
+		return -1;
+	*idx = v;
+	return 0;
+}
+
+static json_t *step(json_t *v, const char *seg)
+{
+	size_t idx;
+
+	if (json_is_object(v))
+		return json_object_get(v, seg);
+	if (json_is_array(v) && seg_index(seg, &idx) == 0)
+		return json_array_get(v, idx);
+	return NULL;
+}
+
+json_t *es_path_get(json_t *root, const struct es_path *p)
+{
+	json_t *v = root;
+
+	for (size_t i = 0; v && i < p->n; i++)
+		v = step(v, p->seg[i]);
+	return v;
+}
+
+int es_path_set(json_t *root, const struct es_path *p, json_t *value)
+{
+	json_t *v = root;
+	size_t idx;
+
+	for (size_t i = 0; i + 1 < p->n; i++) {
+		json_t *next = step(v, p->seg[i]);
+		if (!next) {
+			if (!json_is_object(v))
+				goto fail;
+			next = json_object();
+			if (json_object_set_new(v, p->seg[i], next))
+				goto fail;
+		}
+		v = next;
+	}
+	if (json_is_object(v))
+		return json_object_set_new(v, p->seg[p->n - 1], value);
+	if (json_is_array(v) && seg_index(p->seg[p->n - 1], &idx) == 0) {
+		if (idx == json_array_size(v))
+			return json_array_append_new(v, value);
+		return json_array_set_new(v, idx, value);
+	}
+fail:
+	json_decref(value);
+	return -1;
+}
+
+int es_path_unset(json_t *root, const struct es_path *p)
+{
+	json_t *v = root;
+	size_t idx;
+
+	for (size_t i = 0; v && i + 1 < p->n; i++)
+		v = step(v, p->seg[i]);
+	if (!v)
+		return 0;
+	if (json_is_object(v)) {
+		json_object_del(v, p->seg[p->n - 1]);
+		return 0;
+	}
+	if (json_is_array(v) && seg_index(p->seg[p->n - 1], &idx) == 0) {
+		json_array_remove(v, idx);
+		return 0;
+	}
+	return -1;
+}
+
+int es_merge_patch(json_t **target, json_t *patch)
+{
+	const char *key;
+	json_t *val;
+
+	if (!json_is_object(patch)) {
+		json_decref(*target);
+		*target = json_deep_copy(patch);
+		return *target ? 0 : -1;
+	}
+	if (!json_is_object(*target)) {
+		json_decref(*target);
+		*target = json_object();
+		if (!*target)
+			return -1;
+	}
+	json_object_foreach(patch, key, val) {
+		if (json_is_null(val)) {
+			json_object_del(*target, key);
+			continue;
+		}
+		json_t *cur = json_object_get(*target, key);
+		json_t *sub = cur ? json_incref(cur) : NULL;
+		if (es_merge_patch(&sub, val) || json_object_set_new(*target, key, sub))
+			return -1;
+	}
+	return 0;
+}
+
+json_t *es_merge_diff(json_t *a, json_t *b)
+{
+	const char *key;
+	json_t *val, *out;
+
+	if (!json_is_object(a) || !json_is_object(b))
+		return json_deep_copy(b ? b : json_null());
+	out = json_object();
+	if (!out)
+		return NULL;
+	json_object_foreach(a, key, val) {
+		if (!json_object_get(b, key))
+			json_object_set_new(out, key, json_null());
+	}
+	json_object_foreach(b, key, val) {
+		json_t *old = json_object_get(a, key);
+		if (old && json_equal(old, val))
+			continue;
+		if (old && json_is_object(old) && json_is_object(val))
+			json_object_set_new(out, key, es_merge_diff(old, val));
+		else
+			json_object_set_new(out, key, json_deep_copy(val));
+	}
+	return out;
+}
+
+int es_json_dump_add(struct es_buf *out, const json_t *v)
+{
+	size_t flags = ES_JSON_DUMP_FLAGS | JSON_ENCODE_ANY;
+	size_t n = json_dumpb(v, NULL, 0, flags);
+
+	if (n == 0 || es_buf_grow(out, n))
+		return -1;
+	json_dumpb(v, out->p + out->len, n, flags);
+	out->len += n;
+	out->p[out->len] = '\0';
+	return 0;
+}

@@ -1,0 +1,72 @@
+/* json.h: helpers over jansson, and a small scanner for text jansson must not
+ * re-serialize.
+ *
+ * Numbers in events are stored exactly as written, so stored `data` and
+ * `meta` are the writer's own bytes with insignificant white space removed
+ * (es_json_minify), never jansson's re-serialization. The scanner functions
+ * assume text that jansson has already validated, or our own stored lines.
+ */
+#ifndef ES_JSON_H
+#define ES_JSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+/* Nesting deeper than this is rejected in input events. */
+#define ES_JSON_MAX_DEPTH 64
+
+/* jansson flags used to load every input line. */
+#define ES_JSON_LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK * 0)
+/* jansson flags for everything we print: compact, keys in insertion order,
+ * reals with 15 significant digits so 0.1+0.2 prints as 0.3. */
+#define ES_JSON_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
+
+/* Route jansson's allocations through es_malloc (fault hooks). */
+void es_json_init(void);
+
+/* Deepest nesting of arrays/objects in s (strings skipped). */
+int es_json_depth(const char *s, size_t len);
+/* Index just past the JSON value that starts at s[i] (leading white space
+ * allowed), or (size_t)-1 when the text ends first. */
+size_t es_json_skip(const char *s, size_t len, size_t i);
+/* Index past a JSON string starting at s[i] == '"', or (size_t)-1. */
+size_t es_json_skip_string(const char *s, size_t len, size_t i);
+/* Append s without insignificant white space. 0 or -1 (ENOMEM). */
+int es_json_minify(struct es_buf *out, const char *s, size_t len);
+/* Append the JSON encoding of a UTF-8 string (with quotes), as jansson
+ * encodes it. 0 or -1. */
+int es_json_add_string(struct es_buf *out, const char *s, size_t len);
+/* Decode the JSON string literal s[0..len) (with quotes) into out (no
+ * quotes, NUL-terminated). 0 or -1 on a malformed literal. */
+int es_json_decode_string(struct es_buf *out, const char *s, size_t len);
+
+/* A compiled path: "data.items.0.sku" -> ["data","items",0,"sku"]. A numeric
+ * segment indexes an array (and is a key in an object). */
+struct es_path {
+	size_t n;
+	char **seg;
+	char *text;
+};
+/* 0, or -1 for an empty path or an empty segment. */
+int es_path_compile(struct es_path *p, const char *text);
+void es_path_release(struct es_path *p);
+/* The value at p under root, or NULL. Borrowed reference. */
+json_t *es_path_get(json_t *root, const struct es_path *p);
+/* Set value (stolen) at p under root, creating objects on the way. 0 or -1
+ * when a step is not an object (or an array index out of range). */
+int es_path_set(json_t *root, const struct es_path *p, json_t *value);
+/* Remove the value at p; 0 whether or not it was there, -1 when a step
+ * crosses a non-container. */
+int es_path_unset(json_t *root, const struct es_path *p);
+
+/* RFC 7386: apply patch to *target (which may be replaced). 0 or -1. */
+int es_merge_patch(json_t **target, json_t *patch);
+/* RFC 7386 diff: a patch p with merge(a, p) == b. New reference or NULL. */
+json_t *es_merge_diff(json_t *a, json_t *b);
+
+/* Append json_dumps(v, ES_JSON_DUMP_FLAGS | JSON_ENCODE_ANY). 0 or -1. */
+int es_json_dump_add(struct es_buf *out, const json_t *v);
+
+#endif

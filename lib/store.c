@@ -1,0 +1,698 @@
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "input.h"
+#include "io.h"
+#include "json.h"
+#include "record.h"
+#include "timeq.h"
+
+const char *es_store_dir(const char *opt)
+{
+	const char *env = getenv("ES_STORE");
+
+	if (opt && *opt)
+		return opt;
+	if (env && *env)
+		return env;
+	return ES_STORE_DEFAULT;
+}
+
+static void path_of(const struct es_store *s, const char *name, char *out, size_t n)
+{
+	snprintf(out, n, "%s/%s", s->dir, name);
+}
+
+void es_store_seg_path(const struct es_store *s, uint64_t first, char *out, size_t n)
+{
+	snprintf(out, n, "%s/log/%020llu.ndjson", s->dir, (unsigned long long)first);
+}
+
+static int write_config(struct es_store *s, struct es_error *err)
+{
+	char path[PATH_MAX], ts[ES_TS_LEN + 1];
+	struct es_buf b = ES_BUF_INIT;
+	int rc;
+
+	es_ts_format(es_now_us(), ts);
+	path_of(s, "store.json", path, sizeof(path));
+	if (es_buf_addf(&b, "{\"format\":\"es-store\",\"version\":%d,\"created\":\"%s\","
+			"\"segment_size\":%llu,\"snapshot_every\":0}\n",
+			ES_STORE_FORMAT_VERSION, ts, (unsigned long long)s->segment_size)) {
+		es_buf_release(&b);
+		return es_fail(err, ES_IO, "out of memory");
+	}
+	rc = es_write_file_atomic(path, b.p, b.len, 0644);
+	es_buf_release(&b);
+	if (rc != 0)
+		return es_fail_errno(err, ES_IO, "cannot write '%s'", path);
+	return 0;
+}
+
+static int read_config(struct es_store *s, struct es_error *err)
+{
+	char path[PATH_MAX];
+	json_error_t jerr;
+	json_t *conf, *v;
+
+	path_of(s, "store.json", path, sizeof(path));
+	conf = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!conf) {
+		if (access(path, F_OK) != 0)
+			return es_fail_errno(err, ES_IO, "not a store: '%s'", path);
+		return es_fail(err, ES_DATA, "%s: %s", path, jerr.text);
+	}
+	v = json_object_get(conf, "format");
+	if (!json_is_string(v) || strcmp(json_string_value(v), "es-store") != 0) {
+		json_decref(conf);
+		return es_fail(err, ES_DATA, "%s: not an es-store marker", path);
+	}
+	v = json_object_get(conf, "version");
+	if (!json_is_integer(v) || json_integer_value(v) != ES_STORE_FORMAT_VERSION) {
+		json_decref(conf);
+		return es_fail(err, ES_DATA, "%s: unsupported store version", path);
+	}
+	v = json_object_get(conf, "segment_size");
+	if (json_is_integer(v) && json_integer_value(v) >= 4096)
+		s->segment_size = (uint64_t)json_integer_value(v);
+	v = json_object_get(conf, "snapshot_every");
+	if (json_is_integer(v) && json_integer_value(v) > 0)
+		s->snapshot_every = (uint64_t)json_integer_value(v);
+	json_decref(conf);
+	return 0;
+}
+
+static int take_lock(struct es_store *s, struct es_error *err)
+{
+	char path[PATH_MAX];
+
+	if (s->locked)
+		return 0;
+	if (s->lock_fd < 0) {
+		path_of(s, "lock", path, sizeof(path));
+		s->lock_fd = es_open(path, O_RDWR | O_CREAT, 0644);
+		if (s->lock_fd < 0)
+			return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	}
+	while (flock(s->lock_fd, LOCK_EX) != 0)
+		if (errno != EINTR)
+			return es_fail_errno(err, ES_IO, "cannot lock '%s/lock'", s->dir);
+	s->locked = 1;
+	return 0;
+}
+
+static int mkdir_p(const char *path, struct es_error *err)
+{
+	if (mkdir(path, 0755) != 0 && errno != EEXIST)
+		return es_fail_errno(err, ES_IO, "cannot create '%s'", path);
+	return 0;
+}
+
+static int create_store(struct es_store *s, struct es_error *err)
+{
+	char path[PATH_MAX];
+
+	if (mkdir_p(s->dir, err))
+		return err->code;
+	if (take_lock(s, err))
+		return err->code;
+	path_of(s, "store.json", path, sizeof(path));
+	if (access(path, F_OK) == 0)
+		return 0; /* somebody else created it first */
+	path_of(s, "log", path, sizeof(path));
+	if (mkdir_p(path, err))
+		return err->code;
+	path_of(s, "quarantine", path, sizeof(path));
+	if (mkdir_p(path, err))
+		return err->code;
+	if (write_config(s, err))
+		return err->code;
+	if (es_fsync_dir(s->dir) != 0)
+		return es_fail_errno(err, ES_IO, "cannot sync '%s'", s->dir);
+	return 0;
+}
+
+static int open_index(struct es_store *s, struct es_error *err)
+{
+	char path[PATH_MAX];
+	int writable = (s->flags & ES_OPEN_WRITE) != 0;
+
+	path_of(s, "index", path, sizeof(path));
+	if (es_index_open(&s->index, path, writable, err) == 0)
+		return 0;
+	if (!writable) {
+		s->index = NULL; /* readers fall back to scanning the log */
+		es_error_clear(err);
+		return 0;
+	}
+	/* A damaged index is derived data: start it again. */
+	char f[PATH_MAX + 16];
+	snprintf(f, sizeof(f), "%s/data.mdb", path);
+	unlink(f);
+	snprintf(f, sizeof(f), "%s/lock.mdb", path);
+	unlink(f);
+	return es_index_open(&s->index, path, writable, err);
+}
+
+int es_store_open(struct es_store *s, const char *dir, int flags, struct es_error *err)
+{
+	char path[PATH_MAX];
+
+	memset(s, 0, sizeof(*s));
+	s->lock_fd = -1;
+	s->active_fd = -1;
+	s->flags = flags;
+	s->segment_size = ES_SEGMENT_SIZE_DEFAULT;
+	s->dir = strdup(dir);
+	s->chain = es_chain_new();
+	if (!s->dir || !s->chain)
+		return es_fail(err, ES_IO, "out of memory");
+	path_of(s, "store.json", path, sizeof(path));
+	if ((flags & ES_OPEN_CREATE) && access(path, F_OK) != 0 && create_store(s, err))
+		return err->code;
+	if (read_config(s, err))
+		return err->code;
+	if (open_index(s, err))
+		return err->code;
+	return es_store_list_segments(s, err);
+}
+
+void es_store_close(struct es_store *s)
+{
+	if (s->index)
+		es_index_close(s->index);
+	if (s->active_fd >= 0)
+		close(s->active_fd);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd); /* releases the flock */
+	es_chain_free(s->chain);
+	free(s->segs);
+	free(s->dir);
+	memset(s, 0, sizeof(*s));
+	s->lock_fd = s->active_fd = -1;
+}
+
+void es_store_unlock(struct es_store *s)
+{
+	if (s->index)
+		es_index_abort(s->index);
+	if (s->active_fd >= 0)
+		close(s->active_fd);
+	s->active_fd = -1;
+	if (s->locked)
+		flock(s->lock_fd, LOCK_UN);
+	s->locked = 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int es_store_list_segments(struct es_store *s, struct es_error *err)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	size_t cap = 16;
+	DIR *d;
+
+	path_of(s, "log", path, sizeof(path));
+	free(s->segs);
+	s->nsegs = 0;
+	s->segs = malloc(cap * sizeof(*s->segs));
+	if (!s->segs)
+		return es_fail(err, ES_IO, "out of memory");
+	d = opendir(path);
+	if (!d) {
+		if (errno == ENOENT)
+			return 0;
+		return es_fail_errno(err, ES_IO, "cannot read '%s'", path);
+	}
+	while ((de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+		size_t i;
+		if (strlen(n) != 27 || strcmp(n + 20, ".ndjson") != 0)
+			continue;
+		for (i = 0; i < 20 && n[i] >= '0' && n[i] <= '9'; i++)
+			;
+		if (i != 20)
+			continue;
+		if (s->nsegs == cap) {
+			uint64_t *ns = realloc(s->segs, 2 * cap * sizeof(*ns));
+			if (!ns) {
+				closedir(d);
+				return es_fail(err, ES_IO, "out of memory");
+			}
+			s->segs = ns;
+			cap *= 2;
+		}
+		s->segs[s->nsegs++] = strtoull(n, NULL, 10);
+	}
+	closedir(d);
+	qsort(s->segs, s->nsegs, sizeof(*s->segs), cmp_u64);
+	return 0;
+}
+
+/* Read the last line that ends before `end` in fd (with its '\n' excluded).
+ * Returns 0 and the line in *buf (malloc'd), 1 when there is none, -1. */
+static int read_last_line(int fd, uint64_t end, char **buf, size_t *len, uint64_t *start)
+{
+	size_t want = 4096;
+
+	if (end == 0)
+		return 1;
+	for (;;) {
+		uint64_t from = end > want ? end - want : 0;
+		size_t n = (size_t)(end - from);
+		char *b = malloc(n + 1), *nl;
+		if (!b || es_pread_full(fd, b, n, (off_t)from) != (ssize_t)n) {
+			free(b);
+			return -1;
+		}
+		if (b[n - 1] != '\n') {
+			free(b);
+			return 1; /* no complete last line */
+		}
+		b[n - 1] = '\0';
+		nl = memrchr(b, '\n', n - 1);
+		if (nl || from == 0) {
+			size_t off = nl ? (size_t)(nl + 1 - b) : 0;
+			*len = n - 1 - off;
+			memmove(b, b + off, *len + 1);
+			*buf = b;
+			*start = from + off;
+			return 0;
+		}
+		free(b);
+		if (want > (64u << 20))
+			return -1;
+		want *= 4;
+	}
+}
+
+static uint64_t file_size(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* Does the record ending at `end` in segment seg carry seq and hash? */
+static int tail_matches(struct es_store *s, uint64_t seg, uint64_t end, const struct es_head *h)
+{
+	char path[PATH_MAX], *line = NULL;
+	size_t len;
+	uint64_t start;
+	struct es_rec r;
+	const char *why;
+	int fd, ok = 0;
+
+	es_store_seg_path(s, seg, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (file_size(fd) >= end && read_last_line(fd, end, &line, &len, &start) == 0 &&
+	    es_rec_parse(line, len, 0, &r, &why) == 0 && r.seq == h->seq && !r.more &&
+	    memcmp(r.hash, h->hash, ES_HASH_HEX) == 0)
+		ok = 1;
+	free(line);
+	close(fd);
+	return ok;
+}
+
+/* State of a segment scan. */
+struct scan {
+	struct es_head head;    /* last complete batch */
+	struct es_head cur;     /* last valid record, maybe mid-batch */
+	int in_batch;           /* a sub-transaction is open */
+	uint64_t bad_off;       /* where the scan stopped on bad data */
+	const char *why;
+	uint64_t bad_seq;
+	int bad;
+	int later_record;       /* a parseable record follows the bad point */
+};
+
+static int index_record(struct es_store *s, struct scan *sc, const char *line, size_t len,
+			const struct es_rec *r, uint64_t seg, uint64_t off, struct es_error *err)
+{
+	struct es_buf stream = ES_BUF_INIT, id = ES_BUF_INIT;
+	struct es_pos pos = {r->seq, seg, off, (uint32_t)(len + 1)};
+	uint64_t v;
+	int rc = 0;
+
+	if (es_json_decode_string(&stream, r->stream, r->stream_len) ||
+	    es_json_decode_string(&id, r->id, r->id_len)) {
+		sc->why = "bad stream or id string";
+		rc = 1;
+		goto out;
+	}
+	if (es_index_version(s->index, stream.p, stream.len, &v) != 0) {
+		rc = es_fail(err, ES_IO, "index: read error");
+		goto out;
+	}
+	if (r->version != v + 1) {
+		sc->why = "stream version is not the next one";
+		rc = 1;
+		goto out;
+	}
+	if (es_index_put_event(s->index, stream.p, stream.len, r->version, id.p, id.len, &pos, err))
+		rc = err->code;
+out:
+	es_buf_release(&stream);
+	es_buf_release(&id);
+	(void)line;
+	return rc;
+}
+
+/* Scan seg from offset `from`, chaining from sc->head; index what is valid.
+ * Returns 0 (scan done, sc->bad tells), or an error status. */
+static int scan_segment(struct es_store *s, uint64_t seg, uint64_t from, struct scan *sc,
+			struct es_error *err)
+{
+	char path[PATH_MAX];
+	struct es_input in;
+	const char *line, *why;
+	size_t len;
+	struct es_rec r;
+	int fd, rc, indexing = s->index != NULL;
+
+	es_store_seg_path(s, seg, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	if (lseek(fd, (off_t)from, SEEK_SET) < 0 || es_input_fdopen(&in, fd, path, err)) {
+		close(fd);
+		return err->code ? err->code : es_fail_errno(err, ES_IO, "%s", path);
+	}
+	in.magic_checked = 1; /* a log segment is plain text */
+	sc->cur = sc->head;
+	sc->bad = 0;
+	while ((rc = es_input_next(&in, &line, &len, err)) == 1) {
+		uint64_t off = from + in.offset;
+		int64_t t = 0;
+		if (sc->bad) {
+			/* After damage: is there a record further on? */
+			if (!in.no_eol && es_rec_parse(line, len, 0, &r, &why) == 0)
+				sc->later_record = 1;
+			continue;
+		}
+		why = NULL;
+		if (in.no_eol)
+			why = "incomplete last line";
+		else if (in.had_cr)
+			why = "carriage return in record";
+		else if (es_rec_parse(line, len, 0, &r, &why) != 0)
+			;
+		else if (r.seq != sc->cur.seq + 1)
+			why = "seq is not the next one";
+		else if (off == 0 && r.seq != seg)
+			why = "first seq does not match the segment name";
+		else if (!es_rec_check(s->chain, sc->cur.hash, line, &r))
+			why = "hash mismatch";
+		else if (es_ts_parse(r.ts, ES_TS_LEN, &t) != 0 || t < sc->cur.ts)
+			why = "ts out of order";
+		if (!why && indexing) {
+			if (!sc->in_batch && r.more) {
+				if (es_index_sub_begin(s->index, err))
+					goto fail;
+				sc->in_batch = 1;
+			}
+			rc = index_record(s, sc, line, len, &r, seg, off, err);
+			if (rc > 1)
+				goto fail;
+			if (rc == 1)
+				why = sc->why;
+		}
+		if (why) {
+			sc->bad = 1;
+			sc->why = why;
+			sc->bad_off = off;
+			sc->bad_seq = sc->cur.seq + 1;
+			continue;
+		}
+		sc->cur.seq = r.seq;
+		sc->cur.ts = t;
+		memcpy(sc->cur.hash, r.hash, ES_HASH_HEX);
+		sc->cur.hash[ES_HASH_HEX] = '\0';
+		sc->cur.seg = seg;
+		sc->cur.end = off + len + 1;
+		if (!r.more) {
+			if (sc->in_batch && es_index_sub_end(s->index, 1, err))
+				goto fail;
+			sc->in_batch = 0;
+			sc->head = sc->cur;
+		}
+	}
+	es_input_close(&in);
+	close(fd);
+	if (rc < 0) {
+		if (err->code != ES_DATA)
+			return err->code;
+		/* an over-long line: damage like any other */
+		es_error_clear(err);
+		if (!sc->bad) {
+			sc->bad = 1;
+			sc->why = "line too long";
+			sc->bad_off = sc->cur.end;
+			sc->bad_seq = sc->cur.seq + 1;
+		}
+	}
+	if (!sc->bad && sc->cur.seq != sc->head.seq) {
+		sc->bad = 1;
+		sc->why = "batch without its end";
+		sc->bad_off = sc->head.seg == seg ? sc->head.end : from;
+		sc->bad_seq = sc->head.seq + 1;
+	}
+	if (sc->in_batch) {
+		es_index_sub_end(s->index, 0, err);
+		sc->in_batch = 0;
+	}
+	return 0;
+fail:
+	es_input_close(&in);
+	close(fd);
+	if (sc->in_batch)
+		es_index_sub_end(s->index, 0, NULL);
+	sc->in_batch = 0;
+	return err->code;
+}
+
+static int quarantine(struct es_store *s, uint64_t seg, uint64_t cut, struct es_error *err)
+{
+	char path[PATH_MAX], qpath[PATH_MAX + 128];
+	uint64_t size = file_size(s->active_fd);
+	size_t n = (size_t)(size - cut);
+	char *bytes = malloc(n ? n : 1);
+	int rc;
+
+	if (!bytes)
+		return es_fail(err, ES_IO, "out of memory");
+	if (es_pread_full(s->active_fd, bytes, n, (off_t)cut) != (ssize_t)n) {
+		free(bytes);
+		return es_fail_errno(err, ES_IO, "cannot read the torn tail");
+	}
+	path_of(s, "quarantine", path, sizeof(path));
+	mkdir(path, 0755);
+	snprintf(qpath, sizeof(qpath), "%s/%020llu.ndjson.%llu.%lld.torn", path,
+		 (unsigned long long)seg, (unsigned long long)cut, (long long)es_now_us());
+	rc = es_write_file_atomic(qpath, bytes, n, 0644);
+	free(bytes);
+	if (rc != 0)
+		return es_fail_errno(err, ES_IO, "cannot write '%s'", qpath);
+	/* Only once the cut bytes are safe is the segment shortened. */
+	if (es_ftruncate(s->active_fd, (off_t)cut) != 0 || es_fdatasync(s->active_fd) != 0)
+		return es_fail_errno(err, ES_IO, "cannot truncate the torn tail of '%s'",
+				     (es_store_seg_path(s, seg, path, sizeof(path)), path));
+	s->recovered_bytes += n;
+	return 0;
+}
+
+static int corrupt(struct es_store *s, uint64_t seg, const struct scan *sc, struct es_error *err)
+{
+	return es_fail(err, ES_CORRUPT,
+		       "log/%020llu.ndjson: offset %llu: seq %llu: %s; not writing past it "
+		       "(es-verify tells more)",
+		       (unsigned long long)seg, (unsigned long long)sc->bad_off,
+		       (unsigned long long)sc->bad_seq, sc->why);
+	(void)s;
+}
+
+/* Scan from a trusted point (index head, or the start) to the end. */
+static int catch_up(struct es_store *s, size_t first_seg, uint64_t from, struct es_head start,
+		    int trusted_end, struct es_error *err)
+{
+	struct scan sc;
+
+	memset(&sc, 0, sizeof(sc));
+	sc.head = start;
+	for (size_t i = first_seg; i < s->nsegs; i++) {
+		uint64_t seg = s->segs[i];
+		int active = i + 1 == s->nsegs;
+		if (scan_segment(s, seg, i == first_seg ? from : 0, &sc, err))
+			return err->code;
+		s->indexed += sc.head.seq - start.seq;
+		start = sc.head;
+		if (!sc.bad)
+			continue;
+		/* Damage in a sealed segment, or before what the index vouched
+		 * for, is corruption; after it, in the active segment, a torn
+		 * tail (never acknowledged: acks follow the index commit). */
+		if (!active || (!trusted_end && sc.later_record))
+			return corrupt(s, seg, &sc, err);
+		uint64_t cut = sc.head.seg == seg ? sc.head.end : 0;
+		if (quarantine(s, seg, cut, err))
+			return err->code;
+	}
+	s->head = sc.head;
+	if (s->head.seq == 0) {
+		memcpy(s->head.hash, ES_GENESIS, ES_HASH_HEX + 1);
+		s->head.seg = 0;
+		s->head.end = 0;
+	}
+	return 0;
+}
+
+static int recover(struct es_store *s, struct es_error *err)
+{
+	struct es_head ih, genesis;
+	uint64_t active, size;
+	char path[PATH_MAX];
+	int have;
+
+	memset(&genesis, 0, sizeof(genesis));
+	memcpy(genesis.hash, ES_GENESIS, ES_HASH_HEX + 1);
+	s->recovered_bytes = s->indexed = 0;
+	if (es_store_list_segments(s, err) || es_index_begin(s->index, 1, err))
+		return err->code;
+	have = es_index_get_head(s->index, &ih) == 0;
+	if (s->nsegs == 0) {
+		s->head = genesis;
+		if (have && ih.seq != 0 && (es_index_clear(s->index, err) ||
+					    es_index_put_head(s->index, &genesis, err)))
+			return err->code;
+		return 0;
+	}
+	active = s->segs[s->nsegs - 1];
+	es_store_seg_path(s, active, path, sizeof(path));
+	s->active_fd = es_open(path, O_RDWR | O_APPEND, 0);
+	if (s->active_fd < 0)
+		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	size = file_size(s->active_fd);
+	if (have && ih.seq > 0) {
+		size_t ai = s->nsegs - 1;
+		/* The usual case: the index ends where the log ends. */
+		if (ih.seg == active && ih.end == size && tail_matches(s, active, size, &ih)) {
+			s->head = ih;
+			return 0;
+		}
+		/* The index is behind: catch up from its head. */
+		if (ih.seg == active && ih.end < size && tail_matches(s, active, ih.end, &ih))
+			return catch_up(s, ai, ih.end, ih, 1, err);
+		if (ai > 0 && ih.seg == s->segs[ai - 1] && tail_matches(s, ih.seg, ih.end, &ih)) {
+			char prev[PATH_MAX];
+			struct stat st;
+			es_store_seg_path(s, ih.seg, prev, sizeof(prev));
+			if (stat(prev, &st) == 0 && (uint64_t)st.st_size == ih.end)
+				return catch_up(s, ai, 0, ih, 1, err);
+		}
+	}
+	/* Missing or inconsistent: rebuild from the whole log. */
+	if (es_index_clear(s->index, err))
+		return err->code;
+	return catch_up(s, 0, 0, genesis, 0, err);
+}
+
+int es_store_lock(struct es_store *s, struct es_error *err)
+{
+	if (!s->index)
+		return es_fail(err, ES_IO, "index: not open");
+	if (take_lock(s, err))
+		return err->code;
+	if (recover(s, err) || es_index_put_head(s->index, &s->head, err) ||
+	    es_index_commit(s->index, err)) {
+		es_store_unlock(s);
+		return err->code;
+	}
+	return 0;
+}
+
+int es_store_rebuild_index(struct es_store *s, struct es_error *err)
+{
+	struct es_head genesis;
+
+	memset(&genesis, 0, sizeof(genesis));
+	memcpy(genesis.hash, ES_GENESIS, ES_HASH_HEX + 1);
+	if (es_index_clear(s->index, err))
+		return err->code;
+	return catch_up(s, 0, 0, genesis, 0, err) ||
+	       es_index_put_head(s->index, &s->head, err);
+}
+
+int es_store_prepare_append(struct es_store *s, size_t add, struct es_error *err)
+{
+	char path[PATH_MAX];
+	uint64_t size = s->active_fd >= 0 ? file_size(s->active_fd) : 0;
+	uint64_t next = s->head.seq + 1;
+	int fd;
+
+	if (s->active_fd >= 0 && (size == 0 || size + add <= s->segment_size))
+		return 0;
+	/* Roll: a new segment named by the next seq; fsync the directory. */
+	es_store_seg_path(s, next, path, sizeof(path));
+	fd = es_open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL, 0644);
+	if (fd < 0)
+		return es_fail_errno(err, ES_IO, "cannot create '%s'", path);
+	if (es_fsync_dir(path) != 0) {
+		int e = errno;
+		close(fd);
+		unlink(path);
+		errno = e;
+		return es_fail_errno(err, ES_IO, "cannot sync '%s/log'", s->dir);
+	}
+	if (s->active_fd >= 0)
+		close(s->active_fd);
+	s->active_fd = fd;
+	return es_store_list_segments(s, err);
+}
+
+int es_store_read_pos(struct es_store *s, const struct es_pos *pos, char **buf,
+		      size_t *cap, struct es_error *err)
+{
+	char path[PATH_MAX];
+	int fd;
+	ssize_t n;
+
+	if (*cap < (size_t)pos->len + 1) {
+		char *nb = realloc(*buf, (size_t)pos->len + 1);
+		if (!nb)
+			return es_fail(err, ES_IO, "out of memory");
+		*buf = nb;
+		*cap = (size_t)pos->len + 1;
+	}
+	es_store_seg_path(s, pos->seg, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	n = es_pread_full(fd, *buf, pos->len, (off_t)pos->off);
+	close(fd);
+	if (n != (ssize_t)pos->len || (*buf)[pos->len - 1] != '\n')
+		return es_fail(err, ES_CORRUPT, "log/%020llu.ndjson: offset %llu: seq %llu: "
+			       "record not where the index says",
+			       (unsigned long long)pos->seg, (unsigned long long)pos->off,
+			       (unsigned long long)pos->seq);
+	(*buf)[pos->len] = '\0';
+	return 0;
+}

@@ -1,0 +1,69 @@
+/* store.h: the store directory (see es-store(5)).
+ *
+ *   store.json   format marker and settings     lock   flock(2) of writers
+ *   log/         segments named by first seq    index/ LMDB (index.h)
+ *   quarantine/  bytes cut from a torn tail     archive/, snapshots/, projections/
+ *
+ * Writers: es_store_open(ES_OPEN_WRITE[|ES_OPEN_CREATE]), es_store_lock(),
+ * which recovers a torn tail and brings the index up to date, then append
+ * (append.h), then es_store_unlock(). Readers open without ES_OPEN_WRITE.
+ */
+#ifndef ES_STORE_H
+#define ES_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chain.h"
+#include "error.h"
+#include "index.h"
+
+#define ES_STORE_DEFAULT "es-store"
+#define ES_SEGMENT_SIZE_DEFAULT (64ull << 20)
+#define ES_STORE_FORMAT_VERSION 1
+
+enum {
+	ES_OPEN_WRITE = 1,  /* will append: needs the lock */
+	ES_OPEN_CREATE = 2, /* create the store when missing */
+};
+
+struct es_store {
+	char *dir;
+	uint64_t segment_size;
+	uint64_t snapshot_every;   /* store.json "snapshot_every"; 0 = off */
+	int flags;
+	int lock_fd, locked;
+	struct es_head head;       /* valid after es_store_lock() */
+	int active_fd;             /* open for append when locked; -1 */
+	struct es_chain *chain;
+	struct es_index *index;    /* NULL when it cannot be opened */
+	uint64_t *segs;            /* log segments, ascending first seq */
+	size_t nsegs;
+	/* progress of recovery, for messages */
+	uint64_t recovered_bytes;  /* bytes moved to quarantine/ by the last lock */
+	uint64_t indexed;          /* records the last lock had to (re)index */
+};
+
+/* The store directory from -d / ES_STORE / default. */
+const char *es_store_dir(const char *opt);
+int es_store_open(struct es_store *s, const char *dir, int flags, struct es_error *err);
+void es_store_close(struct es_store *s);
+/* Take the writers' lock, then recover: cut a torn tail of the active
+ * segment into quarantine/, check the head and bring the index up to it.
+ * Corruption that is not a torn tail is ES_CORRUPT and nothing is changed. */
+int es_store_lock(struct es_store *s, struct es_error *err);
+void es_store_unlock(struct es_store *s);
+/* Re-read log/ into s->segs. */
+int es_store_list_segments(struct es_store *s, struct es_error *err);
+/* "DIR/log/<20 digits>.ndjson" into out (PATH_MAX). */
+void es_store_seg_path(const struct es_store *s, uint64_t first, char *out, size_t n);
+/* Open the active segment for appending, rolling to a new one first when
+ * adding `add` bytes would pass segment_size. Under the lock. */
+int es_store_prepare_append(struct es_store *s, size_t add, struct es_error *err);
+/* Rebuild the index from the whole log (under the lock). */
+int es_store_rebuild_index(struct es_store *s, struct es_error *err);
+/* Read one line at pos into buf (with its '\n'). 0 or es_status. */
+int es_store_read_pos(struct es_store *s, const struct es_pos *pos, char **buf,
+		      size_t *cap, struct es_error *err);
+
+#endif
