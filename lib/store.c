@@ -143,10 +143,15 @@ static int create_store(struct es_store *s, struct es_error *err)
 	return 0;
 }
 
-static int open_index(struct es_store *s, struct es_error *err)
+int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 {
 	char path[PATH_MAX];
-	int writable = (s->flags & ES_OPEN_WRITE) != 0;
+
+	if (s->index)
+		es_index_close(s->index);
+	s->index = NULL;
+	if (writable)
+		s->flags |= ES_OPEN_WRITE;
 
 	path_of(s, "index", path, sizeof(path));
 	if (es_index_open(&s->index, path, writable, err) == 0)
@@ -183,7 +188,7 @@ int es_store_open(struct es_store *s, const char *dir, int flags, struct es_erro
 		return err->code;
 	if (read_config(s, err))
 		return err->code;
-	if (open_index(s, err))
+	if (es_store_open_index(s, (flags & ES_OPEN_WRITE) != 0, err))
 		return err->code;
 	return es_store_list_segments(s, err);
 }
@@ -384,7 +389,7 @@ static int scan_segment(struct es_store *s, uint64_t seg, uint64_t from, struct 
 {
 	char path[PATH_MAX];
 	struct es_input in;
-	const char *line, *why;
+	const char *line, *why, *pwhy;
 	size_t len;
 	struct es_rec r;
 	int fd, rc, indexing = s->index != NULL;
@@ -414,8 +419,8 @@ static int scan_segment(struct es_store *s, uint64_t seg, uint64_t from, struct 
 			why = "incomplete last line";
 		else if (in.had_cr)
 			why = "carriage return in record";
-		else if (es_rec_parse(line, len, 0, &r, &why) != 0)
-			;
+		else if (es_rec_parse(line, len, 0, &r, &pwhy) != 0)
+			why = pwhy; /* pwhy is also set on success: keep why NULL then */
 		else if (r.seq != sc->cur.seq + 1)
 			why = "seq is not the next one";
 		else if (off == 0 && r.seq != seg)

@@ -60,6 +60,9 @@ void es_store_seg_path(const struct es_store *s, uint64_t first, char *out, size
 /* Open the active segment for appending, rolling to a new one first when
  * adding `add` bytes would pass segment_size. Under the lock. */
 int es_store_prepare_append(struct es_store *s, size_t add, struct es_error *err);
+/* (Re)open s->index, writable or not. Readers get s->index NULL when it
+ * cannot be opened. */
+int es_store_open_index(struct es_store *s, int writable, struct es_error *err);
 /* Rebuild the index from the whole log (under the lock). */
 int es_store_rebuild_index(struct es_store *s, struct es_error *err);
 /* Read one line at pos into buf (with its '\n'). 0 or es_status. */

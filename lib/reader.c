@@ -1,0 +1,436 @@
+#include "reader.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "json.h"
+
+static int add_lit(struct es_buf **v, size_t *n, const char *s, struct es_error *err)
+{
+	struct es_buf *nv = realloc(*v, (*n + 1) * sizeof(**v));
+
+	if (!nv)
+		return es_fail(err, ES_IO, "out of memory");
+	*v = nv;
+	memset(&nv[*n], 0, sizeof(nv[*n]));
+	if (es_json_add_string(&nv[*n], s, strlen(s)))
+		return es_fail(err, ES_IO, "out of memory");
+	(*n)++;
+	return 0;
+}
+
+int es_sel_init(struct es_sel *sel, const struct es_common *c, struct es_error *err)
+{
+	memset(sel, 0, sizeof(*sel));
+	for (size_t i = 0; i < c->nstreams; i++)
+		if (add_lit(&sel->streams, &sel->nstreams, c->streams[i], err))
+			return err->code;
+	for (size_t i = 0; i < c->ntypes; i++)
+		if (add_lit(&sel->types, &sel->ntypes, c->types[i], err))
+			return err->code;
+	if (c->category) {
+		if (es_json_add_string(&sel->category, c->category, strlen(c->category)))
+			return es_fail(err, ES_IO, "out of memory");
+		sel->category.len--; /* drop the closing quote: a prefix */
+		sel->has_category = 1;
+	}
+	sel->from_seq = c->from_seq;
+	sel->to_seq = c->to_seq;
+	if (c->since != INT64_MIN) {
+		es_ts_format(c->since, sel->since);
+		sel->has_since = 1;
+	}
+	if (c->until != INT64_MAX) {
+		es_ts_format(c->until, sel->until);
+		sel->has_until = 1;
+	}
+	return 0;
+}
+
+void es_sel_release(struct es_sel *sel)
+{
+	for (size_t i = 0; i < sel->nstreams; i++)
+		es_buf_release(&sel->streams[i]);
+	for (size_t i = 0; i < sel->ntypes; i++)
+		es_buf_release(&sel->types[i]);
+	free(sel->streams);
+	free(sel->types);
+	es_buf_release(&sel->category);
+	memset(sel, 0, sizeof(*sel));
+}
+
+static int in_lits(const struct es_buf *v, size_t n, const char *s, size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].len == len && memcmp(v[i].p, s, len) == 0)
+			return 1;
+	return 0;
+}
+
+int es_sel_match_stream(const struct es_sel *sel, const struct es_rec *r)
+{
+	if (sel->nstreams && !in_lits(sel->streams, sel->nstreams, r->stream, r->stream_len))
+		return 0;
+	if (sel->has_category && (r->stream_len < sel->category.len ||
+				  memcmp(r->stream, sel->category.p, sel->category.len) != 0))
+		return 0;
+	return 1;
+}
+
+int es_sel_match(const struct es_sel *sel, const struct es_rec *r)
+{
+	if (r->seq < sel->from_seq || r->seq > sel->to_seq)
+		return 0;
+	if (!es_sel_match_stream(sel, r))
+		return 0;
+	if (sel->ntypes && !in_lits(sel->types, sel->ntypes, r->type, r->type_len))
+		return 0;
+	if (sel->has_since && memcmp(r->ts, sel->since, ES_TS_LEN) < 0)
+		return 0;
+	if (sel->has_until && memcmp(r->ts, sel->until, ES_TS_LEN) > 0)
+		return 0;
+	return 1;
+}
+
+static uint64_t fsize(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+int es_store_visible_end(struct es_store *s, uint64_t seg, uint64_t *end, struct es_error *err)
+{
+	char path[PATH_MAX], *buf = NULL;
+	size_t block = 1 << 16;
+	uint64_t hi;
+	int fd, rc = 0;
+
+	es_store_seg_path(s, seg, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	*end = 0;
+	hi = fsize(fd);
+	/* Walk back line by line to the last record that closes a batch. */
+	while (hi > 0) {
+		uint64_t lo = hi > block ? hi - block : 0;
+		size_t n = (size_t)(hi - lo), e;
+		char *nb = realloc(buf, n + 1);
+		if (!nb) {
+			rc = es_fail(err, ES_IO, "out of memory");
+			break;
+		}
+		buf = nb;
+		if (es_pread_full(fd, buf, n, (off_t)lo) != (ssize_t)n) {
+			rc = es_fail_errno(err, ES_IO, "cannot read '%s'", path);
+			break;
+		}
+		e = n;
+		while (e > 0 && buf[e - 1] != '\n')
+			e--; /* a torn last line is not part of the log */
+		while (e > 0) {
+			char *nl = e >= 2 ? memrchr(buf, '\n', e - 1) : NULL;
+			size_t st = nl ? (size_t)(nl - buf) + 1 : 0;
+			struct es_rec r;
+			const char *why;
+			if (!nl && lo > 0)
+				break; /* this line starts before the block */
+			if (es_rec_parse(buf + st, e - 1 - st, 0, &r, &why) == 0 && !r.more) {
+				*end = lo + e;
+				goto out;
+			}
+			e = st;
+		}
+		if (lo == 0)
+			break;
+		if (lo + e == hi)
+			block *= 2; /* one line longer than the block */
+		hi = lo + e;
+	}
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+static void close_input(struct es_log *lg)
+{
+	if (lg->in_open) {
+		es_input_close(&lg->in);
+		lg->in_open = 0;
+	}
+}
+
+/* Open store segment seg_i at byte offset start. */
+static int open_segment(struct es_log *lg, uint64_t start, struct es_error *err)
+{
+	struct es_store *s = lg->store;
+	char path[PATH_MAX];
+	int fd;
+
+	lg->seg = s->segs[lg->seg_i];
+	lg->limit = UINT64_MAX;
+	if (lg->seg_i + 1 == s->nsegs && es_store_visible_end(s, lg->seg, &lg->limit, err))
+		return err->code;
+	es_store_seg_path(s, lg->seg, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	if (lseek(fd, (off_t)start, SEEK_SET) < 0 || es_input_fdopen(&lg->in, fd, "", err)) {
+		close(fd);
+		return err->code ? err->code : es_fail_errno(err, ES_IO, "%s", path);
+	}
+	lg->in.owns_fd = 1;
+	lg->in.magic_checked = 1;
+	lg->in_open = 1;
+	lg->seg_start = start;
+	lg->off = start;
+	return 0;
+}
+
+int es_log_open_store(struct es_log *lg, struct es_store *s, uint64_t from_seq,
+		      struct es_error *err)
+{
+	memset(lg, 0, sizeof(*lg));
+	lg->store = s;
+	lg->from_seq = from_seq;
+	if (es_store_list_segments(s, err))
+		return err->code;
+	/* The segment holding from_seq: the last one named <= from_seq. */
+	while (lg->seg_i + 1 < s->nsegs && s->segs[lg->seg_i + 1] <= from_seq)
+		lg->seg_i++;
+	return 0;
+}
+
+int es_log_open_files(struct es_log *lg, char **files, int nfiles, struct es_error *err)
+{
+	static char *dash[] = {(char *)"-"};
+
+	memset(lg, 0, sizeof(*lg));
+	lg->files = nfiles ? files : dash;
+	lg->nfiles = nfiles ? nfiles : 1;
+	(void)err;
+	return 0;
+}
+
+void es_log_close(struct es_log *lg)
+{
+	close_input(lg);
+}
+
+static int bad_line(struct es_log *lg, const char *why, struct es_error *err)
+{
+	if (lg->store)
+		return es_fail(err, ES_CORRUPT, "log/%020llu.ndjson: offset %llu: after seq %llu: %s",
+			       (unsigned long long)lg->seg, (unsigned long long)lg->off,
+			       (unsigned long long)lg->last_seq, why);
+	return es_fail(err, ES_DATA, "%s: line %llu: %s", lg->name, (unsigned long long)lg->in.lineno,
+		       why);
+}
+
+int es_log_next(struct es_log *lg, const char **line, size_t *len, struct es_rec *r,
+		int flags, struct es_error *err)
+{
+	const char *why;
+
+	for (;;) {
+		int rc;
+		if (!lg->in_open) {
+			if (lg->store) {
+				if (lg->seg_i >= lg->store->nsegs)
+					return 0;
+				if (open_segment(lg, 0, err))
+					return -err->code;
+			} else {
+				if (lg->fi >= lg->nfiles)
+					return 0;
+				lg->name = lg->files[lg->fi++];
+				if (es_input_open(&lg->in, lg->name, err))
+					return -err->code;
+				lg->in_open = 1;
+			}
+		}
+		rc = es_input_next(&lg->in, line, len, err);
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
+			if (lg->store && lg->seg_i + 1 >= lg->store->nsegs) {
+				/* stay on the active segment, for es_log_refresh */
+				return 0;
+			}
+			close_input(lg);
+			lg->seg_i++;
+			continue;
+		}
+		if (lg->store) {
+			lg->off = lg->seg_start + lg->in.offset;
+			if (lg->off >= lg->limit) {
+				/* past the last complete batch: not visible (yet) */
+				return 0;
+			}
+		}
+		if (*len == 0 && !lg->store)
+			continue;
+		if (es_rec_parse(*line, *len, flags, r, &why) != 0)
+			return -bad_line(lg, why, err);
+		if (r->seq < lg->from_seq)
+			continue;
+		lg->last_seq = r->seq;
+		lg->bytes += *len + 1;
+		return 1;
+	}
+}
+
+int es_log_refresh(struct es_log *lg, struct es_error *err)
+{
+	struct es_store *s = lg->store;
+	uint64_t at;
+
+	if (!s)
+		return 0;
+	/* Where the next unread line starts in the current segment. */
+	at = lg->in_open ? lg->seg_start + lg->in.consumed : 0;
+	if (lg->in_open && lg->off >= lg->limit)
+		at = lg->off; /* the line we stopped at was not visible */
+	if (es_store_list_segments(s, err))
+		return -err->code;
+	close_input(lg);
+	if (lg->seg_i < s->nsegs && s->segs[lg->seg_i] == lg->seg) {
+		uint64_t end;
+		if (lg->seg_i + 1 < s->nsegs) {
+			/* rolled: finish this segment, then go on */
+			return open_segment(lg, at, err) ? -err->code : 1;
+		}
+		if (es_store_visible_end(s, lg->seg, &end, err))
+			return -err->code;
+		if (open_segment(lg, at, err))
+			return -err->code;
+		return end > at;
+	}
+	return lg->seg_i < s->nsegs;
+}
+
+int es_store_index_ready(struct es_store *s, struct es_error *err)
+{
+	struct es_head ih;
+	uint64_t end = 0, last = 0;
+	int have = 0;
+
+	if (es_store_list_segments(s, err))
+		return err->code;
+	if (s->nsegs > 0) {
+		last = s->segs[s->nsegs - 1];
+		if (es_store_visible_end(s, last, &end, err))
+			return err->code;
+	}
+	if (s->index && es_index_begin(s->index, 0, err) == 0) {
+		have = es_index_get_head(s->index, &ih) == 0;
+		es_index_abort(s->index);
+		if (have && ((s->nsegs == 0 && ih.seq == 0) ||
+			     (ih.seg == last && ih.end == end && ih.seq > 0)))
+			return 0;
+		if (have && end == 0 && s->nsegs >= 2 && ih.seg == s->segs[s->nsegs - 2]) {
+			/* a fresh empty segment after a roll */
+			char path[PATH_MAX];
+			struct stat st;
+			es_store_seg_path(s, ih.seg, path, sizeof(path));
+			if (stat(path, &st) == 0 && (uint64_t)st.st_size == ih.end)
+				return 0;
+		}
+	}
+	/* Behind or missing: let a writer's recovery bring it up to date. */
+	if (es_store_open_index(s, 1, err) || es_store_lock(s, err)) {
+		es_error_clear(err);
+		es_store_open_index(s, 0, err);
+		es_error_clear(err);
+		return 1;
+	}
+	es_store_unlock(s);
+	return 0;
+}
+
+struct scan_stream {
+	struct es_buf lit;
+	uint64_t from, to;
+};
+
+int es_store_read_stream(struct es_store *s, const char *stream, size_t slen, uint64_t from,
+			 uint64_t to, int reverse, es_line_cb cb, void *arg, struct es_error *err)
+{
+	char *buf = NULL;
+	size_t cap = 0;
+	uint64_t cur;
+	int rc, stop = 0;
+
+	rc = es_store_index_ready(s, err);
+	if (rc < 0 || rc > 1)
+		return rc;
+	if (rc == 1) {
+		/* No usable index: scan the log. */
+		struct es_buf lit = ES_BUF_INIT;
+		struct es_log lg;
+		const char *line;
+		size_t len;
+		struct es_rec r;
+		int n;
+		if (reverse)
+			return es_fail(err, ES_IO, "--reverse needs the index, which cannot be opened");
+		if (es_json_add_string(&lit, stream, slen))
+			return es_fail(err, ES_IO, "out of memory");
+		rc = es_log_open_store(&lg, s, 0, err);
+		while (rc == 0 && (n = es_log_next(&lg, &line, &len, &r, ES_REC_BODY, err)) == 1) {
+			if (r.stream_len != lit.len || memcmp(r.stream, lit.p, lit.len) != 0 ||
+			    r.version < from || r.version > to)
+				continue;
+			if (cb(arg, line, len, &r))
+				break;
+		}
+		if (rc == 0 && n < 0)
+			rc = -n;
+		es_log_close(&lg);
+		es_buf_release(&lit);
+		return rc;
+	}
+	if (es_index_begin(s->index, 0, err))
+		return err->code;
+	if (es_index_version(s->index, stream, slen, &cur) != 0) {
+		es_index_abort(s->index);
+		return es_fail(err, ES_IO, "index: read error");
+	}
+	if (to > cur)
+		to = cur;
+	if (from < 1)
+		from = 1;
+	for (uint64_t i = 0; from <= to && i <= to - from && !stop; i++) {
+		uint64_t v = reverse ? to - i : from + i;
+		struct es_pos pos;
+		struct es_rec r;
+		const char *why;
+		if (es_index_get_pos(s->index, stream, slen, v, &pos) != 0) {
+			rc = es_fail(err, ES_CORRUPT, "index: no position for version %llu",
+				     (unsigned long long)v);
+			break;
+		}
+		if ((rc = es_store_read_pos(s, &pos, &buf, &cap, err)) != 0)
+			break;
+		if (es_rec_parse(buf, pos.len - 1, ES_REC_BODY, &r, &why) != 0 || r.seq != pos.seq ||
+		    r.version != v) {
+			rc = es_fail(err, ES_CORRUPT,
+				     "log/%020llu.ndjson: offset %llu: seq %llu: not the record the index names",
+				     (unsigned long long)pos.seg, (unsigned long long)pos.off,
+				     (unsigned long long)pos.seq);
+			break;
+		}
+		stop = cb(arg, buf, pos.len - 1, &r);
+	}
+	es_index_abort(s->index);
+	free(buf);
+	return rc;
+}

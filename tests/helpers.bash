@@ -1,0 +1,45 @@
+# Shared setup for the bats suites. Programs come from $ES_BIN (set by
+# `make check`; defaults to ./build), each test gets a fresh temp dir with
+# ES_STORE pointing into it.
+bats_load_library bats-support
+bats_load_library bats-assert
+
+ROOT="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
+ES_BIN="${ES_BIN:-$ROOT/build}"
+PATH="$ES_BIN:$PATH"
+export PATH
+
+setup() {
+	TMP="$BATS_TEST_TMPDIR"
+	export ES_STORE="$TMP/store"
+	cd "$TMP" || return 1
+	if declare -F local_setup >/dev/null; then local_setup; fi
+}
+
+# ev STREAM TYPE [DATA-JSON]: one input event line
+ev() {
+	printf '{"stream":"%s","type":"%s","data":%s}\n' "$1" "$2" "${3:-{\}}"
+}
+
+# append LINES...: append input lines given as arguments, quietly
+append() {
+	printf '%s\n' "$@" | es-append -q
+}
+
+# seg: path of the only (or last) log segment
+seg() {
+	ls "$ES_STORE"/log/*.ndjson | tail -n 1
+}
+
+# chain_ok FILE...: recompute every record's hash with sha256sum alone
+chain_ok() {
+	local prev=0000000000000000000000000000000000000000000000000000000000000000 line body want got
+	while IFS= read -r line; do
+		body=${line%,\"hash\":*}
+		want=${line##*,\"hash\":\"}
+		want=${want%\"\}}
+		got=$(printf '%s%s' "$prev" "$body" | sha256sum | cut -d' ' -f1)
+		[ "$got" = "$want" ] || { echo "hash mismatch: $line" >&2; return 1; }
+		prev=$want
+	done < <(cat "$@")
+}
