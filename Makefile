@@ -59,7 +59,7 @@ $(BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libes.a | $(BUILD)/un
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libes.a $(LDLIBS)
 
 $(BUILD)/gen-events: scripts/gen-events.c | $(BUILD)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
+	$(CC) $(ALL_CFLAGS) -ffp-contract=off $(LDFLAGS) -o $@ $<
 
 $(BUILD) $(BUILD)/lib $(BUILD)/unit:
 	mkdir -p $@

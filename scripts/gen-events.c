@@ -6,7 +6,8 @@
  *  - K streams: ~81% orders, 15% customers, K/25 (at most 2000) inventory (sku)
  *    streams.  Stream lengths are 1 + a Zipf-Mandelbrot share of the rest, so
  *    most streams have a handful of events and a few have thousands; the long
- *    ranks go preferably to sku streams (a best seller sells all the time).
+ *    ranks go preferably to sku streams (a best seller sells all the time)
+ *    and customer streams stay short.
  *  - Each stream lives in a window of the run (a short one for an order, the
  *    whole run for a busy sku) and its events are random points in that
  *    window; a heap merges all streams into one order.  Each stream knows its
@@ -424,7 +425,7 @@ static int setup_streams(uint64_t count, uint32_t k)
 	for (uint32_t i = 0; i < k; i++) {
 		unsigned char kind = i < nord ? K_ORDER :
 			i < nord + ncust ? K_CUSTOMER : K_SKU;
-		double w = kind == K_SKU ? 40 : kind == K_ORDER ? 1 : 0.5;
+		double w = kind == K_SKU ? 40 : kind == K_ORDER ? 1 : 0.15;
 		st[i].kind = kind;
 		rk[i].key = dlog(unif_pos()) / w;
 		rk[i].idx = i;
@@ -484,6 +485,7 @@ static double week_rate[7] = { 0.92, 0.90, 0.92, 0.95, 1.05, 1.15, 1.20 };
 
 #define DAY_US 86400000000LL
 #define BURST_EVERY_US (2.0 * DAY_US)
+#define QUARTER_US 900000000LL
 
 static void setup_time(uint64_t count)
 {
@@ -513,7 +515,8 @@ static double rate_at(int64_t t)
 	return r;
 }
 
-static void advance_time(void)
+/* start or end a flash-sale burst at the current time */
+static void update_burst(void)
 {
 	if (burst_mult != 1 && rel_us >= burst_end_us) {
 		burst_mult = 1;
@@ -523,8 +526,32 @@ static void advance_time(void)
 		burst_end_us = rel_us + (15 + 75 * unif()) * 60e6;
 		burst_mult = 3 + 5 * unif();
 	}
-	double r = rate_at(t0_us + (int64_t)rel_us) * burst_mult;
-	rel_us += expo() * mean_gap_us / r;
+}
+
+/*
+ * Move to the next event: an exponential amount of work at rate 1, done at
+ * the shop's rate, integrated over quarter hours so that a gap which runs
+ * into the night (or a burst) slows down (or speeds up) on the way.
+ */
+static void advance_time(void)
+{
+	double w = expo() * mean_gap_us;
+
+	for (;;) {
+		update_burst();
+		int64_t now = t0_us + (int64_t)rel_us;
+		double end = (double)((now / QUARTER_US + 1) * QUARTER_US - t0_us);
+		double edge = burst_mult != 1 ? burst_end_us : next_burst_us;
+		if (edge < end)
+			end = edge;
+		double r = rate_at(now) * burst_mult, cap = (end - rel_us) * r;
+		if (w <= cap) {
+			rel_us += w / r;
+			return;
+		}
+		w -= cap;
+		rel_us = end;
+	}
 }
 
 static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
@@ -1204,6 +1231,8 @@ int main(int argc, char **argv)
 		return 0;
 	if (!streams)
 		streams = count / 20 ? count / 20 : 1;
+	if (streams > MAX_STREAMS)
+		streams = MAX_STREAMS;
 	if (streams > count)
 		streams = count;
 
