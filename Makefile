@@ -22,7 +22,8 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lzstd -llmdb -lcrypto)
 
 WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
-           -Wvla -Wwrite-strings -Wshadow -Wno-unused-parameter
+           -Wvla -Wwrite-strings -Wshadow -Wno-unused-parameter \
+           -Wno-format-truncation  # messages are cut to their buffers on purpose
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DES_VERSION='"$(VERSION)"' $(WARN) \
            -Ilib $(PKG_CFLAGS) $(CFLAGS)

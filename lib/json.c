@@ -1,5 +1,6 @@
 #include "json.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -394,4 +395,122 @@ int es_json_dump_add(struct es_buf *out, const json_t *v)
 	out->len += n;
 	out->p[out->len] = '\0';
 	return 0;
+}
+
+static size_t skip_ws(const char *s, size_t len, size_t i)
+{
+	while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	return i;
+}
+
+static int key_eq(const char *k, size_t klen, const char *want)
+{
+	size_t wl = strlen(want);
+
+	if (memchr(k, '\\', klen) == NULL)
+		return klen == wl + 2 && memcmp(k + 1, want, wl) == 0;
+	struct es_buf tmp = ES_BUF_INIT;
+	int eq = es_json_decode_string(&tmp, k, klen) == 0 && tmp.len == wl &&
+		 memcmp(tmp.p, want, wl) == 0;
+	es_buf_release(&tmp);
+	return eq;
+}
+
+int es_json_find(const char *s, size_t len, const struct es_path *p, size_t from,
+		 const char **vs, size_t *vlen)
+{
+	size_t i = skip_ws(s, len, 0), end = len;
+
+	for (size_t k = from; k < p->n; k++) {
+		const char *seg = p->seg[k];
+		int found = 0;
+		if (i >= end)
+			return -1;
+		if (s[i] == '{') {
+			i = skip_ws(s, end, i + 1);
+			while (i < end && s[i] == '"') {
+				size_t ke = es_json_skip_string(s, end, i), ve;
+				if (ke == (size_t)-1)
+					return -1;
+				size_t v = skip_ws(s, end, ke);
+				if (v >= end || s[v] != ':')
+					return -1;
+				v = skip_ws(s, end, v + 1);
+				ve = es_json_skip(s, end, v);
+				if (ve == (size_t)-1)
+					return -1;
+				if (key_eq(s + i, ke - i, seg)) {
+					i = v;
+					end = ve;
+					found = 1;
+					break;
+				}
+				i = skip_ws(s, end, ve);
+				if (i < end && s[i] == ',')
+					i = skip_ws(s, end, i + 1);
+			}
+		} else if (s[i] == '[') {
+			char *e;
+			unsigned long want = strtoul(seg, &e, 10), at = 0;
+			if (*e || *seg < '0' || *seg > '9')
+				return -1;
+			i = skip_ws(s, end, i + 1);
+			while (i < end && s[i] != ']') {
+				size_t ve = es_json_skip(s, end, i);
+				if (ve == (size_t)-1)
+					return -1;
+				if (at++ == want) {
+					end = ve;
+					found = 1;
+					break;
+				}
+				i = skip_ws(s, end, ve);
+				if (i < end && s[i] == ',')
+					i = skip_ws(s, end, i + 1);
+			}
+		}
+		if (!found)
+			return -1;
+	}
+	*vs = s + i;
+	*vlen = end - i;
+	return 0;
+}
+
+json_t *es_json_from_raw(const char *s, size_t len)
+{
+	if (len == 0)
+		return NULL;
+	switch (s[0]) {
+	case '"': {
+		struct es_buf b = ES_BUF_INIT;
+		json_t *j = NULL;
+		if (es_json_decode_string(&b, s, len) == 0)
+			j = json_stringn(b.p ? b.p : "", b.len);
+		es_buf_release(&b);
+		return j;
+	}
+	case 't': return json_true();
+	case 'f': return json_false();
+	case 'n': return json_null();
+	case '{':
+	case '[':
+		return json_loadb(s, len, JSON_DECODE_ANY, NULL);
+	default: {
+		char tmp[64], *e;
+		if (len >= sizeof(tmp))
+			return json_loadb(s, len, JSON_DECODE_ANY, NULL);
+		memcpy(tmp, s, len);
+		tmp[len] = '\0';
+		if (!strpbrk(tmp, ".eE")) {
+			errno = 0;
+			long long v = strtoll(tmp, &e, 10);
+			if (!*e && errno == 0)
+				return json_integer(v);
+		}
+		double d = strtod(tmp, &e);
+		return *e ? NULL : json_real(d);
+	}
+	}
 }

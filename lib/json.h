@@ -69,4 +69,14 @@ json_t *es_merge_diff(json_t *a, json_t *b);
 /* Append json_dumps(v, ES_JSON_DUMP_FLAGS | JSON_ENCODE_ANY). 0 or -1. */
 int es_json_dump_add(struct es_buf *out, const json_t *v);
 
+
+
+/* Find the value at path segments p->seg[from..] inside the JSON text s (an
+ * object or array), without building a DOM. 0 and the raw span, or -1 when
+ * absent. */
+int es_json_find(const char *s, size_t len, const struct es_path *p, size_t from,
+		 const char **vs, size_t *vlen);
+/* A json_t for one raw JSON value (scalars without jansson's parser). */
+json_t *es_json_from_raw(const char *s, size_t len);
+
 #endif

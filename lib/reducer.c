@@ -1,0 +1,594 @@
+#include "reducer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+#include "json.h"
+
+enum op { OP_SET, OP_UNSET, OP_MERGE, OP_ADD, OP_SUB, OP_INC, OP_MIN, OP_MAX, OP_PUSH, OP_COUNT };
+static const char *const op_names[] = {
+	"set", "unset", "merge", "add", "sub", "inc", "min", "max", "push", "count", NULL
+};
+
+/* Where an event path starts. */
+enum field { F_SEQ, F_VERSION, F_STREAM, F_TYPE, F_TS, F_ID, F_SCHEMA, F_DATA, F_META };
+static const char *const field_names[] = {
+	"seq", "version", "stream", "type", "ts", "id", "schema", "data", "meta", NULL
+};
+
+struct evpath {
+	enum field field;
+	struct es_path path; /* full path; segments after the first go inside */
+};
+
+struct rule {
+	enum op op;
+	struct es_path path; /* n == 0: the state's root (merge) */
+	int has_from;
+	struct evpath from;
+	json_t *value;       /* constant, or NULL */
+	size_t cap;
+	char where[96];
+};
+
+struct ruleset {
+	struct rule *r;
+	size_t n;
+};
+
+struct es_reducer {
+	int is_default;
+	json_t *init;
+	json_t *types;       /* type -> index into sets */
+	struct ruleset *sets;
+	size_t nsets;
+	struct ruleset star;
+	char id[ES_HASH_HEX + 1];
+};
+
+static int evpath_compile(struct evpath *e, const char *text)
+{
+	if (es_path_compile(&e->path, text))
+		return -1;
+	for (int i = 0; field_names[i]; i++)
+		if (strcmp(e->path.seg[0], field_names[i]) == 0) {
+			e->field = (enum field)i;
+			if (i < F_DATA && e->path.n > 1)
+				break; /* scalars have no inside */
+			return 0;
+		}
+	es_path_release(&e->path);
+	return -1;
+}
+
+static json_t *lit_string(const char *s, size_t len)
+{
+	return es_json_from_raw(s, len);
+}
+
+static json_t *evpath_get(const struct es_rec *r, const struct evpath *e)
+{
+	const char *vs, *body;
+	size_t vlen, blen;
+
+	switch (e->field) {
+	case F_SEQ: return json_integer((json_int_t)r->seq);
+	case F_VERSION: return json_integer((json_int_t)r->version);
+	case F_STREAM: return lit_string(r->stream, r->stream_len);
+	case F_TYPE: return lit_string(r->type, r->type_len);
+	case F_ID: return lit_string(r->id, r->id_len);
+	case F_TS: return json_stringn(r->ts, ES_TS_LEN);
+	case F_SCHEMA: return json_integer(r->schema ? r->schema : 1);
+	case F_DATA:
+	case F_META:
+		body = e->field == F_DATA ? r->data : r->meta;
+		blen = e->field == F_DATA ? r->data_len : r->meta_len;
+		if (!body || blen == 0)
+			return NULL;
+		if (e->path.n == 1)
+			return json_loadb(body, blen, 0, NULL);
+		if (es_json_find(body, blen, &e->path, 1, &vs, &vlen))
+			return NULL;
+		return es_json_from_raw(vs, vlen);
+	}
+	return NULL;
+}
+
+json_t *es_event_get(const struct es_rec *rec, const char *path)
+{
+	struct evpath e;
+	json_t *v;
+
+	if (evpath_compile(&e, path))
+		return NULL;
+	v = evpath_get(rec, &e);
+	es_path_release(&e.path);
+	return v;
+}
+
+static void ruleset_release(struct ruleset *rs)
+{
+	for (size_t i = 0; i < rs->n; i++) {
+		es_path_release(&rs->r[i].path);
+		es_path_release(&rs->r[i].from.path);
+		json_decref(rs->r[i].value);
+	}
+	free(rs->r);
+	rs->r = NULL;
+	rs->n = 0;
+}
+
+void es_reducer_free(struct es_reducer *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nsets; i++)
+		ruleset_release(&r->sets[i]);
+	ruleset_release(&r->star);
+	free(r->sets);
+	json_decref(r->types);
+	json_decref(r->init);
+	free(r);
+}
+
+static int id_of(struct es_reducer *r, json_t *spec)
+{
+	char *canon = json_dumps(spec, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+	int rc;
+
+	if (!canon)
+		return -1;
+	rc = es_sha256_hex(canon, strlen(canon), r->id);
+	free(canon);
+	return rc;
+}
+
+int es_reducer_default(struct es_reducer **rp, struct es_error *err)
+{
+	struct es_reducer *r = calloc(1, sizeof(*r));
+	static const char tag[] = "es-reducer:default:merge-patch";
+
+	*rp = NULL;
+	if (!r || !(r->init = json_object()) || es_sha256_hex(tag, sizeof(tag) - 1, r->id)) {
+		es_reducer_free(r);
+		return es_fail(err, ES_IO, "out of memory");
+	}
+	r->is_default = 1;
+	*rp = r;
+	return 0;
+}
+
+static int lookup(const char *const *names, const char *s)
+{
+	for (int i = 0; names[i]; i++)
+		if (strcmp(names[i], s) == 0)
+			return i;
+	return -1;
+}
+
+static int compile_rule(struct rule *ru, json_t *j, const char *where, struct es_error *err)
+{
+	static const char *const keys[] = {"op", "path", "from", "value", "cap", "by", NULL};
+	const char *key;
+	json_t *v, *op = json_object_get(j, "op"), *path, *from, *value, *cap, *by;
+	int o;
+
+	snprintf(ru->where, sizeof(ru->where), "%s", where);
+	if (!json_is_object(j))
+		return es_fail(err, ES_DATA, "reducer: %s: a rule must be an object", where);
+	json_object_foreach(j, key, v)
+		if (lookup(keys, key) < 0)
+			return es_fail(err, ES_DATA, "reducer: %s: unknown key \"%s\"", where, key);
+	if (!json_is_string(op) || (o = lookup(op_names, json_string_value(op))) < 0)
+		return es_fail(err, ES_DATA, "reducer: %s.op: unknown op %s%s%s (one of set, unset, "
+			       "merge, add, sub, inc, min, max, push, count)", where,
+			       json_is_string(op) ? "\"" : "", json_is_string(op) ? json_string_value(op) : "(missing)",
+			       json_is_string(op) ? "\"" : "");
+	ru->op = (enum op)o;
+	path = json_object_get(j, "path");
+	from = json_object_get(j, "from");
+	value = json_object_get(j, "value");
+	cap = json_object_get(j, "cap");
+	by = json_object_get(j, "by");
+	if (path && (!json_is_string(path) || es_path_compile(&ru->path, json_string_value(path))))
+		return es_fail(err, ES_DATA, "reducer: %s.path: must be a dotted path like \"a.b.0\"", where);
+	if (!path && ru->op != OP_MERGE)
+		return es_fail(err, ES_DATA, "reducer: %s.path: missing", where);
+	if (from && value)
+		return es_fail(err, ES_DATA, "reducer: %s: give \"from\" or \"value\", not both", where);
+	if (from) {
+		if (!json_is_string(from) || evpath_compile(&ru->from, json_string_value(from)))
+			return es_fail(err, ES_DATA, "reducer: %s.from: not an event path (seq, version, "
+				       "stream, type, ts, id, schema, data[.x], meta[.x])", where);
+		ru->has_from = 1;
+	}
+	if (value)
+		ru->value = json_incref(value);
+	switch (ru->op) {
+	case OP_UNSET:
+	case OP_COUNT:
+		if (from || value)
+			return es_fail(err, ES_DATA, "reducer: %s: %s takes no value", where, op_names[o]);
+		break;
+	case OP_INC:
+		if (from || value)
+			return es_fail(err, ES_DATA, "reducer: %s: inc takes \"by\", a constant number", where);
+		if (by && !json_is_number(by))
+			return es_fail(err, ES_DATA, "reducer: %s.by: must be a number", where);
+		ru->value = by ? json_incref(by) : json_integer(1);
+		break;
+	case OP_MERGE:
+		if (value && !json_is_object(value))
+			return es_fail(err, ES_DATA, "reducer: %s.value: merge needs an object", where);
+		if (!from && !value) {
+			evpath_compile(&ru->from, "data");
+			ru->has_from = 1;
+		}
+		break;
+	default:
+		if (!from && !value)
+			return es_fail(err, ES_DATA, "reducer: %s: %s needs \"from\" or \"value\"", where,
+				       op_names[o]);
+		if ((ru->op == OP_ADD || ru->op == OP_SUB) && value && !json_is_number(value))
+			return es_fail(err, ES_DATA, "reducer: %s.value: %s needs a number", where,
+				       op_names[o]);
+	}
+	if (cap) {
+		if (ru->op != OP_PUSH || !json_is_integer(cap) || json_integer_value(cap) < 1)
+			return es_fail(err, ES_DATA, "reducer: %s.cap: only push takes a cap, an integer >= 1",
+				       where);
+		ru->cap = (size_t)json_integer_value(cap);
+	}
+	if (by && ru->op != OP_INC)
+		return es_fail(err, ES_DATA, "reducer: %s.by: only inc takes \"by\"", where);
+	return 0;
+}
+
+static int compile_set(struct ruleset *rs, json_t *arr, const char *where, struct es_error *err)
+{
+	char w[96];
+
+	if (!json_is_array(arr))
+		return es_fail(err, ES_DATA, "reducer: %s: must be an array of rules", where);
+	rs->r = calloc(json_array_size(arr) + 1, sizeof(*rs->r));
+	if (!rs->r)
+		return es_fail(err, ES_IO, "out of memory");
+	for (size_t i = 0; i < json_array_size(arr); i++) {
+		snprintf(w, sizeof(w), "%.80s[%zu]", where, i);
+		rs->n = i + 1;
+		if (compile_rule(&rs->r[i], json_array_get(arr, i), w, err))
+			return err->code;
+	}
+	return 0;
+}
+
+int es_reducer_compile_rules(struct es_reducer **rp, json_t *on, json_t *init,
+			     const char *where, struct es_error *err)
+{
+	struct es_reducer *r = calloc(1, sizeof(*r));
+	const char *type;
+	json_t *rules;
+	char w[96];
+
+	*rp = NULL;
+	if (!r || !(r->types = json_object())) {
+		free(r);
+		return es_fail(err, ES_IO, "out of memory");
+	}
+	if (!json_is_object(on)) {
+		es_reducer_free(r);
+		return es_fail(err, ES_DATA, "reducer: %s: must be an object of type -> rules", where);
+	}
+	if (init && !json_is_object(init)) {
+		es_reducer_free(r);
+		return es_fail(err, ES_DATA, "reducer: init: must be an object");
+	}
+	r->init = init ? json_deep_copy(init) : json_object();
+	r->sets = calloc(json_object_size(on) + 1, sizeof(*r->sets));
+	if (!r->sets || !r->init) {
+		es_reducer_free(r);
+		return es_fail(err, ES_IO, "out of memory");
+	}
+	json_object_foreach(on, type, rules) {
+		snprintf(w, sizeof(w), "%s.%.60s", where, type);
+		if (strcmp(type, "*") == 0) {
+			if (compile_set(&r->star, rules, w, err))
+				goto fail;
+			continue;
+		}
+		if (compile_set(&r->sets[r->nsets], rules, w, err)) {
+			r->nsets++;
+			goto fail;
+		}
+		json_object_set_new(r->types, type, json_integer((json_int_t)r->nsets++));
+	}
+	*rp = r;
+	return 0;
+fail:
+	es_reducer_free(r);
+	return err->code;
+}
+
+int es_reducer_compile(struct es_reducer **rp, json_t *spec, struct es_error *err)
+{
+	static const char *const keys[] = {"on", "init", "description", "name", "version", NULL};
+	const char *key;
+	json_t *v;
+
+	*rp = NULL;
+	if (!json_is_object(spec))
+		return es_fail(err, ES_DATA, "reducer: the spec must be a JSON object");
+	json_object_foreach(spec, key, v)
+		if (lookup(keys, key) < 0)
+			return es_fail(err, ES_DATA, "reducer: unknown key \"%s\" (expected on, init, description)", key);
+	if (!json_object_get(spec, "on"))
+		return es_fail(err, ES_DATA, "reducer: \"on\" is missing");
+	if (es_reducer_compile_rules(rp, json_object_get(spec, "on"), json_object_get(spec, "init"),
+				     "on", err))
+		return err->code;
+	if (id_of(*rp, spec)) {
+		es_reducer_free(*rp);
+		*rp = NULL;
+		return es_fail(err, ES_IO, "out of memory");
+	}
+	return 0;
+}
+
+int es_reducer_load(struct es_reducer **rp, const char *path, struct es_error *err)
+{
+	json_error_t jerr;
+	json_t *spec;
+	int rc;
+
+	if (!path)
+		return es_reducer_default(rp, err);
+	spec = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!spec)
+		return es_fail(err, jerr.line < 1 ? ES_IO : ES_DATA, "%s: %s%s", path, jerr.text,
+			       jerr.line < 1 ? "" : "");
+	rc = es_reducer_compile(rp, spec, err);
+	json_decref(spec);
+	if (rc)
+		es_error_prefix(err, "%s", path);
+	return rc;
+}
+
+const char *es_reducer_id(const struct es_reducer *r)
+{
+	return r->id;
+}
+
+json_t *es_reducer_init(const struct es_reducer *r)
+{
+	return json_deep_copy(r->init);
+}
+
+static const char *kind(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	default: return "null";
+	}
+}
+
+static double num(const json_t *v)
+{
+	return json_is_integer(v) ? (double)json_integer_value(v) : json_real_value(v);
+}
+
+/* a op b for add/sub; integers stay integers unless they overflow. */
+static json_t *arith(const json_t *a, const json_t *b, int sub)
+{
+	if (json_is_integer(a) && json_is_integer(b)) {
+		long long x = json_integer_value(a), y = json_integer_value(b), z;
+		if (!(sub ? __builtin_sub_overflow(x, y, &z) : __builtin_add_overflow(x, y, &z)))
+			return json_integer(z);
+	}
+	return json_real(sub ? num(a) - num(b) : num(a) + num(b));
+}
+
+static int cmp(const json_t *a, const json_t *b, int *out)
+{
+	if (json_is_number(a) && json_is_number(b)) {
+		double x = num(a), y = num(b);
+		*out = x < y ? -1 : x > y;
+		return 0;
+	}
+	if (json_is_string(a) && json_is_string(b)) {
+		*out = strcmp(json_string_value(a), json_string_value(b));
+		return 0;
+	}
+	return -1;
+}
+
+static int mismatch(const struct rule *ru, const struct es_rec *rec, const char *what,
+		    const json_t *v, const char *want, struct es_error *err)
+{
+	return es_fail(err, ES_DATA, "reducer: %s (%s %s): seq %llu: %s is %s, not %s", ru->where,
+		       op_names[ru->op], ru->path.n ? ru->path.text : "(root)",
+		       (unsigned long long)rec->seq, what, kind(v), want);
+}
+
+static int apply_rule(const struct rule *ru, json_t **state, const struct es_rec *rec,
+		      struct es_error *err)
+{
+	json_t *v = NULL, *cur, *nv;
+	int rc = 0, c;
+
+	if (ru->has_from) {
+		v = evpath_get(rec, &ru->from);
+		if (!v)
+			return 0; /* absent in this event: the rule does nothing */
+	} else if (ru->value) {
+		v = json_incref(ru->value);
+	}
+	cur = ru->path.n ? es_path_get(*state, &ru->path) : *state;
+	const char *what = ru->has_from ? ru->from.path.text : "value";
+	switch (ru->op) {
+	case OP_SET:
+		rc = es_path_set(*state, &ru->path, json_incref(v));
+		break;
+	case OP_UNSET:
+		rc = es_path_unset(*state, &ru->path);
+		break;
+	case OP_MERGE:
+		if (!json_is_object(v)) {
+			rc = mismatch(ru, rec, what, v, "an object", err);
+			break;
+		}
+		if (ru->path.n == 0) {
+			rc = es_merge_patch(state, v);
+		} else {
+			json_t *sub = cur ? json_incref(cur) : json_object();
+			rc = es_merge_patch(&sub, v);
+			if (rc == 0)
+				rc = es_path_set(*state, &ru->path, sub);
+			else
+				json_decref(sub);
+		}
+		break;
+	case OP_ADD:
+	case OP_SUB:
+	case OP_INC:
+	case OP_COUNT:
+		if (ru->op == OP_COUNT) {
+			json_decref(v);
+			v = json_integer(1);
+		}
+		if (!json_is_number(v)) {
+			rc = mismatch(ru, rec, what, v, "a number", err);
+			break;
+		}
+		if (cur && !json_is_number(cur)) {
+			rc = mismatch(ru, rec, ru->path.text, cur, "a number", err);
+			break;
+		}
+		if (cur) {
+			nv = arith(cur, v, ru->op == OP_SUB);
+		} else if (ru->op == OP_SUB) {
+			json_t *zero = json_integer(0);
+			nv = arith(zero, v, 1);
+			json_decref(zero);
+		} else {
+			nv = json_incref(v);
+		}
+		rc = es_path_set(*state, &ru->path, nv);
+		break;
+	case OP_MIN:
+	case OP_MAX:
+		if (!cur) {
+			rc = es_path_set(*state, &ru->path, json_incref(v));
+			break;
+		}
+		if (cmp(v, cur, &c)) {
+			rc = mismatch(ru, rec, what, v, kind(cur), err);
+			break;
+		}
+		if ((ru->op == OP_MIN && c < 0) || (ru->op == OP_MAX && c > 0))
+			rc = es_path_set(*state, &ru->path, json_incref(v));
+		break;
+	case OP_PUSH:
+		if (!cur) {
+			cur = json_array();
+			if (es_path_set(*state, &ru->path, cur)) {
+				rc = -1;
+				break;
+			}
+		}
+		if (!json_is_array(cur)) {
+			rc = mismatch(ru, rec, ru->path.text, cur, "an array", err);
+			break;
+		}
+		rc = json_array_append(cur, v);
+		while (rc == 0 && ru->cap && json_array_size(cur) > ru->cap)
+			rc = json_array_remove(cur, 0);
+		break;
+	}
+	json_decref(v);
+	if (rc < 0)
+		return es_fail(err, ES_DATA, "reducer: %s (%s %s): seq %llu: cannot apply at this path",
+			       ru->where, op_names[ru->op], ru->path.n ? ru->path.text : "(root)",
+			       (unsigned long long)rec->seq);
+	return rc;
+}
+
+static int apply_set(const struct ruleset *rs, json_t **state, const struct es_rec *rec,
+		     struct es_error *err)
+{
+	for (size_t i = 0; i < rs->n; i++)
+		if (apply_rule(&rs->r[i], state, rec, err))
+			return err->code;
+	return 0;
+}
+
+int es_reducer_apply(const struct es_reducer *r, json_t **state, const struct es_rec *rec,
+		     struct es_error *err)
+{
+	if (r->is_default) {
+		json_t *data = json_loadb(rec->data, rec->data_len, 0, NULL);
+		int rc;
+		if (!data)
+			return es_fail(err, ES_DATA, "seq %llu: data is not valid JSON",
+				       (unsigned long long)rec->seq);
+		rc = es_merge_patch(state, data);
+		json_decref(data);
+		return rc ? es_fail(err, ES_IO, "out of memory") : 0;
+	}
+	if (rec->type_len >= 2) {
+		json_t *ix;
+		if (!memchr(rec->type, '\\', rec->type_len)) {
+			ix = json_object_getn(r->types, rec->type + 1, rec->type_len - 2);
+		} else {
+			json_t *t = es_json_from_raw(rec->type, rec->type_len);
+			ix = t ? json_object_get(r->types, json_string_value(t)) : NULL;
+			json_decref(t);
+		}
+		if (ix && apply_set(&r->sets[json_integer_value(ix)], state, rec, err))
+			return err->code;
+	}
+	return apply_set(&r->star, state, rec, err);
+}
+
+void es_fold_init(struct es_fold *f, const struct es_reducer *r)
+{
+	memset(f, 0, sizeof(*f));
+	f->state = es_reducer_init(r);
+}
+
+void es_fold_release(struct es_fold *f)
+{
+	json_decref(f->state);
+	es_buf_release(&f->stream);
+	memset(f, 0, sizeof(*f));
+}
+
+int es_fold_apply(const struct es_reducer *r, struct es_fold *f, const struct es_rec *rec,
+		  struct es_error *err)
+{
+	if (es_reducer_apply(r, &f->state, rec, err))
+		return err->code;
+	if (f->stream.len == 0 && es_buf_add(&f->stream, rec->stream, rec->stream_len))
+		return es_fail(err, ES_IO, "out of memory");
+	f->version = rec->version;
+	f->seq = rec->seq;
+	memcpy(f->ts, rec->ts, ES_TS_LEN);
+	f->ts[ES_TS_LEN] = '\0';
+	return 0;
+}
+
+int es_fold_print(const struct es_fold *f, struct es_buf *out)
+{
+	if (es_buf_adds(out, "{\"stream\":") || es_buf_add(out, f->stream.p, f->stream.len) ||
+	    es_buf_addf(out, ",\"version\":%llu,\"seq\":%llu,\"ts\":\"%s\",\"state\":",
+			(unsigned long long)f->version, (unsigned long long)f->seq, f->ts) ||
+	    es_json_dump_add(out, f->state) || es_buf_adds(out, "}\n"))
+		return -1;
+	return 0;
+}

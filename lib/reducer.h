@@ -1,0 +1,72 @@
+/* reducer.h: folding a stream's events into its state.
+ *
+ * The default reducer applies each event's data to the state as an RFC 7386
+ * merge patch. A spec (JSON, see es-replay(1)) declares per-type operations:
+ *
+ *   {"init": {...},                       initial state (default {})
+ *    "on": {"ItemAdded": [{"op": "add", "path": "total", "from": "data.price"}, ...],
+ *           "*": [...]}}                  "*": every event, after its type's ops
+ *
+ * ops: set, unset, merge, add, sub, inc, min, max, push (with "cap"), count.
+ * A value comes from an event path ("from": "data.items.0.qty", "ts",
+ * "version", "seq", "stream", "type", "id", "meta.user", "data") or is a
+ * constant ("value": ...). A spec is data: no code runs. It is validated
+ * when compiled; its identity is the sha256 of its canonical form (sorted
+ * keys, compact), so a snapshot taken under another reducer is never used.
+ *
+ * Values named by paths are pulled out of the stored bytes by a scanner:
+ * only the default reducer (and "data" as a whole) parses data with jansson.
+ */
+#ifndef ES_REDUCER_H
+#define ES_REDUCER_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "chain.h"
+#include "error.h"
+#include "record.h"
+#include "timeq.h"
+
+struct es_reducer;
+
+/* The default merge-patch reducer. */
+int es_reducer_default(struct es_reducer **r, struct es_error *err);
+/* Compile a spec object (borrowed). Errors name the JSON path in the spec. */
+int es_reducer_compile(struct es_reducer **r, json_t *spec, struct es_error *err);
+/* Compile just the "on" rules, for specs that embed them (es-project). */
+int es_reducer_compile_rules(struct es_reducer **r, json_t *on, json_t *init,
+			     const char *where, struct es_error *err);
+/* Load and compile a spec file (NULL path: the default reducer). */
+int es_reducer_load(struct es_reducer **r, const char *path, struct es_error *err);
+void es_reducer_free(struct es_reducer *r);
+/* 64 hex digits identifying the reducer ("default" reducer included). */
+const char *es_reducer_id(const struct es_reducer *r);
+/* A new copy of the initial state. */
+json_t *es_reducer_init(const struct es_reducer *r);
+
+/* Apply one stored record (parsed with ES_REC_BODY) to *state. Errors
+ * (ES_DATA) say which rule failed and why, e.g. a type mismatch. */
+int es_reducer_apply(const struct es_reducer *r, json_t **state, const struct es_rec *rec,
+		     struct es_error *err);
+
+/* Value of an event path in a record: a new reference, or NULL when the
+ * path is absent. Used by filters and group keys too. */
+json_t *es_event_get(const struct es_rec *rec, const char *path);
+
+/* A stream being folded: state plus the position it reflects. */
+struct es_fold {
+	json_t *state;
+	uint64_t version, seq;
+	char ts[ES_TS_LEN + 1];
+	struct es_buf stream;   /* JSON literal of the stream */
+};
+void es_fold_init(struct es_fold *f, const struct es_reducer *r);
+void es_fold_release(struct es_fold *f);
+int es_fold_apply(const struct es_reducer *r, struct es_fold *f, const struct es_rec *rec,
+		  struct es_error *err);
+/* Append {"stream":..,"version":..,"seq":..,"ts":..,"state":{..}} and '\n'. */
+int es_fold_print(const struct es_fold *f, struct es_buf *out);
+
+#endif
