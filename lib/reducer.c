@@ -592,3 +592,46 @@ int es_fold_print(const struct es_fold *f, struct es_buf *out)
 		return -1;
 	return 0;
 }
+
+int es_foldset_init(struct es_foldset *fs)
+{
+	memset(fs, 0, sizeof(*fs));
+	fs->map = json_object();
+	return fs->map ? 0 : -1;
+}
+
+void es_foldset_release(struct es_foldset *fs)
+{
+	for (size_t i = 0; i < fs->n; i++)
+		es_fold_release(&fs->f[i]);
+	free(fs->f);
+	json_decref(fs->map);
+	memset(fs, 0, sizeof(*fs));
+}
+
+struct es_fold *es_foldset_get(struct es_foldset *fs, const struct es_reducer *r,
+			       const struct es_rec *rec)
+{
+	json_t *ix = json_object_getn(fs->map, rec->stream, rec->stream_len);
+	struct es_fold *f;
+
+	if (ix)
+		return &fs->f[json_integer_value(ix)];
+	if (fs->n == fs->cap) {
+		size_t cap = fs->cap ? fs->cap * 2 : 64;
+		struct es_fold *nf = realloc(fs->f, cap * sizeof(*nf));
+		if (!nf)
+			return NULL;
+		fs->f = nf;
+		fs->cap = cap;
+	}
+	f = &fs->f[fs->n];
+	es_fold_init(f, r);
+	if (!f->state || es_buf_add(&f->stream, rec->stream, rec->stream_len) ||
+	    json_object_setn_new(fs->map, rec->stream, rec->stream_len,
+				 json_integer((json_int_t)fs->n))) {
+		es_fold_release(f);
+		return NULL;
+	}
+	return &fs->f[fs->n++];
+}

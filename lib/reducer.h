@@ -69,4 +69,17 @@ int es_fold_apply(const struct es_reducer *r, struct es_fold *f, const struct es
 /* Append {"stream":..,"version":..,"seq":..,"ts":..,"state":{..}} and '\n'. */
 int es_fold_print(const struct es_fold *f, struct es_buf *out);
 
+/* Many streams folded at once (files, stdin, whole-store scans), in order of
+ * first appearance. */
+struct es_foldset {
+	json_t *map;          /* stream literal -> index */
+	struct es_fold *f;
+	size_t n, cap;
+};
+int es_foldset_init(struct es_foldset *fs);
+void es_foldset_release(struct es_foldset *fs);
+/* The fold of rec's stream, created (with r's initial state) when new. */
+struct es_fold *es_foldset_get(struct es_foldset *fs, const struct es_reducer *r,
+			       const struct es_rec *rec);
+
 #endif
