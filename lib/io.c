@@ -11,11 +11,23 @@
 #include <sys/stat.h>
 
 #ifdef ES_TEST_HOOKS
+/* The hooks' settings, read once: getenv on every malloc would cost. */
+static const char *hook_env(const char *name, const char **cache, int *done)
+{
+	if (!*done) {
+		*cache = getenv(name);
+		*done = 1;
+	}
+	return *cache;
+}
+
 /* Count calls per op and decide whether this one fails. */
 static int fault(const char *op)
 {
 	static struct { const char *op; unsigned long n; } calls[16];
-	const char *spec = getenv("ES_FAULT");
+	static const char *cache;
+	static int done;
+	const char *spec = hook_env("ES_FAULT", &cache, &done);
 	unsigned long n = 0;
 	size_t oplen = strlen(op), i;
 
@@ -42,7 +54,9 @@ static int fault(const char *op)
 void es_crash_point(const char *name)
 {
 	static struct { const char *name; unsigned long n; } seen[16];
-	const char *spec = getenv("ES_CRASH");
+	static const char *cache;
+	static int done;
+	const char *spec = hook_env("ES_CRASH", &cache, &done);
 	size_t len = strlen(name), i;
 
 	if (!spec || !*spec)
