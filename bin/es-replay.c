@@ -218,6 +218,7 @@ static int one_stream(struct app *a, const char *stream, size_t slen)
 		if (rc == 0)
 			from = c.fold.version + 1;
 	}
+	es_error_clear(&a->err);
 	rc = es_store_read_stream(&a->store, stream, slen, from, UINT64_MAX, 0, on_stream_line, &c,
 				  &a->err);
 	if (rc == 0 && a->err.code)

@@ -219,12 +219,13 @@ int es_path_compile(struct es_path *p, const char *text)
 	for (const char *c = text; *c; c++)
 		n += *c == '.';
 	p->text = strdup(text);
+	p->buf = strdup(text);
 	p->seg = calloc(n, sizeof(*p->seg));
-	if (!p->text || !p->seg) {
+	if (!p->text || !p->buf || !p->seg) {
 		es_path_release(p);
 		return -1;
 	}
-	t = p->text;
+	t = p->buf;
 	for (size_t i = 0; i < n; i++) {
 		char *dot = strchr(t, '.');
 		if (dot)
@@ -244,6 +245,7 @@ void es_path_release(struct es_path *p)
 {
 	free(p->seg);
 	free(p->text);
+	free(p->buf);
 	memset(p, 0, sizeof(*p));
 }
 

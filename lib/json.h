@@ -47,7 +47,8 @@ int es_json_decode_string(struct es_buf *out, const char *s, size_t len);
 struct es_path {
 	size_t n;
 	char **seg;
-	char *text;
+	char *text;  /* the path as written, for messages */
+	char *buf;   /* the segments' storage */
 };
 /* 0, or -1 for an empty path or an empty segment. */
 int es_path_compile(struct es_path *p, const char *text);

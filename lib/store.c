@@ -167,6 +167,7 @@ int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 	unlink(f);
 	snprintf(f, sizeof(f), "%s/lock.mdb", path);
 	unlink(f);
+	es_error_clear(err);
 	return es_index_open(&s->index, path, writable, err);
 }
 

@@ -1,0 +1,259 @@
+#!/usr/bin/env bats
+# es-replay: states, events, selectors, reducers, index and file inputs.
+bats_require_minimum_version 1.5.0
+load helpers
+
+local_setup() {
+	printf '%s\n' \
+		'{"stream":"order-1","type":"OrderCreated","data":{"customer":"ann","total":0}}' \
+		'{"stream":"order-2","type":"OrderCreated","data":{"customer":"bob"}}' \
+		'{"stream":"order-1","type":"ItemAdded","data":{"sku":"A1","price":19.99,"qty":2}}' \
+		'{"stream":"cust-ann","type":"Registered","data":{"name":"Ann","city":"Zürich"}}' \
+		'{"stream":"order-1","type":"ItemAdded","data":{"sku":"B2","price":5.01,"qty":1}}' \
+		'{"stream":"order-1","type":"OrderPaid","data":{"total":null,"paid":true}}' \
+		| es-append -q
+}
+
+@test "default fold is an RFC 7386 merge patch of data, null removes" {
+	run -0 --separate-stderr es-replay --stream order-1
+	state=$(jq -c .state <<<"$output")
+	[ "$state" = '{"customer":"ann","sku":"B2","price":5.01,"qty":1,"paid":true}' ]
+	[ "$(jq -c '[.stream,.version,.seq]' <<<"$output")" = '["order-1",4,6]' ]
+}
+
+@test "all streams in order of first appearance" {
+	run -0 --separate-stderr es-replay
+	[ "$(jq -r .stream <<<"$output" | tr '\n' ' ')" = "order-1 order-2 cust-ann " ]
+}
+
+@test "--events prints the stored lines untouched" {
+	run -0 --separate-stderr es-replay --events --stream order-1
+	[ "${#lines[@]}" -eq 4 ]
+	diff <(printf '%s\n' "${lines[@]}") <(grep '"stream":"order-1"' "$ES_STORE"/log/*.ndjson)
+	printf '%s\n' "$output" > ev.ndjson
+	# the hashes still verify: the chain of the whole log does
+	chain_ok "$ES_STORE"/log/*.ndjson
+}
+
+@test "--category selects by stream prefix" {
+	run -0 --separate-stderr es-replay --category order-
+	[ "${#lines[@]}" -eq 2 ]
+	run -0 --separate-stderr es-replay --events --category cust-
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" == *Zürich* ]]
+}
+
+@test "--type, --from-seq, --to-seq select events" {
+	run -0 --separate-stderr es-replay --events --type ItemAdded
+	[ "${#lines[@]}" -eq 2 ]
+	run -0 --separate-stderr es-replay --events --from-seq 3 --to-seq 4
+	[ "$(jq -r .seq <<<"$output" | tr '\n' ' ')" = "3 4 " ]
+	run -0 --separate-stderr es-replay --events --type OrderCreated --type OrderPaid --stream order-1
+	[ "${#lines[@]}" -eq 2 ]
+}
+
+@test "--since and --until select by ts" {
+	printf '%s\n' '{"stream":"t","type":"X","ts":"2026-01-01T00:00:00Z"}' \
+		'{"stream":"t","type":"X","ts":"2026-02-01T00:00:00+01:00"}' \
+		'{"stream":"t","type":"X","ts":"2026-03-01T00:00:00Z"}' > t.ndjson
+	export ES_STORE="$TMP/tstore"
+	es-append -q --import-ts t.ndjson
+	run -0 --separate-stderr es-replay --events --since 2026-01-15 --until 2026-02-15
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" == *'"ts":"2026-01-31T23:00:00.000000Z"'* ]]
+	run -0 --separate-stderr es-replay --events --since 1767225600 --until 2026-01-01T00:00:00Z
+	[ "${#lines[@]}" -eq 1 ]
+	run -2 --separate-stderr es-replay --since yesterday-ish
+	[[ "$stderr" == *"accepted forms"* ]]
+}
+
+@test "--limit and --reverse" {
+	run -0 --separate-stderr es-replay --events --stream order-1 --reverse --limit 2
+	[ "$(jq -r .version <<<"$output" | tr '\n' ' ')" = "4 3 " ]
+	run -0 --separate-stderr es-replay --events --limit 1
+	[ "$(jq -r .seq <<<"$output")" = 1 ]
+}
+
+@test "nothing matched exits 1" {
+	run -1 --separate-stderr es-replay --stream nope
+	[ -z "$output" ]
+	[[ "$stderr" == *"nothing matched"* ]]
+	run -1 --separate-stderr es-replay -q --type Nope
+	[ -z "$stderr" ]
+}
+
+@test "reducer ops: set, unset, merge, add, sub, inc, min, max, push with cap, count" {
+	cat > r.json <<'JSON'
+{"init": {"status": "new", "tmp": 1},
+ "on": {
+  "OrderCreated": [{"op": "set", "path": "who", "from": "data.customer"},
+                   {"op": "unset", "path": "tmp"},
+                   {"op": "merge", "path": "meta", "value": {"a": 1, "b": 2}}],
+  "ItemAdded": [{"op": "add", "path": "total", "from": "data.price"},
+                {"op": "sub", "path": "neg", "from": "data.qty"},
+                {"op": "inc", "path": "items", "by": 2},
+                {"op": "min", "path": "cheapest", "from": "data.price"},
+                {"op": "max", "path": "dearest", "from": "data.price"},
+                {"op": "push", "path": "skus", "from": "data.sku", "cap": 1},
+                {"op": "set", "path": "deep.x.0", "value": "ignored-if-not-array"}],
+  "OrderPaid": [{"op": "merge", "path": "meta", "value": {"a": null}},
+                {"op": "set", "path": "status", "value": "paid"}],
+  "*": [{"op": "count", "path": "n"}, {"op": "max", "path": "last", "from": "ts"},
+        {"op": "set", "path": "v", "from": "version"}]}}
+JSON
+	jq 'del(.on.ItemAdded[6])' r.json > r2.json
+	run -0 --separate-stderr es-replay --reducer r2.json --stream order-1
+	s=$(jq -cS '.state | del(.last)' <<<"$output")
+	[ "$s" = '{"cheapest":5.01,"dearest":19.99,"items":4,"meta":{"b":2},"n":4,"neg":-3,"skus":["B2"],"status":"paid","total":25,"v":4,"who":"ann"}' ]
+	[[ "$output" == *'"total":25.0'* ]]
+	[ "$(jq -r .state.last <<<"$output")" = "$(jq -r .ts <<<"$output")" ]
+}
+
+@test "an absent event path makes the rule do nothing" {
+	printf '{"on":{"*":[{"op":"add","path":"x","from":"data.nope"}]}}' > r.json
+	run -0 --separate-stderr es-replay --reducer r.json --stream order-2
+	[ "$(jq -c .state <<<"$output")" = '{}' ]
+}
+
+@test "reducer spec errors name their place and exit 3" {
+	printf '{"on":{"ItemAdded":[{"op":"set","path":"a","value":1},{"op":"ad","path":"x"}]}}' > bad.json
+	run -3 --separate-stderr es-replay --reducer bad.json
+	[[ "$stderr" == *"on.ItemAdded[1].op"* ]]
+	[[ "$stderr" == *'unknown op "ad"'* ]]
+	printf '{"on":{"X":[{"op":"set","path":"a..b","value":1}]}}' > bad.json
+	run -3 --separate-stderr es-replay --reducer bad.json
+	[[ "$stderr" == *"on.X[0].path"* ]]
+	printf '{"on":{"X":[{"op":"set","path":"a","from":"nodata.x"}]}}' > bad.json
+	run -3 --separate-stderr es-replay --reducer bad.json
+	[[ "$stderr" == *"on.X[0].from"* ]]
+	printf '{"on":{"X":[{"op":"add","path":"a","value":"1"}]}}' > bad.json
+	run -3 --separate-stderr es-replay --reducer bad.json
+	[[ "$stderr" == *"needs a number"* ]]
+	printf '{"on":{"X":[]},"extra":1}' > bad.json
+	run -3 --separate-stderr es-replay --reducer bad.json
+	[[ "$stderr" == *'unknown key "extra"'* ]]
+	printf '{"on":' > bad.json
+	run -3 --separate-stderr es-replay --reducer bad.json
+	run -4 --separate-stderr es-replay --reducer missing.json
+}
+
+@test "a type mismatch while folding names the rule and the seq" {
+	printf '{"on":{"ItemAdded":[{"op":"add","path":"n","from":"data.sku"}]}}' > r.json
+	run -3 --separate-stderr es-replay --reducer r.json --stream order-1
+	[[ "$stderr" == *"on.ItemAdded[0] (add n): seq 3: data.sku is a string, not a number"* ]]
+}
+
+@test "the reducer spec is identified by content, not formatting" {
+	printf '{"on":{"X":[{"op":"count","path":"n"}]}}' > a.json
+	printf '{ "on" : { "X" : [ { "path":"n", "op":"count" } ] } }\n' > b.json
+	# same id: compared through the snapshot machinery later; here, same results
+	run -0 --separate-stderr es-replay --reducer a.json
+	a=$output
+	run -0 --separate-stderr es-replay --reducer b.json
+	[ "$a" = "$output" ]
+}
+
+@test "a stream spread over many segments replays the same" {
+	run -0 --separate-stderr es-replay --stream order-1
+	before=$output
+	jq -c '.segment_size=4096' "$ES_STORE/store.json" > s.json && mv s.json "$ES_STORE/store.json"
+	for i in $(seq 1 60); do ev "filler-$i" Pad '{"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'; done | es-append -q --batch-size 5
+	for i in 1 2 3 4 5; do ev order-1 ItemAdded "{\"sku\":\"S$i\"}" | es-append -q; ev "filler-x$i" Pad "{\"pad\":\"$(printf '%0800d' 0)\"}" | es-append -q; done
+	[ "$(ls "$ES_STORE"/log | wc -l)" -gt 3 ]
+	run -0 --separate-stderr es-replay --events --stream order-1
+	[ "${#lines[@]}" -eq 9 ]
+	[ "$(jq -r .version <<<"$output" | tr '\n' ' ')" = "1 2 3 4 5 6 7 8 9 " ]
+	chain_ok "$ES_STORE"/log/*.ndjson
+}
+
+@test "index deleted, stale or corrupted: rebuilt, same answers" {
+	run -0 --separate-stderr es-replay --stream order-1
+	want=$output
+	rm -rf "$ES_STORE/index"
+	run -0 --separate-stderr es-replay --stream order-1
+	[ "$output" = "$want" ]
+	[ -f "$ES_STORE/index/data.mdb" ]
+	# stale: an index copied from an earlier state of the store
+	cp -r "$ES_STORE/index" old-index
+	ev order-1 ItemAdded '{"sku":"C3"}' | es-append -q
+	run -0 --separate-stderr es-replay --stream order-1
+	want=$output
+	rm -rf "$ES_STORE/index" && cp -r old-index "$ES_STORE/index"
+	run -0 --separate-stderr es-replay --stream order-1
+	[ "$output" = "$want" ]
+	# corrupted: garbage instead of the LMDB file
+	head -c 65536 /dev/urandom > "$ES_STORE/index/data.mdb"
+	run --separate-stderr es-replay --stream order-1
+	[ "$output" = "$want" ]
+}
+
+@test "--follow sees an append made after it started" {
+	es-replay --events --follow --stream order-2 > follow.out 2>follow.err &
+	pid=$!
+	for _ in $(seq 50); do [ -s follow.out ] && break; sleep 0.1; done
+	ev order-2 ItemAdded '{"sku":"late"}' | es-append -q
+	for _ in $(seq 50); do [ "$(wc -l < follow.out)" -ge 2 ] && break; sleep 0.1; done
+	kill "$pid"; wait "$pid" || true
+	[ "$(wc -l < follow.out)" -eq 2 ]
+	grep -q '"sku":"late"' follow.out
+}
+
+@test "--follow of states prints each new state" {
+	es-replay --follow --stream order-2 > follow.out 2>follow.err &
+	pid=$!
+	for _ in $(seq 50); do [ -s follow.out ] && break; sleep 0.1; done
+	ev order-2 OrderPaid '{"paid":true}' | es-append -q
+	for _ in $(seq 50); do [ "$(wc -l < follow.out)" -ge 2 ] && break; sleep 0.1; done
+	kill "$pid"; wait "$pid" || true
+	[ "$(tail -n 1 follow.out | jq -c .state)" = '{"customer":"bob","paid":true}' ]
+}
+
+@test "reads stored records from plain and .zst files and stdin, no store needed" {
+	es-replay --events > all.ndjson
+	zstd -q all.ndjson -o all.ndjson.zst
+	unset ES_STORE
+	cd "$(mktemp -d)"
+	run -0 --separate-stderr es-replay --stream order-1 "$TMP/all.ndjson"
+	plain=$output
+	run -0 --separate-stderr es-replay --stream order-1 "$TMP/all.ndjson.zst"
+	[ "$output" = "$plain" ]
+	run -0 --separate-stderr bash -c "zstdcat '$TMP/all.ndjson.zst' | es-replay --stream order-1 -"
+	[ "$output" = "$plain" ]
+	[ ! -e es-store ]
+}
+
+@test "a line that is not a stored record is bad input with its line number" {
+	es-replay --events > all.ndjson
+	echo '{"stream":"x","type":"y"}' >> all.ndjson
+	run -3 --separate-stderr es-replay all.ndjson
+	[[ "$stderr" == *"all.ndjson: line 7:"* ]]
+}
+
+@test "a closed pipe ends quietly" {
+	for i in $(seq 2000); do ev "s$i" X; done | es-append -q --batch-size 500
+	run -0 --separate-stderr bash -c 'set -o pipefail; es-replay --events | head -1; echo "${PIPESTATUS[0]}"'
+	[ "${lines[1]}" = 141 ] || [ "${lines[1]}" = 0 ]
+	[ -z "$stderr" ]
+}
+
+@test "write errors on stdout exit 4" {
+	run -4 --separate-stderr es-replay --events --stream order-1 ">" /dev/full
+	run -4 --separate-stderr bash -c 'es-replay --events > /dev/full'
+	[[ "$stderr" == *"write error"* ]]
+}
+
+@test "no store is an I/O error that names it" {
+	run -4 --separate-stderr es-replay -d "$TMP/nowhere"
+	[[ "$stderr" == *"nowhere"* ]]
+}
+
+@test "--help, --version, usage errors" {
+	run -0 --separate-stderr es-replay --help
+	[[ "$output" == *"--reducer FILE"* ]]
+	run -0 --separate-stderr es-replay --version
+	[[ "$output" == "es-replay "* ]]
+	run -2 --separate-stderr es-replay --bogus
+	[[ "$stderr" == *"unknown option"* ]]
+	run -2 --separate-stderr es-replay --limit x
+	run -2 --separate-stderr es-replay --follow file.ndjson
+}
