@@ -1,0 +1,120 @@
+/* The raw-JSON scanner, paths and merge patches. */
+#include <stdlib.h>
+
+#include "json.h"
+#include "unit.h"
+
+static const char *minify(const char *s)
+{
+	static struct es_buf b;
+	es_buf_reset(&b);
+	es_json_minify(&b, s, strlen(s));
+	return b.p;
+}
+
+static const char *find(const char *doc, const char *path)
+{
+	static char out[256];
+	struct es_path p;
+	const char *vs;
+	size_t n;
+
+	if (es_path_compile(&p, path))
+		return "(bad path)";
+	if (es_json_find(doc, strlen(doc), &p, 0, &vs, &n)) {
+		es_path_release(&p);
+		return "(absent)";
+	}
+	snprintf(out, sizeof(out), "%.*s", (int)n, vs);
+	es_path_release(&p);
+	return out;
+}
+
+static const char *patched(const char *a, const char *p)
+{
+	static char *out;
+	json_t *t = json_loads(a, 0, NULL), *q = json_loads(p, 0, NULL);
+	es_merge_patch(&t, q);
+	free(out);
+	out = json_dumps(t, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(t);
+	json_decref(q);
+	return out;
+}
+
+int main(void)
+{
+	struct es_buf b = ES_BUF_INIT;
+
+	/* white space goes, strings keep theirs, numbers stay as written */
+	CHECK_STR(minify(" { \"a b\" : [ 1 , 19.99 ,\t-0.0e1 ] ,\n \"c\":\"x \\\" y\" } "),
+		  "{\"a b\":[1,19.99,-0.0e1],\"c\":\"x \\\" y\"}");
+	CHECK(es_json_skip("{\"a\":\"}\"} tail", 14, 0) == 9);
+	CHECK(es_json_skip("123,4", 5, 0) == 3);
+	CHECK(es_json_skip("\"a\\\\\"x", 6, 0) == 5);
+	CHECK(es_json_skip("{\"a\":[1,2", 9, 0) == (size_t)-1);
+	CHECK(es_json_depth("[[[\"[[[[\"]]]", 12) == 3);
+
+	/* paths over raw text: objects, arrays, escaped keys, absent */
+	const char *doc = "{\"items\":[{\"sku\":\"A\",\"qty\":2},{\"sku\":\"B\",\"qty\":3}],"
+			  "\"n\\u0061me\":\"x\",\"deep\":{\"a\":{\"b\":null}}}";
+	CHECK_STR(find(doc, "items.1.qty"), "3");
+	CHECK_STR(find(doc, "items.0"), "{\"sku\":\"A\",\"qty\":2}");
+	CHECK_STR(find(doc, "name"), "\"x\"");
+	CHECK_STR(find(doc, "deep.a.b"), "null");
+	CHECK_STR(find(doc, "items.2"), "(absent)");
+	CHECK_STR(find(doc, "items.x"), "(absent)");
+	CHECK_STR(find(doc, "nope"), "(absent)");
+	CHECK_STR(find(doc, "a..b"), "(bad path)");
+
+	/* decoding string literals, surrogate pairs, bad escapes */
+	CHECK(es_json_decode_string(&b, "\"a\\u00e9\\ud83d\\ude00\\n\"", 23) == 0);
+	CHECK_STR(b.p, "a\xc3\xa9\xf0\x9f\x98\x80\n");
+	CHECK(es_json_decode_string(&b, "\"\\ud800\"", 8) == -1);
+	CHECK(es_json_decode_string(&b, "\"\\q\"", 4) == -1);
+
+	/* scalars without the parser */
+	json_t *j = es_json_from_raw("12345678901", 11);
+	CHECK(json_is_integer(j) && json_integer_value(j) == 12345678901LL);
+	json_decref(j);
+	j = es_json_from_raw("19.99", 5);
+	CHECK(json_is_real(j) && json_real_value(j) == 19.99);
+	json_decref(j);
+	j = es_json_from_raw("99999999999999999999", 20);
+	CHECK(json_is_real(j));
+	json_decref(j);
+
+	/* RFC 7386 examples */
+	CHECK_STR(patched("{\"a\":\"b\"}", "{\"a\":\"c\"}"), "{\"a\":\"c\"}");
+	CHECK_STR(patched("{\"a\":\"b\"}", "{\"b\":\"c\"}"), "{\"a\":\"b\",\"b\":\"c\"}");
+	CHECK_STR(patched("{\"a\":\"b\"}", "{\"a\":null}"), "{}");
+	CHECK_STR(patched("{\"a\":[{\"b\":\"c\"}]}", "{\"a\":[1]}"), "{\"a\":[1]}");
+	CHECK_STR(patched("{\"a\":{\"b\":\"c\"}}", "{\"a\":{\"b\":\"d\",\"c\":null}}"), "{\"a\":{\"b\":\"d\"}}");
+	CHECK_STR(patched("[1,2]", "{\"a\":\"b\",\"c\":null}"), "{\"a\":\"b\"}");
+	CHECK_STR(patched("{\"e\":null}", "{\"a\":1}"), "{\"e\":null,\"a\":1}");
+
+	/* diff then patch gives the target back */
+	json_t *a = json_loads("{\"x\":1,\"y\":{\"z\":2,\"w\":3},\"gone\":true}", 0, NULL);
+	json_t *t = json_loads("{\"x\":1,\"y\":{\"z\":5,\"w\":3},\"new\":[1]}", 0, NULL);
+	json_t *d = es_merge_diff(a, t);
+	char *ds = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+	CHECK_STR(ds, "{\"gone\":null,\"new\":[1],\"y\":{\"z\":5}}");
+	es_merge_patch(&a, d);
+	CHECK(json_equal(a, t));
+	free(ds);
+	json_decref(a);
+	json_decref(t);
+	json_decref(d);
+
+	/* paths set and unset through objects and arrays */
+	struct es_path p;
+	json_t *st = json_object();
+	es_path_compile(&p, "a.b.c");
+	CHECK(es_path_set(st, &p, json_integer(1)) == 0);
+	CHECK(json_integer_value(es_path_get(st, &p)) == 1);
+	CHECK(es_path_unset(st, &p) == 0 && es_path_get(st, &p) == NULL);
+	es_path_release(&p);
+	json_decref(st);
+	es_buf_release(&b);
+	return unit_done("json");
+}

@@ -1,0 +1,125 @@
+/* Input validation, the stored line, and the envelope reader. */
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "json.h"
+#include "record.h"
+#include "unit.h"
+
+static int add(struct es_batch *b, const char *line, int flags, struct es_error *err)
+{
+	return es_batch_add_line(b, line, strlen(line), 1, flags, err);
+}
+
+static int rejects(const char *line, const char *why)
+{
+	struct es_batch b;
+	struct es_error err = {0, ""};
+	int rc;
+
+	es_batch_init(&b);
+	rc = add(&b, line, 0, &err);
+	es_batch_release(&b);
+	if (rc != ES_DATA || !strstr(err.msg, why)) {
+		fprintf(stderr, "  '%s' -> %d '%s' (want '%s')\n", line, rc, err.msg, why);
+		return 0;
+	}
+	return 1;
+}
+
+int main(void)
+{
+	struct es_batch b;
+	struct es_error err = {0, ""};
+	struct es_buf out = ES_BUF_INIT;
+	struct es_chain *c = es_chain_new();
+	char hash[ES_HASH_HEX + 1], hash2[ES_HASH_HEX + 1];
+	struct es_rec r;
+	const char *why;
+
+	es_json_init();
+	es_batch_init(&b);
+	CHECK(add(&b, "{ \"stream\" : \"order-7\", \"type\":\"ItemAdded\", \"id\":\"e1\", "
+		      "\"data\": {\"price\": 19.99, \"big\": 1e300, \"s\": \"caf\\u00e9\"}, "
+		      "\"meta\":{\"u\":\"ann\"}, \"schema\": 2}", 0, &err) == 0);
+	CHECK(b.n == 1);
+	CHECK(es_record_build(&out, c, ES_GENESIS, &b, &b.ev[0], 41, 3,
+			      "2026-11-26T08:00:00.123456Z", 0, hash) == 0);
+	const char *want = "{\"seq\":41,\"stream\":\"order-7\",\"version\":3,\"type\":\"ItemAdded\","
+			 "\"ts\":\"2026-11-26T08:00:00.123456Z\",\"id\":\"e1\",\"schema\":2,"
+			 "\"data\":{\"price\":19.99,\"big\":1e300,\"s\":\"caf\\u00e9\"},"
+			 "\"meta\":{\"u\":\"ann\"},\"hash\":\"";
+	CHECK(strncmp(out.p, want, strlen(want)) == 0);
+	CHECK(out.len == strlen(want) + ES_HASH_HEX + 3 && out.p[out.len - 1] == '\n');
+	CHECK(memcmp(out.p + strlen(want), hash, ES_HASH_HEX) == 0);
+	{
+		/* the rule, spelled out: sha256(prev_hex || bytes before ,"hash":) */
+		struct es_buf pre = ES_BUF_INIT;
+		char h[ES_HASH_HEX + 1];
+		es_buf_adds(&pre, ES_GENESIS);
+		es_buf_add(&pre, out.p, strlen(want) - strlen(",\"hash\":\""));
+		es_sha256_hex(pre.p, pre.len, h);
+		CHECK_STR(h, hash);
+		es_buf_release(&pre);
+	}
+
+	/* the envelope reader takes it apart again and the hash checks */
+	CHECK(es_rec_parse(out.p, out.len - 1, ES_REC_BODY, &r, &why) == 0);
+	CHECK(r.seq == 41 && r.version == 3 && r.schema == 2 && !r.more);
+	CHECK(r.stream_len == 9 && memcmp(r.stream, "\"order-7\"", 9) == 0);
+	CHECK(r.data_len == strlen("{\"price\":19.99,\"big\":1e300,\"s\":\"caf\\u00e9\"}"));
+	CHECK(es_rec_check(c, ES_GENESIS, out.p, &r) == 1);
+	es_sha256_hex("x", 1, hash2);
+	CHECK(es_rec_check(c, hash2, out.p, &r) == 0);
+
+	/* "more" marks a batch's records but the last; the hash covers it */
+	es_buf_reset(&out);
+	CHECK(es_record_build(&out, c, hash, &b, &b.ev[0], 42, 4,
+			      "2026-11-26T08:00:00.123456Z", 1, hash2) == 0);
+	CHECK(strstr(out.p, ",\"more\":true,\"hash\":") != NULL);
+	CHECK(es_rec_parse(out.p, out.len - 1, 0, &r, &why) == 0 && r.more == 1);
+	CHECK(es_rec_check(c, hash, out.p, &r) == 1);
+
+	/* a flipped byte is found */
+	out.p[20] ^= 1;
+	CHECK(es_rec_parse(out.p, out.len - 1, 0, &r, &why) != 0 || es_rec_check(c, hash, out.p, &r) == 0);
+
+	/* canonical stream names: an escaped dash is the same stream */
+	CHECK(add(&b, "{\"stream\":\"order\\u002d7\",\"type\":\"X\"}", 0, &err) == 0);
+	CHECK(strcmp(es_batch_str(&b, b.ev[1].stream), "order-7") == 0);
+	CHECK(b.ev[1].id_len == 36 && !b.ev[1].id_given); /* a UUIDv7 */
+	CHECK(es_batch_str(&b, b.ev[1].id)[14] == '7');
+	CHECK(strcmp(es_batch_str(&b, b.ev[1].data), "{}") == 0);
+
+	/* rejections, each with its reason */
+	CHECK(rejects("[1]", "must be a JSON object"));
+	CHECK(rejects("{\"stream\":\"a\"}", "\"type\" is missing"));
+	CHECK(rejects("{\"stream\":\"\",\"type\":\"T\"}", "\"stream\" must be a non-empty string"));
+	CHECK(rejects("{\"stream\":\"a\",\"type\":\"T\",\"seq\":1}", "\"seq\" is assigned by the store"));
+	CHECK(rejects("{\"stream\":\"a\",\"type\":\"T\",\"ts\":\"x\"}", "\"ts\" is assigned"));
+	CHECK(rejects("{\"stream\":\"a\",\"type\":\"T\",\"more\":true}", "\"more\" is assigned"));
+	CHECK(rejects("{\"stream\":\"a\",\"type\":\"T\",\"dat\":{}}", "unknown field \"dat\""));
+	CHECK(rejects("{\"stream\":\"a\",\"type\":\"T\",\"data\":[]}", "\"data\" must be an object"));
+	CHECK(rejects("{\"stream\":\"a\",\"type\":\"T\",\"a\":1,\"a\":2}", "duplicate"));
+	CHECK(rejects("{\"stream\":\"a\",\"type\":\"T\",\"data\":{\"n\":123456789012345678901}}", "too big"));
+	CHECK(rejects("{\"stream\":\"a\",\"type\":\"T\",\"data\":{\"n\":1e999}}", "overflow"));
+	CHECK(rejects("{\"stream\":\"a\",\"type\":\"T\",\"data\":{\"s\":\"\\ud800\"}}", "invalid"));
+	CHECK(rejects("{\"stream\":\"a\xff\",\"type\":\"T\"}", "invalid"));
+	CHECK(rejects("{\"stream\":\"a\",\"type\":\"T\",\"expect\":\"some\"}", "\"expect\" must be"));
+	CHECK(rejects("{\"stream\":\"a\",\"type\":\"T\",\"schema\":0}", "\"schema\" must be"));
+	char deep[300];
+	strcpy(deep, "{\"stream\":\"a\",\"type\":\"T\",\"data\":");
+	for (int i = 0; i < 70; i++)
+		strcat(deep, "[");
+	CHECK(rejects(deep, "nesting deeper than 64"));
+
+	/* --import-ts takes a ts */
+	CHECK(add(&b, "{\"stream\":\"a\",\"type\":\"T\",\"ts\":\"2026-01-01T01:00:00+01:00\"}",
+		  ES_PARSE_TS, &err) == 0);
+	CHECK(b.ev[b.n - 1].ts == 1767225600LL * 1000000);
+
+	es_batch_release(&b);
+	es_buf_release(&out);
+	es_chain_free(c);
+	return unit_done("record");
+}

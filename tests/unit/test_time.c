@@ -1,0 +1,47 @@
+/* Time parsing and formatting: the forms users type and the stored form. */
+#include "timeq.h"
+#include "unit.h"
+
+static int64_t t(const char *s)
+{
+	int64_t us = -1;
+	if (es_time_parse(s, 1800000000LL * 1000000, &us))
+		return -1;
+	return us;
+}
+
+int main(void)
+{
+	char buf[ES_TS_LEN + 1];
+	int64_t us;
+
+	es_ts_format(0, buf);
+	CHECK_STR(buf, "1970-01-01T00:00:00.000000Z");
+	es_ts_format(1795726800123456LL, buf);
+	CHECK_STR(buf, "2026-11-26T21:00:00.123456Z");
+	es_ts_format(951782400000000LL, buf); /* leap day 2000 */
+	CHECK_STR(buf, "2000-02-29T00:00:00.000000Z");
+	CHECK(es_ts_parse(buf, ES_TS_LEN, &us) == 0 && us == 951782400000000LL);
+
+	CHECK(t("2026-11-26T08:00:00Z") == 1795680000LL * 1000000);
+	CHECK(t("2026-11-26T09:00:00+01:00") == 1795680000LL * 1000000);
+	CHECK(t("2026-11-26T03:30:00-04:30") == 1795680000LL * 1000000);
+	CHECK(t("2026-11-26 08:00:00.5Z") == 1795680000LL * 1000000 + 500000);
+	CHECK(t("2026-11-26") == 1795651200LL * 1000000);
+	CHECK(t("1795680000") == 1795680000LL * 1000000);
+	CHECK(t("@1795680000.25") == 1795680000LL * 1000000 + 250000);
+	CHECK(t("90d") == (1800000000LL - 90 * 86400) * 1000000);
+	CHECK(t("36h") == (1800000000LL - 36 * 3600) * 1000000);
+	CHECK(t("15m") == (1800000000LL - 900) * 1000000);
+	CHECK(t("2w") == (1800000000LL - 14 * 86400) * 1000000);
+	/* rejected */
+	CHECK(t("2026-02-30") == -1);
+	CHECK(t("2025-02-29") == -1);
+	CHECK(t("2026-11-26T25:00:00Z") == -1);
+	CHECK(t("2026-11-26T08:00:00") == -1); /* no zone: ambiguous */
+	CHECK(t("yesterday") == -1);
+	CHECK(t("") == -1);
+	CHECK(es_duration_parse("10m", &us) == 0 && us == 600000000);
+	CHECK(es_duration_parse("-1s", &us) == -1);
+	return unit_done("time");
+}
