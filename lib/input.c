@@ -89,9 +89,15 @@ static ssize_t zread(struct es_input *in, char *dst, size_t n, struct es_error *
 			zi.size = in->zin_len;
 			zi.pos = 0;
 		}
-		if (in->zin_eof && in->zin_pos == in->zin_len)
+		if (in->zin_eof && in->zin_pos == in->zin_len) {
+			if (in->zpending) {
+				es_fail(err, ES_DATA, "%s: truncated zstd data", in->name);
+				return -1;
+			}
 			return 0;
+		}
 		ret = ZSTD_decompressStream(in->zd, &out, &zi);
+		in->zpending = !ZSTD_isError(ret) && ret != 0;
 		in->zin_pos = zi.pos;
 		if (ZSTD_isError(ret)) {
 			es_fail(err, ES_DATA, "%s: corrupt zstd data: %s", in->name,

@@ -34,6 +34,7 @@ struct es_input {
 	char *zin;
 	size_t zin_cap, zin_pos, zin_len;
 	int zin_eof, magic_checked;
+	int zpending;       /* the last zstd frame is not complete yet */
 };
 
 /* Open path ("-" is stdin). Returns 0 or an es_status with err filled. */
