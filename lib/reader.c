@@ -209,6 +209,17 @@ int es_log_open_store(struct es_log *lg, struct es_store *s, uint64_t from_seq,
 	return 0;
 }
 
+int es_log_open_store_at(struct es_log *lg, struct es_store *s, uint64_t seg, uint64_t off,
+			 struct es_error *err)
+{
+	if (es_log_open_store(lg, s, seg, err))
+		return err->code;
+	if (lg->seg_i >= s->nsegs || s->segs[lg->seg_i] != seg)
+		return es_fail(err, ES_IO, "log/%020llu.ndjson: no such segment",
+			       (unsigned long long)seg);
+	return open_segment(lg, off, err);
+}
+
 int es_log_open_files(struct es_log *lg, char **files, int nfiles, struct es_error *err)
 {
 	static char *dash[] = {(char *)"-"};

@@ -57,6 +57,11 @@ struct es_log {
 /* Read a store from from_seq (0 or 1: from the start). */
 int es_log_open_store(struct es_log *lg, struct es_store *s, uint64_t from_seq,
 		      struct es_error *err);
+/* Read a store from byte offset off of segment seg, which must be the start
+ * of a line (found by es_seek_*, timeseek.h): what lies before it is not
+ * read at all. */
+int es_log_open_store_at(struct es_log *lg, struct es_store *s, uint64_t seg, uint64_t off,
+			 struct es_error *err);
 /* Read NDJSON files (none: stdin). */
 int es_log_open_files(struct es_log *lg, char **files, int nfiles, struct es_error *err);
 /* Next stored line: 1, 0 at the end, or -(status). flags: ES_REC_BODY.
