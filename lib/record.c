@@ -8,6 +8,7 @@
 
 #include "io.h"
 #include "json.h"
+#include "jsonv.h"
 #include "timeq.h"
 
 void es_batch_init(struct es_batch *b)
@@ -22,165 +23,154 @@ void es_batch_release(struct es_batch *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* Raw spans of the top-level members we copy byte for byte. */
-struct spans {
-	const char *data, *meta;
-	size_t data_len, meta_len;
-};
-
-static int key_is(const char *s, size_t len, const char *want, struct es_buf *tmp)
-{
-	size_t wl = strlen(want);
-
-	if (memchr(s, '\\', len) == NULL)
-		return len == wl + 2 && memcmp(s + 1, want, wl) == 0;
-	if (es_json_decode_string(tmp, s, len))
-		return 0;
-	return tmp->len == wl && memcmp(tmp->p, want, wl) == 0;
-}
-
-/* Walk the top-level object (already validated by jansson). */
-static int find_spans(const char *s, size_t len, struct spans *sp)
-{
-	struct es_buf tmp = ES_BUF_INIT;
-	size_t i = 0;
-
-	memset(sp, 0, sizeof(*sp));
-	while (i < len && s[i] != '{')
-		i++;
-	for (i++; i < len;) {
-		size_t k, ke, v, ve;
-		while (i < len && s[i] != '"' && s[i] != '}')
-			i++;
-		if (i >= len || s[i] == '}')
-			break;
-		k = i;
-		ke = es_json_skip_string(s, len, k);
-		if (ke == (size_t)-1)
-			break;
-		i = ke;
-		while (i < len && s[i] != ':')
-			i++;
-		v = i + 1;
-		while (v < len && (s[v] == ' ' || s[v] == '\t' || s[v] == '\n' || s[v] == '\r'))
-			v++;
-		ve = es_json_skip(s, len, v);
-		if (ve == (size_t)-1)
-			break;
-		if (key_is(s + k, ke - k, "data", &tmp)) {
-			sp->data = s + v;
-			sp->data_len = ve - v;
-		} else if (key_is(s + k, ke - k, "meta", &tmp)) {
-			sp->meta = s + v;
-			sp->meta_len = ve - v;
-		}
-		i = ve;
-	}
-	es_buf_release(&tmp);
-	return 0;
-}
-
 static const char *const known_keys[] = {
 	"stream", "type", "id", "schema", "expect", "data", "meta", "ts", NULL
 };
+enum { K_STREAM, K_TYPE, K_ID, K_SCHEMA, K_EXPECT, K_DATA, K_META, K_TS, K_NKEYS };
 static const char *const reserved_keys[] = {"seq", "version", "hash", "more", NULL};
 
-static int in_list(const char *k, const char *const *list)
+static int in_list(const char *k, size_t n, const char *const *list)
 {
-	for (; *list; list++)
-		if (strcmp(k, *list) == 0)
-			return 1;
-	return 0;
+	for (int i = 0; list[i]; i++)
+		if (strlen(list[i]) == n && memcmp(k, list[i], n) == 0)
+			return i;
+	return -1;
 }
 
-static int name_field(json_t *obj, const char *key, int required, struct es_error *err)
+/* A validated string literal's text, decoded into tmp. */
+static int decode(struct es_buf *tmp, const struct es_jv_member *m)
 {
-	json_t *v = json_object_get(obj, key);
+	if (memchr(m->val, '\\', m->vlen) == NULL) {
+		es_buf_reset(tmp);
+		return es_buf_add(tmp, m->val + 1, m->vlen - 2);
+	}
+	return es_json_decode_string(tmp, m->val, m->vlen);
+}
 
-	if (!v)
+static int name_field(const struct es_jv_member *m, const char *key, int required,
+		      struct es_buf *tmp, struct es_error *err)
+{
+	if (!m)
 		return required ? es_fail(err, ES_DATA, "\"%s\" is missing", key) : 0;
-	if (!json_is_string(v) || json_string_length(v) == 0)
+	if (m->val[0] != '"' || m->vlen == 2)
 		return es_fail(err, ES_DATA, "\"%s\" must be a non-empty string", key);
-	if (json_string_length(v) > ES_NAME_MAX)
+	if (decode(tmp, m))
+		return es_fail(err, ES_IO, "out of memory");
+	if (tmp->len > ES_NAME_MAX)
 		return es_fail(err, ES_DATA, "\"%s\" is longer than %d bytes", key, ES_NAME_MAX);
 	return 0;
 }
 
-/* Add s to the arena as decoded text (NUL-terminated) and as canonical JSON. */
-static int add_name(struct es_batch *b, json_t *v, size_t *off, size_t *len,
-		    size_t *js, size_t *js_len)
+/* Add a name to the arena decoded (NUL-terminated) and as canonical JSON:
+ * a literal without escapes already is what jansson would print. */
+static int add_name(struct es_batch *b, const struct es_jv_member *m, struct es_buf *tmp,
+		    size_t *off, size_t *len, size_t *js, size_t *js_len)
 {
-	const char *s = json_string_value(v);
-	size_t n = json_string_length(v);
-
+	if (decode(tmp, m))
+		return -1;
 	if (off) {
 		*off = b->text.len;
-		*len = n;
-		if (es_buf_add(&b->text, s, n) || es_buf_addc(&b->text, '\0'))
+		*len = tmp->len;
+		if (es_buf_add(&b->text, tmp->p ? tmp->p : "", tmp->len) || es_buf_addc(&b->text, '\0'))
 			return -1;
 	}
 	*js = b->text.len;
-	if (es_json_add_string(&b->text, s, n))
+	if (memchr(m->val, '\\', m->vlen) == NULL ? es_buf_add(&b->text, m->val, m->vlen)
+						  : es_json_add_string(&b->text, tmp->p, tmp->len))
 		return -1;
 	*js_len = b->text.len - *js;
 	return es_buf_addc(&b->text, '\0');
 }
 
-static int parse_expect(json_t *v, struct es_event *ev, struct es_error *err)
+/* A non-negative integer literal, or -1. */
+static int64_t small_int(const struct es_jv_member *m)
 {
-	if (!v) {
+	int64_t v = 0;
+
+	if (m->vlen == 0 || m->vlen > 18)
+		return -1;
+	for (size_t i = 0; i < m->vlen; i++) {
+		if (m->val[i] < '0' || m->val[i] > '9')
+			return -1;
+		v = v * 10 + (m->val[i] - '0');
+	}
+	return v;
+}
+
+static int parse_expect(const struct es_jv_member *m, struct es_event *ev, struct es_buf *tmp,
+			struct es_error *err)
+{
+	int64_t v;
+
+	if (!m) {
 		ev->expect = ES_EXPECT_UNSET;
 		return 0;
 	}
-	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+	if ((v = small_int(m)) >= 0) {
 		ev->expect = ES_EXPECT_EXACT;
-		ev->expect_version = (uint64_t)json_integer_value(v);
+		ev->expect_version = (uint64_t)v;
 		return 0;
 	}
-	if (json_is_string(v)) {
-		const char *s = json_string_value(v);
-		if (strcmp(s, "any") == 0) { ev->expect = ES_EXPECT_ANY; return 0; }
-		if (strcmp(s, "none") == 0) { ev->expect = ES_EXPECT_NONE; return 0; }
-		if (strcmp(s, "exists") == 0) { ev->expect = ES_EXPECT_EXISTS; return 0; }
+	if (m->val[0] == '"' && decode(tmp, m) == 0) {
+		es_buf_addc(tmp, '\0');
+		tmp->len--;
+		if (strcmp(tmp->p, "any") == 0) { ev->expect = ES_EXPECT_ANY; return 0; }
+		if (strcmp(tmp->p, "none") == 0) { ev->expect = ES_EXPECT_NONE; return 0; }
+		if (strcmp(tmp->p, "exists") == 0) { ev->expect = ES_EXPECT_EXISTS; return 0; }
 	}
 	return es_fail(err, ES_DATA,
 		       "\"expect\" must be \"any\", \"none\", \"exists\" or a version >= 0");
 }
 
-static int validate(json_t *root, struct es_event *ev, int flags, struct es_error *err)
+/* Which known member each top-level key is; errors for the others. */
+static int sort_members(const struct es_jv *jv, const struct es_jv_member **f, int flags,
+			struct es_buf *tmp, struct es_error *err)
 {
-	const char *key;
-	json_t *v;
-
-	if (!json_is_object(root))
-		return es_fail(err, ES_DATA, "an event must be a JSON object");
-	json_object_foreach(root, key, v) {
-		if (in_list(key, reserved_keys) || (strcmp(key, "ts") == 0 && !(flags & ES_PARSE_TS)))
-			return es_fail(err, ES_DATA, "\"%s\" is assigned by the store and must not be given", key);
-		if (!in_list(key, known_keys))
-			return es_fail(err, ES_DATA, "unknown field \"%s\"", key);
+	for (size_t i = 0; i < jv->ntop; i++) {
+		const struct es_jv_member *m = &jv->top[i];
+		const char *k = m->key + 1;
+		size_t kn = m->klen - 2;
+		int which;
+		if (memchr(m->key, '\\', m->klen)) {
+			if (es_json_decode_string(tmp, m->key, m->klen))
+				return es_fail(err, ES_IO, "out of memory");
+			k = tmp->p ? tmp->p : "";
+			kn = tmp->len;
+		}
+		if (in_list(k, kn, reserved_keys) >= 0 ||
+		    (in_list(k, kn, known_keys) == K_TS && !(flags & ES_PARSE_TS)))
+			return es_fail(err, ES_DATA, "\"%.*s\" is assigned by the store and must not be given",
+				       (int)kn, k);
+		which = in_list(k, kn, known_keys);
+		if (which < 0)
+			return es_fail(err, ES_DATA, "unknown field \"%.*s\"", (int)(kn > 100 ? 100 : kn), k);
+		f[which] = m;
 	}
-	if (name_field(root, "stream", 1, err) || name_field(root, "type", 1, err) ||
-	    name_field(root, "id", 0, err))
+	return 0;
+}
+
+static int check_fields(const struct es_jv_member **f, struct es_event *ev, int flags,
+			struct es_buf *tmp, struct es_error *err)
+{
+	int64_t v;
+
+	if (name_field(f[K_STREAM], "stream", 1, tmp, err) ||
+	    name_field(f[K_TYPE], "type", 1, tmp, err) || name_field(f[K_ID], "id", 0, tmp, err))
 		return err->code;
-	v = json_object_get(root, "data");
-	if (v && !json_is_object(v))
+	if (f[K_DATA] && f[K_DATA]->val[0] != '{')
 		return es_fail(err, ES_DATA, "\"data\" must be an object");
-	v = json_object_get(root, "meta");
-	if (v && !json_is_object(v))
+	if (f[K_META] && f[K_META]->val[0] != '{')
 		return es_fail(err, ES_DATA, "\"meta\" must be an object");
-	v = json_object_get(root, "schema");
-	if (v && !(json_is_integer(v) && json_integer_value(v) >= 1))
+	if (f[K_SCHEMA] && (v = small_int(f[K_SCHEMA])) < 1)
 		return es_fail(err, ES_DATA, "\"schema\" must be an integer >= 1");
-	ev->schema = v ? json_integer_value(v) : 0;
-	if (parse_expect(json_object_get(root, "expect"), ev, err))
+	ev->schema = f[K_SCHEMA] ? small_int(f[K_SCHEMA]) : 0;
+	if (parse_expect(f[K_EXPECT], ev, tmp, err))
 		return err->code;
-	v = json_object_get(root, "ts");
 	if (flags & ES_PARSE_TS) {
-		if (!v)
+		if (!f[K_TS])
 			return es_fail(err, ES_DATA, "\"ts\" is missing (--import-ts)");
-		if (!json_is_string(v) ||
-		    es_ts_parse(json_string_value(v), json_string_length(v), &ev->ts))
+		if (f[K_TS]->val[0] != '"' || decode(tmp, f[K_TS]) ||
+		    es_ts_parse(tmp->p ? tmp->p : "", tmp->len, &ev->ts))
 			return es_fail(err, ES_DATA, "\"ts\" must be an RFC 3339 time");
 	}
 	return 0;
@@ -199,15 +189,45 @@ static int grow_events(struct es_batch *b)
 	return 0;
 }
 
+/* Objects too wide for the validator's duplicate check go to jansson. */
+static int wide_check(const char *line, size_t len, struct es_error *err)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+
+	if (root) {
+		json_decref(root);
+		return 0;
+	}
+	if (errno == ENOMEM)
+		return es_fail(err, ES_IO, "out of memory");
+	return es_fail(err, ES_DATA, "invalid JSON: %s (column %d)", jerr.text, jerr.column);
+}
+
+static int add_uuid(struct es_batch *b, struct es_event *ev)
+{
+	char uuid[37];
+
+	if (es_uuid7(es_now_us(), uuid))
+		return -1;
+	ev->id = b->text.len;
+	ev->id_len = 36;
+	if (es_buf_add(&b->text, uuid, 37))
+		return -1;
+	ev->id_js = b->text.len;
+	ev->id_js_len = 38;
+	return es_buf_addf(&b->text, "\"%s\"", uuid) || es_buf_addc(&b->text, '\0');
+}
+
 int es_batch_add_line(struct es_batch *b, const char *line, size_t len,
 		      uint64_t lineno, int flags, struct es_error *err)
 {
+	struct es_jv_member top[16];
+	const struct es_jv_member *f[K_NKEYS] = {0};
+	struct es_jv jv = {top, 0, 16, ES_JSON_MAX_DEPTH, NULL, 0, 0};
+	struct es_buf tmp = ES_BUF_INIT;
 	struct es_event ev;
-	json_error_t jerr;
-	json_t *root;
-	struct spans sp;
 	size_t mark = b->text.len;
-	int depth;
 
 	memset(&ev, 0, sizeof(ev));
 	ev.lineno = lineno;
@@ -219,58 +239,45 @@ int es_batch_add_line(struct es_batch *b, const char *line, size_t len,
 		return es_fail(err, ES_DATA, "empty line");
 	if (memchr(line, '\0', len))
 		return es_fail(err, ES_DATA, "NUL byte in line");
-	depth = es_json_depth(line, len);
-	if (depth > ES_JSON_MAX_DEPTH)
-		return es_fail(err, ES_DATA, "nesting deeper than %d levels", ES_JSON_MAX_DEPTH);
-	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root) {
-		if (errno == ENOMEM)
-			return es_fail(err, ES_IO, "out of memory");
-		return es_fail(err, ES_DATA, "invalid JSON: %s (column %d)", jerr.text, jerr.column);
+	if (es_json_validate(&jv, line, len) != 0) {
+		if (strcmp(jv.why, "nesting too deep") == 0)
+			return es_fail(err, ES_DATA, "nesting deeper than %d levels", ES_JSON_MAX_DEPTH);
+		if (strcmp(jv.why, "an event must be a JSON object") == 0)
+			return es_fail(err, ES_DATA, "%s", jv.why);
+		return es_fail(err, ES_DATA, "invalid JSON: %s (column %zu)", jv.why, jv.at + 1);
 	}
-	if (validate(root, &ev, flags, err)) {
-		json_decref(root);
+	if (jv.too_many && wide_check(line, len, err))
 		return err->code;
-	}
-	find_spans(line, len, &sp);
+	if (sort_members(&jv, f, flags, &tmp, err) || check_fields(f, &ev, flags, &tmp, err))
+		goto fail;
+	ev.id_given = f[K_ID] != NULL;
 	if (grow_events(b) ||
-	    add_name(b, json_object_get(root, "stream"), &ev.stream, &ev.stream_len,
-		     &ev.stream_js, &ev.stream_js_len) ||
-	    add_name(b, json_object_get(root, "type"), NULL, NULL, &ev.type_js, &ev.type_js_len) ||
-	    (json_object_get(root, "id") &&
-	     add_name(b, json_object_get(root, "id"), &ev.id, &ev.id_len, &ev.id_js, &ev.id_js_len)))
+	    add_name(b, f[K_STREAM], &tmp, &ev.stream, &ev.stream_len, &ev.stream_js,
+		     &ev.stream_js_len) ||
+	    add_name(b, f[K_TYPE], &tmp, NULL, NULL, &ev.type_js, &ev.type_js_len) ||
+	    (ev.id_given ? add_name(b, f[K_ID], &tmp, &ev.id, &ev.id_len, &ev.id_js, &ev.id_js_len)
+			 : add_uuid(b, &ev)))
 		goto nomem;
-	ev.id_given = json_object_get(root, "id") != NULL;
-	if (!ev.id_given) {
-		char uuid[37];
-		if (es_uuid7(es_now_us(), uuid))
-			goto nomem;
-		ev.id = b->text.len;
-		ev.id_len = 36;
-		if (es_buf_add(&b->text, uuid, 37))
-			goto nomem;
-		ev.id_js = b->text.len;
-		ev.id_js_len = 38;
-		if (es_buf_addf(&b->text, "\"%s\"", uuid) || es_buf_addc(&b->text, '\0'))
-			goto nomem;
-	}
 	ev.data = b->text.len;
-	if (sp.data ? es_json_minify(&b->text, sp.data, sp.data_len) : es_buf_adds(&b->text, "{}"))
+	if (f[K_DATA] ? es_json_minify(&b->text, f[K_DATA]->val, f[K_DATA]->vlen)
+		      : es_buf_adds(&b->text, "{}"))
 		goto nomem;
 	ev.data_len = b->text.len - ev.data;
-	if (sp.meta) {
+	if (f[K_META]) {
 		ev.meta = b->text.len;
-		if (es_json_minify(&b->text, sp.meta, sp.meta_len))
+		if (es_json_minify(&b->text, f[K_META]->val, f[K_META]->vlen))
 			goto nomem;
 		ev.meta_len = b->text.len - ev.meta;
 	}
-	json_decref(root);
+	es_buf_release(&tmp);
 	b->ev[b->n++] = ev;
 	return 0;
 nomem:
-	json_decref(root);
+	es_fail(err, ES_IO, "out of memory");
+fail:
+	es_buf_release(&tmp);
 	b->text.len = mark;
-	return es_fail(err, ES_IO, "out of memory");
+	return err->code;
 }
 
 int es_uuid7(int64_t us, char out[37])
