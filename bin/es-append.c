@@ -62,6 +62,17 @@ static int blank(const char *s, size_t n)
 	return 1;
 }
 
+/* Report a failure. An I/O or system error always says that the events
+ * were not stored (the library's own messages may not), unless the message
+ * already tells what became of them. */
+static int report(struct es_error *err)
+{
+	if (err->code == ES_IO && strncmp(err->msg, "not stored", 10) != 0 &&
+	    strncmp(err->msg, "not acknowledged", 16) != 0)
+		es_error_prefix(err, "not stored");
+	return es_cli_report(err);
+}
+
 /* Read and validate every input line before anything is stored. */
 static int read_all(char **files, int nfiles, int flags, struct es_batch *b)
 {
@@ -78,7 +89,7 @@ static int read_all(char **files, int nfiles, int flags, struct es_batch *b)
 		size_t len;
 		int r;
 		if (es_input_open(&in, files[f], &err))
-			return es_cli_report(&err);
+			return report(&err);
 		while ((r = es_input_next(&in, &line, &len, &err)) == 1) {
 			if (blank(line, len))
 				continue;
@@ -89,12 +100,12 @@ static int read_all(char **files, int nfiles, int flags, struct es_batch *b)
 					es_error_prefix(&err, "%s: line %llu", in.name,
 							(unsigned long long)in.lineno);
 				es_input_close(&in);
-				return es_cli_report(&err);
+				return report(&err);
 			}
 		}
 		es_input_close(&in);
 		if (r < 0)
-			return es_cli_report(&err);
+			return report(&err);
 	}
 	return 0;
 }
@@ -127,7 +138,7 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 		es_buf_reset(&out);
 		rc = es_append_batch(s, b, done, n, &c->ao, &out, fate, &err);
 		if (rc) {
-			es_cli_report(&err);
+			report(&err);
 			if (done > 0)
 				es_cli_error("%zu events before line %llu were stored", done,
 					     (unsigned long long)b->ev[done].lineno);
@@ -178,7 +189,7 @@ int main(int argc, char **argv)
 		goto out_batch; /* nothing to do: not even a store is created */
 	if (es_store_open(&s, com.store, ES_OPEN_WRITE | ES_OPEN_CREATE, &err) ||
 	    es_store_lock(&s, &err)) {
-		rc = es_cli_report(&err);
+		rc = report(&err);
 		es_store_close(&s);
 		goto out_batch;
 	}

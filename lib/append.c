@@ -162,13 +162,21 @@ static int build(struct es_store *s, const struct es_batch *b, size_t from, size
 	return 0;
 }
 
-static int undo(struct es_store *s, uint64_t size)
+/* The batch failed before it was durable: cut the segment back to size.
+ * When that fails too, the bytes may be whole, valid records that the next
+ * writer's recovery would keep, so leave it a note to cut them
+ * (es_store_note_undo). Only if the note fails as well can the batch still
+ * show up: then the message does not say "not stored". */
+static int undo(struct es_store *s, uint64_t size, struct es_error *err)
 {
-	/* Best effort: the batch was not acknowledged either way, and the
-	 * next writer's recovery cuts whatever is left. */
-	if (es_ftruncate(s->active_fd, (off_t)size) != 0)
-		return -1;
-	return es_fdatasync(s->active_fd);
+	char why[sizeof(err->msg)];
+
+	if ((es_ftruncate(s->active_fd, (off_t)size) == 0 && es_fdatasync(s->active_fd) == 0) ||
+	    es_store_note_undo(s, s->segs[s->nsegs - 1], size) == 0)
+		return err->code;
+	snprintf(why, sizeof(why), "%s", err->msg + strlen("not stored: "));
+	return es_fail(err, ES_IO, "not acknowledged: %s; cutting the batch back failed too, "
+		       "so it may still be in the log", why);
 }
 
 static int write_batch(struct es_store *s, const struct es_buf *lines, struct es_error *err)
@@ -191,15 +199,13 @@ static int write_batch(struct es_store *s, const struct es_buf *lines, struct es
 		/* Never retried: after a failed writeback the pages may be
 		 * marked clean, so a second fdatasync could lie. */
 		es_fail_errno(err, ES_IO, "not stored: fdatasync failed");
-		undo(s, size);
-		return err->code;
+		return undo(s, size, err);
 	}
 	es_crash_point("after-sync");
 	return 0;
 fail:
 	es_fail_errno(err, ES_IO, "not stored: write failed");
-	undo(s, size);
-	return err->code;
+	return undo(s, size, err);
 }
 
 static int index_batch(struct es_store *s, const struct es_batch *b, size_t from, size_t n,

@@ -571,6 +571,39 @@ static int catch_up(struct es_store *s, size_t first_seg, uint64_t from, struct 
 	return 0;
 }
 
+int es_store_note_undo(struct es_store *s, uint64_t seg, uint64_t size)
+{
+	char path[PATH_MAX], line[64];
+	int n = snprintf(line, sizeof(line), "%llu %llu\n", (unsigned long long)seg,
+			 (unsigned long long)size);
+
+	path_of(s, "undo", path, sizeof(path));
+	return es_write_file_atomic(path, line, (size_t)n, 0644);
+}
+
+/* A failed batch that its writer could not cut back (es_store_note_undo):
+ * quarantine it before anything else, then drop the note. */
+static int apply_undo(struct es_store *s, uint64_t active, struct es_error *err)
+{
+	char path[PATH_MAX], *text;
+	unsigned long long seg, size;
+	int ok;
+
+	path_of(s, "undo", path, sizeof(path));
+	text = es_read_file(path, NULL);
+	if (!text)
+		return errno == ENOENT ? 0 : es_fail_errno(err, ES_IO, "cannot read '%s'", path);
+	ok = sscanf(text, "%llu %llu", &seg, &size) == 2;
+	free(text);
+	if (!ok)
+		return es_fail(err, ES_CORRUPT, "%s: not a note of a failed batch", path);
+	if (seg == active && file_size(s->active_fd) > size && quarantine(s, seg, size, err))
+		return err->code;
+	if (unlink(path) != 0 || es_fsync_dir(s->dir) != 0)
+		return es_fail_errno(err, ES_IO, "cannot remove '%s'", path);
+	return 0;
+}
+
 static int recover(struct es_store *s, struct es_error *err)
 {
 	struct es_head ih, genesis;
@@ -596,6 +629,8 @@ static int recover(struct es_store *s, struct es_error *err)
 	s->active_fd = es_open(path, O_RDWR | O_APPEND, 0);
 	if (s->active_fd < 0)
 		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	if (apply_undo(s, active, err))
+		return err->code;
 	size = file_size(s->active_fd);
 	if (have && ih.seq > 0) {
 		size_t ai = s->nsegs - 1;

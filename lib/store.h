@@ -63,6 +63,10 @@ int es_store_prepare_append(struct es_store *s, size_t add, struct es_error *err
 /* (Re)open s->index, writable or not. Readers get s->index NULL when it
  * cannot be opened. */
 int es_store_open_index(struct es_store *s, int writable, struct es_error *err);
+/* A batch failed and could not be cut back from segment seg: note in
+ * DIR/undo that seg must be cut back to size; the next es_store_lock()
+ * moves those bytes to quarantine/ first. 0, or -1 with errno. */
+int es_store_note_undo(struct es_store *s, uint64_t seg, uint64_t size);
 /* Rebuild the index from the whole log (under the lock). */
 int es_store_rebuild_index(struct es_store *s, struct es_error *err);
 /* Read one line at pos into buf (with its '\n'). 0 or es_status. */
