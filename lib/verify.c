@@ -1,0 +1,1816 @@
+/* verify.c: the checks behind es-verify (see verify.h and es-verify(1)).
+ *
+ * The log is checked in units: one unit per store segment, or one per
+ * input file. A unit is read sequentially (es_input) and every line goes
+ * through check_record(). Serially, the chain state flows from one unit to
+ * the next. With jobs > 1 the units of a store run on threads: each starts
+ * from the stored hash of the previous segment's last record (read first),
+ * and keeps its own stream -> version map, which is stitched onto the
+ * global one in log order afterwards, so a version gap across a segment
+ * boundary is still found and located at the record that shows it.
+ */
+#include "verify.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "index.h"
+#include "input.h"
+#include "io.h"
+#include "json.h"
+#include "record.h"
+#include "store.h"
+#include "timeq.h"
+
+#define PROGRESS_STEP (8u << 20)  /* bytes between progress calls */
+#define INDEX_FAIL_MAX 100        /* index disagreements listed at most */
+
+/* ---- lists of findings ---- */
+
+struct ilist {
+	struct es_verify_issue *v;
+	size_t n, cap;
+	int oom;
+};
+
+static void ilist_vadd(struct ilist *l, const char *file, int has_off, uint64_t off,
+		       uint64_t seq, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	struct es_verify_issue *is;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? 2 * l->cap : 8;
+		struct es_verify_issue *nv = realloc(l->v, ncap * sizeof(*nv));
+		if (!nv) {
+			l->oom = 1;
+			return;
+		}
+		l->v = nv;
+		l->cap = ncap;
+	}
+	is = &l->v[l->n];
+	is->file = file ? strdup(file) : NULL;
+	is->reason = strdup(msg);
+	if ((file && !is->file) || !is->reason) {
+		free(is->file);
+		free(is->reason);
+		l->oom = 1;
+		return;
+	}
+	is->offset = off;
+	is->has_offset = has_off;
+	is->seq = seq;
+	l->n++;
+}
+
+static void __attribute__((format(printf, 6, 7)))
+ilist_add(struct ilist *l, const char *file, int has_off, uint64_t off, uint64_t seq,
+	  const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ilist_vadd(l, file, has_off, off, seq, fmt, ap);
+	va_end(ap);
+}
+
+static void ilist_release(struct ilist *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].file);
+		free(l->v[i].reason);
+	}
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Move every item of src to the end of dst. */
+static void ilist_move(struct ilist *dst, struct ilist *src)
+{
+	if (dst->n + src->n > dst->cap) {
+		size_t ncap = dst->n + src->n;
+		struct es_verify_issue *nv = realloc(dst->v, ncap * sizeof(*nv));
+		if (!nv) {
+			dst->oom = 1;
+			ilist_release(src);
+			return;
+		}
+		dst->v = nv;
+		dst->cap = ncap;
+	}
+	if (src->n)
+		memcpy(dst->v + dst->n, src->v, src->n * sizeof(*src->v));
+	dst->n += src->n;
+	dst->oom |= src->oom;
+	free(src->v);
+	memset(src, 0, sizeof(*src));
+}
+
+/* Order a unit's findings by offset (stable; lists are short). */
+static void ilist_sort(struct ilist *l)
+{
+	for (size_t i = 1; i < l->n; i++) {
+		struct es_verify_issue t = l->v[i];
+		size_t j = i;
+		while (j > 0 && l->v[j - 1].offset > t.offset) {
+			l->v[j] = l->v[j - 1];
+			j--;
+		}
+		l->v[j] = t;
+	}
+}
+
+/* ---- stream -> version map ---- */
+
+struct vent {
+	uint64_t h;
+	size_t key, klen;          /* decoded stream name in the map's arena */
+	uint64_t first_v, last_v;  /* versions of the first and last event seen */
+	uint64_t first_seq, first_off;
+	struct es_pos last;        /* where the last event seen lies */
+	int checked;               /* first_v checked against what precedes it */
+	int used;
+};
+
+struct vmap {
+	struct vent *e;
+	size_t cap, n;
+	struct es_buf keys;
+	int complete;              /* holds every stream from seq 1 on */
+};
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+	return h ^ (h >> 29);
+}
+
+static int vmap_grow(struct vmap *m)
+{
+	size_t ncap = m->cap ? 2 * m->cap : 1024;
+	struct vent *ne = calloc(ncap, sizeof(*ne));
+
+	if (!ne)
+		return -1;
+	for (size_t i = 0; i < m->cap; i++) {
+		size_t j;
+		if (!m->e[i].used)
+			continue;
+		for (j = m->e[i].h & (ncap - 1); ne[j].used; j = (j + 1) & (ncap - 1))
+			;
+		ne[j] = m->e[i];
+	}
+	free(m->e);
+	m->e = ne;
+	m->cap = ncap;
+	return 0;
+}
+
+/* The entry for key, created (zeroed) when new. NULL when out of memory.
+ * The pointer is valid until the next call. */
+static struct vent *vmap_get_h(struct vmap *m, const char *k, size_t n, uint64_t h, int *isnew)
+{
+	size_t i;
+
+	if ((m->n + 1) * 4 > m->cap * 3 && vmap_grow(m))
+		return NULL;
+	for (i = h & (m->cap - 1); m->e[i].used; i = (i + 1) & (m->cap - 1)) {
+		struct vent *e = &m->e[i];
+		if (e->h == h && e->klen == n && memcmp(m->keys.p + e->key, k, n) == 0) {
+			*isnew = 0;
+			return e;
+		}
+	}
+	size_t off = m->keys.len;
+	if (es_buf_add(&m->keys, k, n))
+		return NULL;
+	memset(&m->e[i], 0, sizeof(m->e[i]));
+	m->e[i].h = h;
+	m->e[i].key = off;
+	m->e[i].klen = n;
+	m->e[i].used = 1;
+	m->n++;
+	*isnew = 1;
+	return &m->e[i];
+}
+
+static struct vent *vmap_get(struct vmap *m, const char *k, size_t n, int *isnew)
+{
+	return vmap_get_h(m, k, n, hash_bytes(k, n), isnew);
+}
+
+/* Start loading the slot of key hash h: hidden behind the record's hash. */
+static void vmap_prefetch(const struct vmap *m, uint64_t h)
+{
+	if (m->cap)
+		__builtin_prefetch(&m->e[h & (m->cap - 1)]);
+}
+
+static void vmap_release(struct vmap *m)
+{
+	free(m->e);
+	es_buf_release(&m->keys);
+	memset(m, 0, sizeof(*m));
+}
+
+static const char *vkey(const struct vmap *m, const struct vent *e)
+{
+	return m->keys.p + e->key;
+}
+
+/* ---- the chain state and one unit of work ---- */
+
+struct pos {                   /* a record that closed a batch: the head */
+	uint64_t seq;
+	char hash[ES_HASH_HEX + 1];
+	uint64_t seg, end;
+};
+
+struct vstate {
+	int known;                 /* 0: adopt the next record (after damage) */
+	uint64_t seq;
+	char hash[ES_HASH_HEX + 1];
+	char ts[ES_TS_LEN + 1];
+	int has_ts;
+	int in_batch;              /* the last record had "more" */
+	uint64_t batch_off, batch_seq; /* where the open batch started */
+	struct pos closed;
+};
+
+struct run;
+
+struct unit {
+	char *path;                /* to open */
+	char *name;                /* for messages */
+	uint64_t segno;            /* store segment: first seq by its name */
+	int store_seg, active, last;
+	uint64_t size;
+	uint64_t skip_before;      /* incremental: records below are only skipped */
+	struct vmap *map;
+	struct vstate st;          /* in: before the first record; out: after the last */
+	struct vstate start;       /* a copy of the state it started from */
+	uint64_t records, bytes;
+	struct ilist fail, warn;
+	int stopped;               /* stopped at a failure */
+	int ran;
+	int rc;                    /* an I/O error: status, message in err */
+	struct es_error err;
+	int anchor_seen;           /* saw record skip_before - 1 */
+	int pending, later;        /* active segment: damage seen; records after it */
+	struct ilist pend;         /* the failures after the damage */
+	struct pos pend_closed;    /* the head before the damage */
+	int ih_seen;               /* saw the index head's record where it says */
+	int ih_differs;            /* ... with another hash */
+};
+
+struct run {
+	const struct es_verify_opts *o;
+	const char *dir;           /* store, or NULL */
+	struct es_head ih;         /* the index head */
+	int have_ih;
+	struct unit *u;
+	size_t nu;
+	struct vmap gmap;
+	atomic_size_t next;        /* parallel: next unit to take */
+	atomic_uint_least64_t done;
+	uint64_t total, reported;
+	pthread_mutex_t plock;
+	struct ilist fail, warn;   /* not about one unit: before the log */
+	struct ilist post;         /* ... and after it (head, look-back) */
+	struct ilist notes;
+	struct ilist ixissues;     /* index disagreements (failures unless repaired) */
+	int index_state;           /* see check_index() */
+};
+
+static void progress(struct run *R, uint64_t add)
+{
+	uint64_t d = atomic_fetch_add(&R->done, add) + add;
+
+	if (!R->o->progress)
+		return;
+	pthread_mutex_lock(&R->plock);
+	if (d >= R->reported + PROGRESS_STEP || (R->total && d >= R->total)) {
+		R->reported = d;
+		R->o->progress(R->o->progress_arg, d, R->total);
+	}
+	pthread_mutex_unlock(&R->plock);
+}
+
+static int ts_shape_ok(const char *t)
+{
+	static const char pat[] = "0000-00-00T00:00:00.000000Z";
+	unsigned bad = 0;
+
+	/* Without branches: digits are where pat has '0'. */
+	for (int i = 0; i < ES_TS_LEN; i++) {
+		unsigned c = (unsigned char)t[i], digit = pat[i] == '0';
+		bad |= digit ? c - '0' > 9u : c != (unsigned char)pat[i];
+	}
+	return !bad;
+}
+
+/* A failure's reasons, joined with "; ". */
+struct why {
+	char s[900];
+	size_t n;
+};
+
+static void __attribute__((format(printf, 2, 3))) why_add(struct why *w, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	if (w->n >= sizeof(w->s) - 3)
+		return;
+	if (w->n) {
+		memcpy(w->s + w->n, "; ", 3);
+		w->n += 2;
+	}
+	va_start(ap, fmt);
+	k = vsnprintf(w->s + w->n, sizeof(w->s) - w->n, fmt, ap);
+	va_end(ap);
+	if (k > 0)
+		w->n += (size_t)k < sizeof(w->s) - w->n ? (size_t)k : sizeof(w->s) - w->n - 1;
+}
+
+/* The decoded stream name: the literal without quotes when it has no
+ * escape (the common case), else decoded into scratch. */
+static int stream_key(const struct es_rec *r, struct es_buf *scratch, const char **k, size_t *n)
+{
+	if (!memchr(r->stream, '\\', r->stream_len)) {
+		*k = r->stream + 1;
+		*n = r->stream_len - 2;
+		return 0;
+	}
+	if (es_json_decode_string(scratch, r->stream, r->stream_len))
+		return -1;
+	*k = scratch->p;
+	*n = scratch->len;
+	return 0;
+}
+
+static void check_version(struct unit *u, const struct es_rec *r, uint64_t off, size_t len,
+			  const char *k, size_t n, uint64_t h, struct why *w)
+{
+	int isnew;
+	struct vent *e;
+
+	e = vmap_get_h(u->map, k, n, h, &isnew);
+	if (!e) {
+		u->fail.oom = 1;
+		return;
+	}
+	if (isnew) {
+		e->first_v = r->version;
+		e->first_seq = r->seq;
+		e->first_off = off;
+		e->checked = u->map->complete;
+		if (e->checked && r->version != 1)
+			why_add(w, "stream '%.*s': version %llu is its first event (expected 1)",
+				(int)n, k, (unsigned long long)r->version);
+	} else if (r->version != e->last_v + 1) {
+		why_add(w, "stream '%.*s': version %llu follows %llu", (int)n, k,
+			(unsigned long long)r->version, (unsigned long long)e->last_v);
+	}
+	e->last_v = r->version;
+	e->last.seq = r->seq;
+	e->last.seg = u->segno;
+	e->last.off = off;
+	e->last.len = (uint32_t)(len + 1);
+}
+
+/* The cheap part of well-formedness for what follows the envelope:
+ * "data": starts an object and the body before the hash (and "more")
+ * closes one. */
+static int body_ends_ok(const char *line, const struct es_rec *r)
+{
+	const char *p = r->id + r->id_len, *end = line + r->body_len - (r->more ? 12 : 0);
+
+	if (r->schema || (end - p > 10 && memcmp(p, ",\"schema\":", 10) == 0))
+		for (p += 10; p < end && *p >= '0' && *p <= '9'; p++)
+			;
+	p += 8; /* ,"data": (checked by es_rec_parse) */
+	return end - p >= 2 && *p == '{' && end[-1] == '}';
+}
+
+/* Check one line; findings go to out. Returns 1 when it failed. */
+static int check_record(struct run *R, struct unit *u, struct es_chain *chain, const char *line,
+			size_t len, uint64_t off, int no_eol, int had_cr, struct ilist *out,
+			struct es_buf *scratch)
+{
+	struct vstate *st = &u->st;
+	struct why w = {{0}, 0};
+	struct es_rec r;
+	const char *why;
+
+	if (no_eol && u->store_seg) {
+		ilist_add(out, u->name, 1, off, st->seq + 1, "incomplete last line (no newline)");
+		st->known = 0;
+		return 1;
+	}
+	if (es_rec_parse(line, len, 0, &r, &why) != 0) {
+		ilist_add(out, u->name, 1, off, st->seq + 1, "not a well-formed record: %s", why);
+		st->known = 0;
+		return 1;
+	}
+	if (u->skip_before) {
+		if (r.seq < u->skip_before) {
+			/* Before the trusted point: only the anchor's own record counts. */
+			int differs = 0;
+			if (r.seq + 1 == u->skip_before) {
+				u->anchor_seen = 1;
+				differs = memcmp(r.hash, R->o->anchor, ES_HASH_HEX) != 0;
+				if (differs)
+					ilist_add(out, u->name, 1, off, r.seq,
+						  "hash %.64s differs from the --anchor hash", r.hash);
+				memcpy(st->ts, r.ts, ES_TS_LEN);
+				st->has_ts = 1;
+				st->in_batch = r.more;
+				if (!r.more) {
+					st->closed.seq = r.seq;
+					memcpy(st->closed.hash, R->o->anchor, ES_HASH_HEX + 1);
+					st->closed.seg = u->segno;
+					st->closed.end = off + len + 1;
+				} else {
+					st->batch_off = off;
+					st->batch_seq = r.seq;
+				}
+			}
+			return differs;
+		}
+		u->skip_before = 0; /* from here on every record is checked */
+	}
+	if (had_cr)
+		why_add(&w, "carriage return before the newline");
+	/* data and meta are not scanned (see es-verify(1)): only where they
+	 * start and end; the hash proves the bytes are the writer's. */
+	if (!body_ends_ok(line, &r))
+		why_add(&w, "\"data\" is not an object");
+	const char *k = NULL;
+	size_t kn = 0;
+	uint64_t kh = 0;
+	if (stream_key(&r, scratch, &k, &kn) == 0) {
+		kh = hash_bytes(k, kn);
+		vmap_prefetch(u->map, kh);
+	} else {
+		why_add(&w, "\"stream\" is not a valid string");
+	}
+	if (st->known) {
+		if (r.seq != st->seq + 1) {
+			if (r.seq > st->seq + 1)
+				why_add(&w, "seq %llu follows %llu (%llu missing)",
+					(unsigned long long)r.seq, (unsigned long long)st->seq,
+					(unsigned long long)(r.seq - st->seq - 1));
+			else
+				why_add(&w, "seq %llu follows %llu", (unsigned long long)r.seq,
+					(unsigned long long)st->seq);
+		}
+		if (!es_rec_check(chain, st->hash, line, &r))
+			why_add(&w, "hash mismatch");
+	}
+	if (u->store_seg && off == 0 && r.seq != u->segno)
+		why_add(&w, "first seq %llu does not match the segment name",
+			(unsigned long long)r.seq);
+	if (!ts_shape_ok(r.ts))
+		why_add(&w, "\"ts\" is not a valid stored time");
+	else if (st->has_ts && memcmp(r.ts, st->ts, ES_TS_LEN) < 0)
+		why_add(&w, "ts %.27s is before %.27s", r.ts, st->ts);
+	if (k)
+		check_version(u, &r, off, len, k, kn, kh, &w);
+	if (R->have_ih && r.seq == R->ih.seq) {
+		if (memcmp(r.hash, R->ih.hash, ES_HASH_HEX) != 0)
+			u->ih_differs = 1;
+		else if (u->segno == R->ih.seg && off + len + 1 == R->ih.end)
+			u->ih_seen = 1;
+	}
+	/* Move on from this record even when it failed: with --all-errors the
+	 * next one is checked against its stored hash (re-anchored). */
+	st->known = 1;
+	st->seq = r.seq;
+	memcpy(st->hash, r.hash, ES_HASH_HEX);
+	st->hash[ES_HASH_HEX] = '\0';
+	memcpy(st->ts, r.ts, ES_TS_LEN);
+	st->has_ts = 1;
+	if (!st->in_batch) {
+		st->batch_off = off;
+		st->batch_seq = r.seq;
+	}
+	st->in_batch = r.more;
+	if (!r.more) {
+		st->closed.seq = r.seq;
+		memcpy(st->closed.hash, r.hash, ES_HASH_HEX + 1);
+		st->closed.hash[ES_HASH_HEX] = '\0';
+		st->closed.seg = u->segno;
+		st->closed.end = off + len + 1;
+	}
+	u->records++;
+	u->bytes += len + 1;
+	if (w.n) {
+		ilist_add(out, u->name, 1, off, r.seq, "%s", w.s);
+		return 1;
+	}
+	return 0;
+}
+
+/* Would the next writer's recovery treat damage after `closed` in the
+ * active segment as a torn tail although records follow it? Only when
+ * the index vouches for a point at or before it (store.c's rule: nothing
+ * after the index head was ever acknowledged). */
+static int index_vouches(const struct run *R, const struct unit *u, const struct pos *closed)
+{
+	if (!R->have_ih || R->ih.seq == 0 || R->ih.seq > closed->seq)
+		return 0;
+	for (size_t i = 0; i < R->nu; i++) {
+		const struct unit *x = &R->u[i];
+		if (!x->ih_seen)
+			continue;
+		if (x == u)
+			return 1;
+		if (i + 1 < R->nu && &R->u[i + 1] == u && R->ih.end == x->size)
+			return 1;
+	}
+	return 0;
+}
+
+/* Lines of a unit: a sealed segment is mapped (never truncated, so no
+ * SIGBUS; no copy), anything else read through es_input. */
+struct lines {
+	struct es_input in;
+	int use_in;
+	char *map;
+	size_t size, pos;
+	uint64_t off;           /* offset of the last line returned */
+	int no_eol, had_cr;
+};
+
+static int lines_open(struct unit *u, struct lines *L)
+{
+	int fd;
+
+	memset(L, 0, sizeof(*L));
+	if (!u->store_seg) {
+		L->use_in = 1;
+		return es_input_open(&L->in, u->path, &u->err);
+	}
+	fd = open(u->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return es_fail_errno(&u->err, ES_IO, "cannot open '%s'", u->path);
+	if (!u->active && u->size > 0 && u->size <= SIZE_MAX) {
+		void *m = mmap(NULL, (size_t)u->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+		if (m != MAP_FAILED) {
+			close(fd);
+			madvise(m, (size_t)u->size, MADV_SEQUENTIAL);
+			L->map = m;
+			L->size = (size_t)u->size;
+			return 0;
+		}
+	}
+	L->use_in = 1;
+	if (es_input_fdopen(&L->in, fd, u->name, &u->err)) {
+		close(fd);
+		return u->err.code;
+	}
+	L->in.owns_fd = 1;
+	L->in.magic_checked = 1; /* a log segment is plain text */
+	return 0;
+}
+
+/* 1 with a line, 0 at the end, -(status) on error (in err). */
+static int lines_next(struct lines *L, const char **line, size_t *len, struct es_error *err)
+{
+	const char *p, *nl;
+	size_t n;
+
+	if (L->use_in) {
+		int rc = es_input_next(&L->in, line, len, err);
+		L->off = L->in.offset;
+		L->no_eol = L->in.no_eol;
+		L->had_cr = L->in.had_cr;
+		return rc;
+	}
+	if (L->pos >= L->size)
+		return 0;
+	p = L->map + L->pos;
+	nl = memchr(p, '\n', L->size - L->pos);
+	n = nl ? (size_t)(nl - p) : L->size - L->pos;
+	L->off = L->pos;
+	L->pos += n + (nl != NULL);
+	L->no_eol = !nl;
+	L->had_cr = n > 0 && p[n - 1] == '\r';
+	*line = p;
+	*len = n - (size_t)L->had_cr;
+	return 1;
+}
+
+/* Where reading stopped (for a read error's offset). */
+static uint64_t lines_consumed(const struct lines *L)
+{
+	return L->use_in ? L->in.consumed : L->pos;
+}
+
+static void lines_close(struct lines *L)
+{
+	if (L->use_in)
+		es_input_close(&L->in);
+	if (L->map)
+		munmap(L->map, L->size);
+}
+
+/* The end of a unit, once every unit ran: batches and tails. */
+static void finish_unit(struct run *R, struct unit *u)
+{
+	struct vstate *st = &u->st;
+	struct ilist *pend = &u->pend;
+	const struct pos *pend_closed = &u->pend_closed;
+
+	if (u->active && u->pending) {
+		if (!u->later || index_vouches(R, u, pend_closed)) {
+			ilist_add(&u->warn, u->name, 1,
+				  pend_closed->seg == u->segno ? pend_closed->end : 0,
+				  pend_closed->seq + 1,
+				  "incomplete batch at the tail (recovered by the next append): %s",
+				  pend->v[0].reason);
+			st->closed = *pend_closed;
+			st->in_batch = 0;
+			ilist_release(pend);
+		} else {
+			ilist_move(&u->fail, pend);
+			u->stopped = !R->o->all_errors;
+		}
+		return;
+	}
+	if (u->stopped || !st->in_batch)
+		return;
+	if (u->active)
+		ilist_add(&u->warn, u->name, 1, st->batch_off, st->batch_seq,
+			  "incomplete batch at the tail (recovered by the next append)");
+	else if (u->store_seg)
+		ilist_add(&u->fail, u->name, 1, st->batch_off, st->batch_seq,
+			  "batch without its end in a sealed segment");
+	else if (u->last)
+		ilist_add(&u->warn, u->name, 1, st->batch_off, st->batch_seq,
+			  "the log ends inside a batch");
+}
+
+/* Check one unit from u->st on. */
+static void run_unit(struct run *R, struct unit *u, struct es_chain *chain)
+{
+	struct lines in;
+	struct es_buf scratch = ES_BUF_INIT;
+	const char *line;
+	size_t len;
+	uint64_t unreported = 0;
+	int rc;
+
+	u->ran = 1;
+	u->start = u->st;
+	if (lines_open(u, &in)) {
+		u->rc = u->err.code;
+		return;
+	}
+	while ((rc = lines_next(&in, &line, &len, &u->err)) == 1) {
+		uint64_t off = in.off;
+		struct pos before;
+		int bad;
+		if (u->active)
+			before = u->st.closed;
+		if (u->pending) {
+			struct es_rec r;
+			const char *why;
+			if (!in.no_eol && es_rec_parse(line, len, 0, &r, &why) == 0)
+				u->later = 1;
+			if (!R->o->all_errors)
+				continue;
+		}
+		bad = check_record(R, u, chain, line, len, off, in.no_eol, in.had_cr,
+				   u->active ? &u->pend : &u->fail, &scratch);
+		if (!u->store_seg && in.no_eol && !bad)
+			ilist_add(&u->warn, u->name, 1, off, u->st.seq, "no newline at the end");
+		if (bad && u->active && !u->pending) {
+			u->pending = 1;
+			u->pend_closed = before;
+		}
+		if (bad && !u->active && !R->o->all_errors) {
+			u->stopped = 1;
+			break;
+		}
+		unreported += len + 1;
+		if (unreported >= (1u << 20)) {
+			progress(R, unreported);
+			unreported = 0;
+		}
+	}
+	if (rc < 0) {
+		if (u->err.code != ES_DATA) {
+			u->rc = u->err.code;
+			goto out;
+		}
+		/* An over-long line or a damaged zstd frame: damage in the data. */
+		ilist_add(u->active ? &u->pend : &u->fail, u->name, 1, lines_consumed(&in),
+			  u->st.seq + 1,
+			  "%s", u->err.msg);
+		if (u->active && !u->pending) {
+			u->pending = 1;
+			u->pend_closed = u->st.closed;
+		}
+		if (!u->active)
+			u->stopped = !R->o->all_errors;
+		u->st.known = 0;
+		es_error_clear(&u->err);
+	}
+out:
+	progress(R, unreported);
+	lines_close(&in);
+	es_buf_release(&scratch);
+}
+
+/* ---- reading the last record of a segment (parallel starts, anchors) ---- */
+
+/* The state after the last line of a file of size `size`: 0, or 1 when
+ * its last line is not a complete record, or -1 on a read error. */
+static int last_record(const char *path, uint64_t size, uint64_t segno, struct vstate *st)
+{
+	size_t want = 1 << 16;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 1;
+
+	if (fd < 0)
+		return -1;
+	while (size > 0) {
+		uint64_t from = size > want ? size - want : 0;
+		size_t n = (size_t)(size - from);
+		char *b = malloc(n);
+		const char *nl, *why;
+		struct es_rec r;
+		if (!b || es_pread_full(fd, b, n, (off_t)from) != (ssize_t)n) {
+			free(b);
+			rc = -1;
+			break;
+		}
+		if (b[n - 1] != '\n') {
+			free(b);
+			break;
+		}
+		nl = n >= 2 ? memrchr(b, '\n', n - 1) : NULL;
+		if (!nl && from > 0 && want < (64u << 20)) {
+			free(b);
+			want *= 4;
+			continue;
+		}
+		size_t s = nl ? (size_t)(nl - b) + 1 : 0;
+		if (es_rec_parse(b + s, n - 1 - s, 0, &r, &why) == 0) {
+			memset(st, 0, sizeof(*st));
+			st->known = 1;
+			st->seq = r.seq;
+			memcpy(st->hash, r.hash, ES_HASH_HEX);
+			memcpy(st->ts, r.ts, ES_TS_LEN);
+			st->has_ts = 1;
+			st->in_batch = r.more;
+			if (!r.more) {
+				st->closed.seq = r.seq;
+				memcpy(st->closed.hash, r.hash, ES_HASH_HEX);
+				st->closed.seg = segno;
+				st->closed.end = size;
+			}
+			rc = 0;
+		}
+		free(b);
+		break;
+	}
+	close(fd);
+	return rc;
+}
+
+/* ---- parallel ---- */
+
+struct worker {
+	struct run *R;
+	struct es_chain *chain;
+	pthread_t t;
+	int started;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	struct run *R = w->R;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&R->next, 1)) < R->nu)
+		run_unit(R, &R->u[i], w->chain);
+	return NULL;
+}
+
+/* Merge unit u's map onto the global one, checking each stream's first
+ * version in u against the last one before it. */
+static void stitch(struct run *R, struct unit *u)
+{
+	struct vmap *m = u->map;
+
+	for (size_t i = 0; i < m->cap; i++) {
+		struct vent *e = &m->e[i], *g;
+		int isnew;
+		if (!e->used)
+			continue;
+		g = vmap_get(&R->gmap, vkey(m, e), e->klen, &isnew);
+		if (!g) {
+			u->fail.oom = 1;
+			return;
+		}
+		if (isnew) {
+			size_t key = g->key;
+			uint64_t h = g->h;
+			*g = *e;
+			g->key = key;
+			g->h = h;
+			g->checked = R->gmap.complete;
+			if (g->checked && e->first_v != 1)
+				ilist_add(&u->fail, u->name, 1, e->first_off, e->first_seq,
+					  "stream '%.*s': version %llu is its first event (expected 1)",
+					  (int)e->klen, vkey(m, e), (unsigned long long)e->first_v);
+			continue;
+		}
+		if (e->first_v != g->last_v + 1)
+			ilist_add(&u->fail, u->name, 1, e->first_off, e->first_seq,
+				  "stream '%.*s': version %llu follows %llu", (int)e->klen,
+				  vkey(m, e), (unsigned long long)e->first_v,
+				  (unsigned long long)g->last_v);
+		g->last_v = e->last_v;
+		g->last = e->last;
+	}
+	ilist_sort(&u->fail);
+}
+
+static int run_parallel(struct run *R, size_t first, int jobs, struct es_error *err)
+{
+	struct worker *w = calloc((size_t)jobs, sizeof(*w));
+	int rc = 0;
+
+	if (!w)
+		return es_fail(err, ES_IO, "out of memory");
+	/* Each segment after the first starts from the previous one's last
+	 * record as stored; the check of that segment vouches for it. */
+	for (size_t i = first + 1; i < R->nu; i++) {
+		struct unit *p = &R->u[i - 1], *u = &R->u[i];
+		u->map = calloc(1, sizeof(*u->map));
+		if (!u->map) {
+			rc = es_fail(err, ES_IO, "out of memory");
+			goto out;
+		}
+		int lr = last_record(p->path, p->size, p->segno, &u->st);
+		if (lr < 0) {
+			rc = es_fail_errno(err, ES_IO, "cannot read '%s'", p->path);
+			goto out;
+		}
+		if (lr > 0)
+			u->st.known = 0; /* its end is damaged: reported by p's check */
+	}
+	atomic_store(&R->next, first);
+	for (int j = 0; j < jobs; j++) {
+		w[j].R = R;
+		w[j].chain = es_chain_new();
+		if (!w[j].chain) {
+			rc = es_fail(err, ES_IO, "out of memory");
+			break;
+		}
+		if (pthread_create(&w[j].t, NULL, work, &w[j]) != 0) {
+			rc = es_fail(err, ES_IO, "cannot start a thread");
+			break;
+		}
+		w[j].started = 1;
+	}
+	if (rc)
+		atomic_store(&R->next, R->nu); /* let started workers finish */
+	for (int j = 0; j < jobs; j++) {
+		if (w[j].started)
+			pthread_join(w[j].t, NULL);
+		es_chain_free(w[j].chain);
+	}
+	if (rc)
+		goto out;
+	for (size_t i = first + 1; i < R->nu; i++) {
+		struct unit *p = &R->u[i - 1], *u = &R->u[i];
+		/* The joint: what u started from is what p ended with. */
+		if (p->ran && !p->stopped && !p->rc && u->start.known &&
+		    (p->st.seq != u->start.seq || memcmp(p->st.hash, u->start.hash, ES_HASH_HEX)))
+			ilist_add(&u->fail, u->name, 1, 0, u->start.seq + 1,
+				  "the chain does not continue from the previous segment");
+		stitch(R, u);
+	}
+out:
+	free(w);
+	return rc;
+}
+
+/* ---- store-level checks ---- */
+
+static void check_store_json(struct run *R)
+{
+	char path[PATH_MAX];
+	json_error_t jerr;
+	json_t *conf, *v;
+
+	snprintf(path, sizeof(path), "%s/store.json", R->dir);
+	conf = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!conf) {
+		if (access(path, F_OK) != 0)
+			ilist_add(&R->fail, "store.json", 0, 0, 0, "missing: %s", strerror(errno));
+		else
+			ilist_add(&R->fail, "store.json", 0, 0, 0, "not valid JSON: line %d: %s",
+				  jerr.line, jerr.text);
+		return;
+	}
+	if (!json_is_object(conf)) {
+		ilist_add(&R->fail, "store.json", 0, 0, 0, "not a JSON object");
+		json_decref(conf);
+		return;
+	}
+	v = json_object_get(conf, "format");
+	if (!json_is_string(v) || strcmp(json_string_value(v), "es-store") != 0)
+		ilist_add(&R->fail, "store.json", 0, 0, 0, "\"format\" is not \"es-store\"");
+	v = json_object_get(conf, "version");
+	if (!json_is_integer(v) || json_integer_value(v) != ES_STORE_FORMAT_VERSION)
+		ilist_add(&R->fail, "store.json", 0, 0, 0, "\"version\" is not %d",
+			  ES_STORE_FORMAT_VERSION);
+	v = json_object_get(conf, "segment_size");
+	if (v && (!json_is_integer(v) || json_integer_value(v) < 4096))
+		ilist_add(&R->fail, "store.json", 0, 0, 0,
+			  "\"segment_size\" is not an integer of at least 4096");
+	v = json_object_get(conf, "snapshot_every");
+	if (v && (!json_is_integer(v) || json_integer_value(v) < 0))
+		ilist_add(&R->fail, "store.json", 0, 0, 0,
+			  "\"snapshot_every\" is not a non-negative integer");
+	json_decref(conf);
+}
+
+static int is_segment_name(const char *n)
+{
+	if (strlen(n) != 27 || strcmp(n + 20, ".ndjson") != 0)
+		return 0;
+	for (int i = 0; i < 20; i++)
+		if (n[i] < '0' || n[i] > '9')
+			return 0;
+	return 1;
+}
+
+static int cmp_unit(const void *a, const void *b)
+{
+	const struct unit *x = a, *y = b;
+
+	return x->segno < y->segno ? -1 : x->segno > y->segno;
+}
+
+static void free_units(struct run *R)
+{
+	for (size_t i = 0; i < R->nu; i++) {
+		struct unit *u = &R->u[i];
+		if (u->map && u->map != &R->gmap) {
+			vmap_release(u->map);
+			free(u->map);
+		}
+		free(u->path);
+		free(u->name);
+		ilist_release(&u->fail);
+		ilist_release(&u->warn);
+		ilist_release(&u->pend);
+	}
+	free(R->u);
+	R->u = NULL;
+	R->nu = 0;
+}
+
+static int add_unit(struct run *R, size_t *cap, struct es_error *err)
+{
+	if (R->nu == *cap) {
+		size_t ncap = *cap ? 2 * *cap : 16;
+		struct unit *nu = realloc(R->u, ncap * sizeof(*nu));
+		if (!nu)
+			return es_fail(err, ES_IO, "out of memory");
+		R->u = nu;
+		*cap = ncap;
+	}
+	memset(&R->u[R->nu], 0, sizeof(R->u[R->nu]));
+	R->nu++;
+	return 0;
+}
+
+/* Read log/: one unit per segment; anything else there is a failure. */
+static int list_log(struct run *R, struct es_error *err)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	size_t cap = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/log", R->dir);
+	d = opendir(path);
+	if (!d) {
+		if (errno == ENOENT) {
+			ilist_add(&R->fail, "log/", 0, 0, 0, "missing");
+			return 0;
+		}
+		return es_fail_errno(err, ES_IO, "cannot read '%s'", path);
+	}
+	while ((de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+		char rel[300], full[PATH_MAX + 300];
+		struct stat sb;
+		if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+			continue;
+		snprintf(rel, sizeof(rel), "log/%s", n);
+		snprintf(full, sizeof(full), "%s/%s", R->dir, rel);
+		if (!is_segment_name(n)) {
+			ilist_add(&R->fail, rel, 0, 0, 0, "stray file in log/: not a segment name");
+			continue;
+		}
+		if (stat(full, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+			ilist_add(&R->fail, rel, 0, 0, 0, "not a regular file");
+			continue;
+		}
+		if (add_unit(R, &cap, err))
+			break;
+		struct unit *u = &R->u[R->nu - 1];
+		u->path = strdup(full);
+		u->name = strdup(rel);
+		u->segno = strtoull(n, NULL, 10);
+		u->size = (uint64_t)sb.st_size;
+		u->store_seg = 1;
+		if (!u->path || !u->name) {
+			es_fail(err, ES_IO, "out of memory");
+			break;
+		}
+	}
+	closedir(d);
+	if (err->code)
+		return err->code;
+	if (R->nu)
+		qsort(R->u, R->nu, sizeof(*R->u), cmp_unit);
+	if (R->nu) {
+		R->u[R->nu - 1].active = 1;
+		R->u[R->nu - 1].last = 1;
+	}
+	return 0;
+}
+
+/* Empty segments: only a fresh active one, named by the next seq. */
+static void check_empty(struct run *R, struct unit *u)
+{
+	if (!u->active)
+		ilist_add(&u->fail, u->name, 1, 0, u->segno, "empty sealed segment");
+	else if (u->st.known && u->segno != u->st.seq + 1)
+		ilist_add(&u->fail, u->name, 1, 0, u->segno,
+			  "empty active segment: its name does not match the next seq %llu",
+			  (unsigned long long)(u->st.seq + 1));
+	(void)R;
+}
+
+/* ---- the index ---- */
+
+enum { IX_NONE, IX_MISSING, IX_UNREADABLE, IX_STALE, IX_BAD, IX_OK };
+
+static int open_index(const char *dir, struct es_index **ix, struct es_error *err)
+{
+	char path[PATH_MAX], f[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/index", dir);
+	snprintf(f, sizeof(f), "%s/data.mdb", path);
+	if (access(f, F_OK) != 0)
+		return IX_MISSING;
+	if (es_index_open(ix, path, 0, err) != 0)
+		return IX_UNREADABLE;
+	return IX_OK;
+}
+
+struct ixwalk {
+	struct run *R;
+	struct es_index *ix;
+	uint64_t seen;
+	int complete;
+};
+
+static void ixfail(struct run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ixfail(struct run *R, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (R->ixissues.n == INDEX_FAIL_MAX)
+		ilist_add(&R->ixissues, "index/", 0, 0, 0, "more disagreements not listed");
+	if (R->ixissues.n > INDEX_FAIL_MAX)
+		return;
+	va_start(ap, fmt);
+	ilist_vadd(&R->ixissues, "index/", 0, 0, 0, fmt, ap);
+	va_end(ap);
+}
+
+/* Every stream the index knows: its version and the position of its last
+ * event must be what the log says. */
+static int ix_stream(void *arg, const char *stream, size_t len, uint64_t version)
+{
+	struct ixwalk *w = arg;
+	struct run *R = w->R;
+	struct vent *e;
+	struct es_pos pos;
+	int isnew = 0;
+
+	if (!w->complete)
+		return 0;
+	w->seen++;
+	/* look up without inserting: a new entry is removed again */
+	e = vmap_get(&R->gmap, stream, len, &isnew);
+	if (!e)
+		return -1;
+	if (isnew) {
+		e->used = 0; /* never seen in the log: undo */
+		R->gmap.n--;
+		ixfail(R, "stream '%.*s' is in the index but not in the log", (int)len, stream);
+		return 0;
+	}
+	if (e->last_v != version)
+		ixfail(R, "stream '%.*s': the index says version %llu, the log %llu", (int)len,
+		       stream, (unsigned long long)version, (unsigned long long)e->last_v);
+	return 0;
+	(void)pos;
+}
+
+/* Check the positions of each stream's last event (both complete and
+ * incremental runs know those exactly). */
+static void ix_positions(struct run *R, struct es_index *ix)
+{
+	struct vmap *m = &R->gmap;
+
+	for (size_t i = 0; i < m->cap; i++) {
+		struct vent *e = &m->e[i];
+		struct es_pos p;
+		uint64_t v = 0;
+		if (!e->used)
+			continue;
+		if (es_index_version(ix, vkey(m, e), e->klen, &v) != 0 || v != e->last_v) {
+			if (!m->complete) /* complete runs already said so per stream */
+				ixfail(R, "stream '%.*s': the index says version %llu, the log %llu",
+				       (int)e->klen, vkey(m, e), (unsigned long long)v,
+				       (unsigned long long)e->last_v);
+			else if (v == 0)
+				ixfail(R, "stream '%.*s' is in the log but not in the index",
+				       (int)e->klen, vkey(m, e));
+			continue;
+		}
+		if (es_index_get_pos(ix, vkey(m, e), e->klen, e->last_v, &p) != 0 ||
+		    p.seq != e->last.seq || p.seg != e->last.seg || p.off != e->last.off ||
+		    p.len != e->last.len)
+			ixfail(R, "stream '%.*s' version %llu: the index points elsewhere than "
+			       "log/%020llu.ndjson offset %llu",
+			       (int)e->klen, vkey(m, e), (unsigned long long)e->last_v,
+			       (unsigned long long)e->last.seg, (unsigned long long)e->last.off);
+	}
+}
+
+/* Incremental runs: a stream first seen after --from-seq continues from
+ * its previous version before it; the index (when it matches the log)
+ * says where that one is, and the record there is read and checked. */
+static void lookback(struct run *R, struct es_index *ix, uint64_t from)
+{
+	struct vmap *m = &R->gmap;
+	char *buf = NULL;
+	size_t cap = 0;
+	struct es_buf sk = ES_BUF_INIT;
+
+	for (size_t i = 0; i < m->cap; i++) {
+		struct vent *e = &m->e[i];
+		struct es_pos p;
+		struct es_rec r;
+		const char *why, *k;
+		size_t kn;
+		if (!e->used || e->checked)
+			continue;
+		e->checked = 1;
+		if (e->first_v == 1) {
+			if (es_index_get_pos(ix, vkey(m, e), e->klen, 1, &p) == 0 && p.seq < from)
+				ilist_add(&R->post, NULL, 0, 0, e->first_seq,
+					  "stream '%.*s': version 1 again (already at seq %llu)",
+					  (int)e->klen, vkey(m, e), (unsigned long long)p.seq);
+			continue;
+		}
+		int rc = es_index_get_pos(ix, vkey(m, e), e->klen, e->first_v - 1, &p);
+		struct es_error err = {0, ""};
+		if (rc != 0 || p.seq >= from) {
+			ilist_add(&R->post, NULL, 0, 0, e->first_seq,
+				  "stream '%.*s': version %llu, but no version %llu before seq %llu",
+				  (int)e->klen, vkey(m, e), (unsigned long long)e->first_v,
+				  (unsigned long long)(e->first_v - 1), (unsigned long long)from);
+			continue;
+		}
+		struct es_store s;
+		memset(&s, 0, sizeof(s));
+		s.dir = (char *)R->dir;
+		if (p.len < 2 || es_store_read_pos(&s, &p, &buf, &cap, &err) != 0 ||
+		    es_rec_parse(buf, p.len - 1, 0, &r, &why) != 0 || r.seq != p.seq ||
+		    r.version != e->first_v - 1 || stream_key(&r, &sk, &k, &kn) != 0 ||
+		    kn != e->klen || memcmp(k, vkey(m, e), kn) != 0)
+			ilist_add(&R->post, NULL, 0, 0, e->first_seq,
+				  "stream '%.*s': version %llu: version %llu is not where the index "
+				  "says (seq %llu)",
+				  (int)e->klen, vkey(m, e), (unsigned long long)e->first_v,
+				  (unsigned long long)(e->first_v - 1), (unsigned long long)p.seq);
+	}
+	free(buf);
+	es_buf_release(&sk);
+}
+
+/* The index against the log's head. */
+static void check_index(struct run *R, struct es_index *ix, const struct pos *head,
+			uint64_t from)
+{
+	struct es_head *ih = &R->ih;
+	int differs = 0;
+
+	for (size_t i = 0; i < R->nu; i++)
+		differs |= R->u[i].ih_differs;
+	if (R->index_state == IX_MISSING) {
+		ilist_add(&R->warn, "index/", 0, 0, 0,
+			  "missing: rebuilt by the next append, or by --repair-index");
+		return;
+	}
+	if (R->index_state == IX_UNREADABLE) {
+		ilist_add(&R->warn, "index/", 0, 0, 0,
+			  "unreadable: rebuilt by the next append, or by --repair-index");
+		return;
+	}
+	if (!R->have_ih) {
+		if (head->seq > 0) {
+			R->index_state = IX_STALE;
+			ilist_add(&R->warn, "index/", 0, 0, 0,
+				  "empty: rebuilt by the next append, or by --repair-index");
+		}
+		return;
+	}
+	if (ih->seq > head->seq) {
+		R->index_state = IX_BAD;
+		ixfail(R, "the index covers up to seq %llu but the log ends at seq %llu: "
+		       "acknowledged records are missing from the log",
+		       (unsigned long long)ih->seq, (unsigned long long)head->seq);
+		return;
+	}
+	if (differs) {
+		R->index_state = IX_BAD;
+		ixfail(R, "the index head (seq %llu hash %.64s) is not the log's record at that "
+		       "seq: the log was rewritten after it was indexed",
+		       (unsigned long long)ih->seq, ih->hash);
+		return;
+	}
+	if (ih->seq < head->seq) {
+		R->index_state = IX_STALE;
+		ilist_add(&R->warn, "index/", 0, 0, 0,
+			  "behind: it covers seq %llu of %llu (caught up by the next append or "
+			  "read, or by --repair-index)",
+			  (unsigned long long)ih->seq, (unsigned long long)head->seq);
+		return;
+	}
+	/* The index claims to match the log: readers trust it, so it must. */
+	if (head->seq > 0 && (ih->seg != head->seg || ih->end != head->end ||
+			      memcmp(ih->hash, head->hash, ES_HASH_HEX) != 0)) {
+		R->index_state = IX_BAD;
+		ixfail(R, "the index head (log/%020llu.ndjson offset %llu) is not where the "
+		       "log's head is (log/%020llu.ndjson offset %llu)",
+		       (unsigned long long)ih->seg, (unsigned long long)ih->end,
+		       (unsigned long long)head->seg, (unsigned long long)head->end);
+		return;
+	}
+	struct es_error err = {0, ""};
+	if (es_index_begin(ix, 0, &err)) {
+		R->index_state = IX_UNREADABLE;
+		ilist_add(&R->warn, "index/", 0, 0, 0, "unreadable: %s", err.msg);
+		return;
+	}
+	struct ixwalk w = {R, ix, 0, R->gmap.complete};
+	if (es_index_each_stream(ix, NULL, 0, ix_stream, &w) < 0)
+		ilist_add(&R->warn, "index/", 0, 0, 0, "read error while walking the streams");
+	ix_positions(R, ix);
+	if (from > 1)
+		lookback(R, ix, from);
+	else if (w.complete && w.seen != R->gmap.n && R->ixissues.n == 0)
+		ixfail(R, "the index has %llu streams, the log %llu", (unsigned long long)w.seen,
+		       (unsigned long long)R->gmap.n);
+	es_index_abort(ix);
+	R->index_state = R->ixissues.n ? IX_BAD : IX_OK;
+}
+
+static int repair_index(struct run *R, struct es_error *err)
+{
+	struct es_store s;
+
+	if (es_store_open(&s, R->dir, ES_OPEN_WRITE, err) || es_store_lock(&s, err)) {
+		es_store_close(&s);
+		return err->code;
+	}
+	if (es_index_begin(s.index, 1, err) || es_store_rebuild_index(&s, err) ||
+	    es_index_commit(s.index, err)) {
+		es_store_unlock(&s);
+		es_store_close(&s);
+		return err->code;
+	}
+	es_store_unlock(&s);
+	es_store_close(&s);
+	return 0;
+}
+
+/* TODO(es-snapshot): once snapshots/ has a format, recompute each snapshot
+ * from the log (its reducer, up to its seq) and compare. Until then there
+ * is nothing to check, and the report says so. */
+static void verify_snapshots(struct run *R)
+{
+	ilist_add(&R->notes, NULL, 0, 0, 0,
+		  "snapshots: nothing checked: es-snapshot has not landed yet");
+}
+
+static void count_quarantine(struct run *R)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/quarantine", R->dir);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	if (n)
+		ilist_add(&R->notes, NULL, 0, 0, 0,
+			  "quarantine/ holds %zu file%s of bytes cut from torn tails", n,
+			  n == 1 ? "" : "s");
+}
+
+/* ---- putting it together ---- */
+
+void es_verify_opts_init(struct es_verify_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	memcpy(o->anchor, ES_GENESIS, ES_HASH_HEX + 1);
+	o->jobs = 1;
+}
+
+void es_verify_report_init(struct es_verify_report *rep)
+{
+	memset(rep, 0, sizeof(*rep));
+	memcpy(rep->head_hash, ES_GENESIS, ES_HASH_HEX + 1);
+}
+
+static void release_issues(struct es_verify_issue *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].file);
+		free(v[i].reason);
+	}
+	free(v);
+}
+
+void es_verify_report_release(struct es_verify_report *rep)
+{
+	release_issues(rep->failures, rep->nfailures);
+	release_issues(rep->warnings, rep->nwarnings);
+	for (size_t i = 0; i < rep->nnotes; i++)
+		free(rep->notes[i]);
+	free(rep->notes);
+	es_verify_report_init(rep);
+}
+
+int es_verify_parse_head(const char *s, uint64_t *seq, char hash[ES_HASH_HEX + 1])
+{
+	const char *colon = strchr(s, ':');
+	char *end;
+
+	if (!colon || colon == s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	*seq = strtoull(s, &end, 10);
+	if (end != colon || errno || !es_is_hash_hex(colon + 1, strlen(colon + 1)))
+		return -1;
+	memcpy(hash, colon + 1, ES_HASH_HEX + 1);
+	return 0;
+}
+
+static void add_check(struct es_verify_report *rep, const char *name)
+{
+	if (rep->nchecks < ES_VERIFY_MAX_CHECKS)
+		rep->checks[rep->nchecks++] = name;
+}
+
+/* Run the units from `first` on: serially, the state flows on. */
+static int run_units(struct run *R, size_t first, struct es_error *err)
+{
+	const struct es_verify_opts *o = R->o;
+	int jobs = o->jobs > 1 ? o->jobs : 1;
+	size_t nonempty = 0;
+
+	for (size_t i = first; i < R->nu; i++)
+		R->total += R->u[i].size;
+	for (size_t i = first; i < R->nu; i++)
+		nonempty += R->u[i].size > 0;
+	for (size_t i = first; i < R->nu; i++)
+		R->u[i].map = &R->gmap;
+	if (jobs > 1 && R->dir && nonempty > 1) {
+		size_t n = R->nu - first;
+		if (run_parallel(R, first, (size_t)jobs < n ? jobs : (int)n, err))
+			return err->code;
+		for (size_t i = first; i < R->nu; i++)
+			if (R->u[i].size == 0 && !R->u[i].rc) {
+				if (i > first)
+					R->u[i].st = R->u[i - 1].st;
+				check_empty(R, &R->u[i]);
+			}
+		return 0;
+	}
+	struct es_chain *chain = es_chain_new();
+	if (!chain)
+		return es_fail(err, ES_IO, "out of memory");
+	for (size_t i = first; i < R->nu; i++) {
+		struct unit *u = &R->u[i];
+		if (i > first) {
+			struct unit *p = &R->u[i - 1];
+			if (p->rc || (p->stopped && !o->all_errors))
+				break;
+			u->st = p->st;
+			u->skip_before = 0;
+		}
+		if (u->store_seg && u->size == 0) {
+			u->ran = 1;
+			check_empty(R, u);
+			if (u->fail.n && !o->all_errors) {
+				u->stopped = 1;
+				break;
+			}
+			continue;
+		}
+		run_unit(R, u, chain);
+		if (u->rc)
+			break;
+	}
+	es_chain_free(chain);
+	return 0;
+}
+
+/* After every unit ran: settle the ends of units, report I/O errors. */
+static int finish_units(struct run *R, size_t first, struct es_error *err)
+{
+	for (size_t i = first; i < R->nu; i++)
+		if (R->u[i].rc) {
+			*err = R->u[i].err;
+			return R->u[i].rc;
+		}
+	for (size_t i = first; i < R->nu; i++)
+		if (R->u[i].ran) {
+			finish_unit(R, &R->u[i]);
+			ilist_sort(&R->u[i].fail);
+		}
+	return 0;
+}
+
+/* The state the run ends in: the last unit that ran. */
+static const struct vstate *end_state(const struct run *R, size_t first,
+				      const struct vstate *init)
+{
+	const struct vstate *st = init;
+
+	for (size_t i = first; i < R->nu; i++)
+		if (R->u[i].ran)
+			st = &R->u[i].st;
+	return st;
+}
+
+/* Collect findings in log order into the report; stop at the first
+ * failure unless all_errors. */
+static int fill_report(struct run *R, struct es_verify_report *rep, struct es_error *err)
+{
+	struct ilist fail = {0}, warn = {0};
+	int oom = R->fail.oom | R->warn.oom | R->notes.oom | R->ixissues.oom | R->post.oom;
+
+	ilist_move(&fail, &R->fail);
+	ilist_move(&warn, &R->warn);
+	for (size_t i = 0; i < R->nu; i++) {
+		struct unit *u = &R->u[i];
+		oom |= u->fail.oom | u->warn.oom;
+		ilist_move(&fail, &u->fail);
+		ilist_move(&warn, &u->warn);
+		rep->records += u->records;
+		rep->bytes += u->bytes;
+	}
+	ilist_move(&fail, &R->post);
+	ilist_move(&fail, &R->ixissues);
+	if (!R->o->all_errors)
+		while (fail.n > 1) {
+			fail.n--;
+			free(fail.v[fail.n].file);
+			free(fail.v[fail.n].reason);
+		}
+	oom |= fail.oom | warn.oom;
+	rep->failures = fail.v;
+	rep->nfailures = fail.n;
+	rep->warnings = warn.v;
+	rep->nwarnings = warn.n;
+	rep->ok = fail.n == 0;
+	if (R->notes.n) {
+		rep->notes = calloc(R->notes.n, sizeof(*rep->notes));
+		if (!rep->notes)
+			oom = 1;
+		for (size_t i = 0; rep->notes && i < R->notes.n; i++) {
+			rep->notes[i] = R->notes.v[i].reason;
+			R->notes.v[i].reason = NULL;
+		}
+		rep->nnotes = rep->notes ? R->notes.n : 0;
+	}
+	ilist_release(&R->notes);
+	return oom ? es_fail(err, ES_IO, "out of memory") : 0;
+}
+
+static void run_release(struct run *R)
+{
+	free_units(R);
+	vmap_release(&R->gmap);
+	ilist_release(&R->fail);
+	ilist_release(&R->post);
+	ilist_release(&R->warn);
+	ilist_release(&R->notes);
+	ilist_release(&R->ixissues);
+	pthread_mutex_destroy(&R->plock);
+}
+
+static void run_init(struct run *R, const struct es_verify_opts *o, const char *dir)
+{
+	memset(R, 0, sizeof(*R));
+	R->o = o;
+	R->dir = dir;
+	R->gmap.complete = o->from_seq <= 1;
+	atomic_init(&R->next, 0);
+	atomic_init(&R->done, 0);
+	pthread_mutex_init(&R->plock, NULL);
+}
+
+static void initial_state(const struct es_verify_opts *o, struct vstate *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->known = 1;
+	if (o->from_seq > 1) {
+		st->seq = o->from_seq - 1;
+		memcpy(st->hash, o->anchor, ES_HASH_HEX + 1);
+		st->closed.seq = st->seq;
+		memcpy(st->closed.hash, o->anchor, ES_HASH_HEX + 1);
+	} else {
+		memcpy(st->hash, ES_GENESIS, ES_HASH_HEX + 1);
+		memcpy(st->closed.hash, ES_GENESIS, ES_HASH_HEX + 1);
+	}
+}
+
+/* Where an incremental run starts: the unit holding from_seq, and the
+ * anchor check when from_seq opens that unit. */
+static int incremental_start(struct run *R, size_t *first, struct es_error *err)
+{
+	const struct es_verify_opts *o = R->o;
+	size_t k = 0;
+
+	while (k + 1 < R->nu && R->u[k + 1].segno <= o->from_seq)
+		k++;
+	*first = k;
+	if (R->nu == 0)
+		return 0;
+	struct unit *u = &R->u[k];
+	initial_state(o, &u->st);
+	if (u->segno < o->from_seq) {
+		u->skip_before = o->from_seq;
+		return 0;
+	}
+	if (k == 0) {
+		/* The log begins at from_seq (older history archived or purged). */
+		ilist_add(&R->notes, NULL, 0, 0, 0,
+			  "the log begins at seq %llu: the anchor is taken on trust",
+			  (unsigned long long)u->segno);
+		u->anchor_seen = 1;
+		return 0;
+	}
+	struct unit *p = &R->u[k - 1];
+	struct vstate prev;
+	int lr = last_record(p->path, p->size, p->segno, &prev);
+	if (lr < 0)
+		return es_fail_errno(err, ES_IO, "cannot read '%s'", p->path);
+	u->anchor_seen = 1;
+	if (lr > 0 || prev.seq + 1 != o->from_seq) {
+		ilist_add(&R->fail, p->name, 0, 0, o->from_seq - 1,
+			  "no complete record with seq %llu at its end to anchor on",
+			  (unsigned long long)(o->from_seq - 1));
+		return 0;
+	}
+	if (memcmp(prev.hash, o->anchor, ES_HASH_HEX) != 0)
+		ilist_add(&R->fail, p->name, 0, 0, prev.seq,
+			  "hash %.64s differs from the --anchor hash", prev.hash);
+	memcpy(u->st.ts, prev.ts, ES_TS_LEN);
+	u->st.has_ts = 1;
+	u->st.in_batch = prev.in_batch;
+	u->st.closed = prev.closed;
+	memcpy(u->st.closed.hash, o->anchor, ES_HASH_HEX + 1);
+	return 0;
+}
+
+static void check_head(struct run *R, const struct pos *head)
+{
+	const struct es_verify_opts *o = R->o;
+
+	if (!o->expect_head)
+		return;
+	if (head->seq != o->expect_seq || memcmp(head->hash, o->expect_hash, ES_HASH_HEX) != 0)
+		ilist_add(&R->post, NULL, 0, 0, head->seq,
+			  "the head is seq %llu hash %.64s, expected seq %llu hash %.64s",
+			  (unsigned long long)head->seq, head->hash,
+			  (unsigned long long)o->expect_seq, o->expect_hash);
+}
+
+static void set_head(struct es_verify_report *rep, const struct pos *head)
+{
+	rep->head_seq = head->seq;
+	memcpy(rep->head_hash, head->hash, ES_HASH_HEX);
+	rep->head_hash[ES_HASH_HEX] = '\0';
+}
+
+int es_verify_store(const char *dir, const struct es_verify_opts *o,
+		    struct es_verify_report *rep, struct es_error *err)
+{
+	struct run R;
+	struct es_index *ix = NULL;
+	struct vstate init;
+	struct pos head;
+	struct stat sb;
+	size_t first = 0;
+	int rc = 0;
+
+	es_verify_report_init(rep);
+	if (stat(dir, &sb) != 0)
+		return es_fail_errno(err, ES_IO, "cannot open store '%s'", dir);
+	if (!S_ISDIR(sb.st_mode))
+		return es_fail(err, ES_IO, "cannot open store '%s': not a directory", dir);
+	run_init(&R, o, dir);
+	add_check(rep, "store.json");
+	check_store_json(&R);
+	R.index_state = open_index(dir, &ix, err);
+	if (R.index_state == IX_UNREADABLE)
+		es_error_clear(err);
+	if (ix && es_index_begin(ix, 0, err) == 0) {
+		R.have_ih = es_index_get_head(ix, &R.ih) == 0;
+		es_index_abort(ix);
+	}
+	es_error_clear(err);
+	add_check(rep, "segments");
+	if ((rc = list_log(&R, err)) != 0)
+		goto out;
+	initial_state(o, &init);
+	if (o->from_seq > 1) {
+		add_check(rep, "anchor");
+		if ((rc = incremental_start(&R, &first, err)) != 0)
+			goto out;
+	} else if (R.nu) {
+		R.u[0].st = init;
+	}
+	add_check(rep, "records");
+	add_check(rep, "chain");
+	add_check(rep, "seq");
+	add_check(rep, "ts");
+	add_check(rep, "versions");
+	add_check(rep, "batches");
+	if (R.fail.n == 0 || o->all_errors) {
+		if ((rc = run_units(&R, first, err)) != 0 || (rc = finish_units(&R, first, err)) != 0)
+			goto out;
+		if (o->from_seq > 1 && (R.nu == 0 || (R.u[first].ran && !R.u[first].anchor_seen)))
+			ilist_add(&R.post, R.nu ? R.u[first].name : NULL, 0, 0, o->from_seq - 1,
+				  "no record with seq %llu to anchor on",
+				  (unsigned long long)(o->from_seq - 1));
+	}
+	head = end_state(&R, first, &init)->closed;
+	if (o->expect_head)
+		add_check(rep, "head");
+	check_head(&R, &head);
+	add_check(rep, "index");
+	{
+		int log_failed = R.fail.n > 0;
+		for (size_t i = 0; i < R.nu; i++)
+			log_failed |= R.u[i].fail.n > 0;
+		if (!log_failed || o->all_errors)
+			check_index(&R, ix, &head, o->from_seq);
+		if (ix)
+			es_index_close(ix);
+		ix = NULL;
+		if (o->snapshots)
+			verify_snapshots(&R);
+		count_quarantine(&R);
+		if (o->repair_index && R.index_state != IX_OK) {
+			if (log_failed)
+				ilist_add(&R.notes, NULL, 0, 0, 0,
+					  "index not repaired: the log itself is broken");
+			else if (repair_index(&R, err) != 0) {
+				rc = err->code;
+				goto out;
+			} else {
+				rep->index_repaired = 1;
+				ilist_add(&R.notes, NULL, 0, 0, 0, "index rebuilt from the log");
+				/* what was wrong with it is now history */
+				for (size_t i = 0; i < R.ixissues.n; i++)
+					ilist_add(&R.warn, "index/", 0, 0, 0, "%s (repaired)",
+						  R.ixissues.v[i].reason);
+				ilist_release(&R.ixissues);
+			}
+		}
+	}
+	set_head(rep, &head);
+	rc = fill_report(&R, rep, err);
+out:
+	if (ix)
+		es_index_close(ix);
+	run_release(&R);
+	return rc;
+}
+
+int es_verify_files(char **files, int nfiles, const struct es_verify_opts *o,
+		    struct es_verify_report *rep, struct es_error *err)
+{
+	static char *dash[] = {(char *)"-"};
+	struct run R;
+	struct vstate init;
+	size_t cap = 0;
+	int rc = 0;
+
+	es_verify_report_init(rep);
+	if (nfiles == 0) {
+		files = dash;
+		nfiles = 1;
+	}
+	run_init(&R, o, NULL);
+	for (int i = 0; i < nfiles; i++) {
+		struct stat sb;
+		if ((rc = add_unit(&R, &cap, err)) != 0)
+			goto out;
+		struct unit *u = &R.u[R.nu - 1];
+		u->path = strdup(files[i]);
+		u->name = strdup(files[i]);
+		if (!u->path || !u->name) {
+			rc = es_fail(err, ES_IO, "out of memory");
+			goto out;
+		}
+		if (strcmp(files[i], "-") != 0 && stat(files[i], &sb) == 0 && S_ISREG(sb.st_mode))
+			u->size = (uint64_t)sb.st_size;
+	}
+	R.u[R.nu - 1].last = 1;
+	initial_state(o, &init);
+	R.u[0].st = init;
+	if (o->from_seq > 1) {
+		add_check(rep, "anchor");
+		R.u[0].skip_before = o->from_seq;
+	}
+	add_check(rep, "records");
+	add_check(rep, "chain");
+	add_check(rep, "seq");
+	add_check(rep, "ts");
+	add_check(rep, "versions");
+	add_check(rep, "batches");
+	if ((rc = run_units(&R, 0, err)) != 0 || (rc = finish_units(&R, 0, err)) != 0)
+		goto out;
+	{
+		/* A file may start at from_seq itself (an exported tail): then its
+		 * first record chains on the anchor; but some record must be there. */
+		uint64_t n = 0;
+		int anchored = 0, stopped = 0;
+		for (size_t i = 0; i < R.nu; i++) {
+			anchored |= R.u[i].anchor_seen;
+			stopped |= R.u[i].stopped;
+			n += R.u[i].records;
+		}
+		if (o->from_seq > 1 && !anchored && !stopped && n == 0)
+			ilist_add(&R.post, NULL, 0, 0, o->from_seq - 1,
+				  "no record with seq %llu or later",
+				  (unsigned long long)(o->from_seq - 1));
+	}
+	struct pos head = end_state(&R, 0, &init)->closed;
+	if (o->expect_head)
+		add_check(rep, "head");
+	check_head(&R, &head);
+	set_head(rep, &head);
+	rc = fill_report(&R, rep, err);
+out:
+	run_release(&R);
+	return rc;
+}
