@@ -724,9 +724,12 @@ static void run_unit(struct run *R, struct unit *u, struct es_chain *chain)
 			goto out;
 		}
 		/* An over-long line or a damaged zstd frame: damage in the data. */
+		const char *msg = u->err.msg;
+		size_t nl = strlen(u->name);
+		if (strncmp(msg, u->name, nl) == 0 && strncmp(msg + nl, ": ", 2) == 0)
+			msg += nl + 2; /* the file is named once */
 		ilist_add(u->active ? &u->pend : &u->fail, u->name, 1, lines_consumed(&in),
-			  u->st.seq + 1,
-			  "%s", u->err.msg);
+			  u->st.seq + 1, "%s", msg);
 		if (u->active && !u->pending) {
 			u->pending = 1;
 			u->pend_closed = u->st.closed;
@@ -1697,7 +1700,7 @@ int es_verify_store(const char *dir, const struct es_verify_opts *o,
 		if ((rc = run_units(&R, first, err)) != 0 || (rc = finish_units(&R, first, err)) != 0)
 			goto out;
 		if (o->from_seq > 1 && (R.nu == 0 || (R.u[first].ran && !R.u[first].anchor_seen)))
-			ilist_add(&R.post, R.nu ? R.u[first].name : NULL, 0, 0, o->from_seq - 1,
+			ilist_add(&R.fail, R.nu ? R.u[first].name : NULL, 0, 0, o->from_seq - 1,
 				  "no record with seq %llu to anchor on",
 				  (unsigned long long)(o->from_seq - 1));
 	}

@@ -1,0 +1,362 @@
+#!/usr/bin/env bats
+# es-verify: a clean store is never reported broken; every tamper is caught
+# and located (file, offset, seq).
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+ZERO=0000000000000000000000000000000000000000000000000000000000000000
+
+# A store of several segments: one append creates it, then small segments.
+local_setup() {
+	append "$(ev a T '{"i":0}')" "$(ev b T '{"i":0}')"
+	sed -i 's/"segment_size":[0-9]*/"segment_size":4096/' "$ES_STORE/store.json"
+	for i in $(seq 1 30); do
+		append "$(ev a T "{\"i\":$i,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}")" \
+			"$(ev "c$((i % 3))" T)"
+	done
+	SEG1=$(ls "$ES_STORE"/log/*.ndjson | sed -n 1p)
+	SEG2=$(ls "$ES_STORE"/log/*.ndjson | sed -n 2p)
+	N2=$(basename "$SEG2")
+}
+
+# hash_of FILE LINE: the stored hash of a line
+hash_of() {
+	sed -n "${2}p" "$1" | sed 's/.*"hash":"\([0-9a-f]*\)"}$/\1/'
+}
+
+# seq_of FILE LINE
+seq_of() {
+	sed -n "${2}p" "$1" | sed 's/^{"seq":\([0-9]*\),.*/\1/'
+}
+
+# offset_of FILE LINE: byte offset of a line
+offset_of() {
+	head -n $(($2 - 1)) "$1" | wc -c
+}
+
+# rechain: recompute every hash of the log after an edit, as a forger would
+rechain() {
+	local prev=$ZERO f line body h
+	for f in "$ES_STORE"/log/*.ndjson; do
+		while IFS= read -r line; do
+			body=${line%,\"hash\":*}
+			h=$(printf '%s%s' "$prev" "$body" | sha256sum | cut -c1-64)
+			printf '%s,"hash":"%s"}\n' "$body" "$h"
+			prev=$h
+		done <"$f" >"$TMP/rechain"
+		cat "$TMP/rechain" >"$f"
+	done
+}
+
+head_hash() {
+	tail -n 1 "$(seg)" | sed 's/.*"hash":"\([0-9a-f]*\)"}$/\1/'
+}
+
+@test "--help and --version" {
+	run -0 --separate-stderr es-verify --help
+	assert_output --partial "usage: es-verify"
+	assert_output --partial "--anchor"
+	run -0 --separate-stderr es-verify --version
+	assert_output --regexp '^es-verify [0-9]'
+}
+
+@test "a clean store of several segments is intact, stdout stays empty" {
+	[ "$(ls "$ES_STORE"/log | wc -l)" -ge 4 ]
+	run -0 --separate-stderr es-verify
+	assert_output ""
+	[ "$stderr" = "es-verify: ok: 62 records, $(cat "$ES_STORE"/log/* | wc -c | awk '{printf "%.1f kB", $1/1000}'), head seq 62 hash $(head_hash)" ]
+	run -0 --separate-stderr es-verify -q
+	[ "$stderr" = "" ]
+}
+
+@test "a clean store is intact with -j 2, --all-errors and as files" {
+	run -0 --separate-stderr es-verify -j 2
+	assert_output ""
+	[[ $stderr == "es-verify: ok: 62 records,"* ]]
+	run -0 --separate-stderr es-verify -j 2 --all-errors
+	run -0 --separate-stderr es-verify --jobs 8
+	run -0 --separate-stderr es-verify "$ES_STORE"/log/*.ndjson
+	[[ $stderr == *"head seq 62 hash $(head_hash)" ]]
+}
+
+@test "--json: the report on stdout" {
+	run -0 --separate-stderr es-verify --json
+	echo "$output" | jq -e '.ok == true and .records == 62 and .failures == [] and .warnings == []'
+	echo "$output" | jq -e '.checks | index("chain") and index("index") and index("versions")'
+	[ "$(echo "$output" | jq -r .head.hash)" = "$(head_hash)" ]
+	[ "$(echo "$output" | jq -r .head.seq)" = 62 ]
+	[ "$(echo "$output" | jq -r .bytes)" = "$(cat "$ES_STORE"/log/* | wc -c)" ]
+}
+
+@test "--from-seq/--anchor: an incremental run from inside a segment and from a segment's start" {
+	local h s
+	s=$(seq_of "$SEG2" 3)
+	h=$(hash_of "$SEG2" 2)
+	run -0 --separate-stderr es-verify --from-seq "$s" --anchor "$h"
+	[[ $stderr == "es-verify: ok: $((62 - s + 1)) records,"*"head seq 62 hash $(head_hash)" ]]
+	run -0 --separate-stderr es-verify --from-seq "$s" --anchor "$h" -j 2
+	s=$(seq_of "$SEG2" 1)
+	h=$(tail -n 1 "$SEG1" | sed 's/.*"hash":"\([0-9a-f]*\)"}$/\1/')
+	run -0 --separate-stderr es-verify --from-seq "$s" --anchor "$h"
+	run -0 --separate-stderr es-verify --from-seq "$s" --anchor "$h" -j 2
+	# nothing new since the last run
+	run -0 --separate-stderr es-verify --from-seq 63 --anchor "$(head_hash)" --json
+	echo "$output" | jq -e '.ok and .records == 0 and .head.seq == 62'
+}
+
+@test "--from-seq/--anchor: a wrong anchor is a failure, located" {
+	local s
+	s=$(seq_of "$SEG2" 3)
+	run -1 --separate-stderr es-verify --from-seq "$s" --anchor "$ZERO"
+	assert_output ""
+	[[ $stderr == "es-verify: log/$N2: offset $(offset_of "$SEG2" 2): seq $((s - 1)): hash "*" differs from the --anchor hash" ]]
+	run -1 --separate-stderr es-verify --from-seq "$(seq_of "$SEG2" 1)" --anchor "$ZERO"
+	[[ $stderr == *"differs from the --anchor hash"* ]]
+	run -1 --separate-stderr es-verify --from-seq 100 --anchor "$ZERO"
+	[[ $stderr == *"no record with seq 99 to anchor on"* ]]
+}
+
+@test "--from-seq and --anchor go together" {
+	run -2 --separate-stderr es-verify --from-seq 5
+	[[ $stderr == *"--from-seq: needs --anchor HASH"* ]]
+	run -2 --separate-stderr es-verify --anchor "$ZERO"
+	run -2 --separate-stderr es-verify --from-seq 5 --anchor xyz
+	run -2 --separate-stderr es-verify --expect-head 5
+	run -2 --separate-stderr es-verify --repair-index "$SEG1"
+	run -2 --separate-stderr es-verify --no-such-option
+}
+
+@test "--expect-head: the head must be the given record; a deleted tail is noticed" {
+	local h
+	h=$(head_hash)
+	run -0 --separate-stderr es-verify --expect-head "62:$h"
+	# The last batch (two records) disappears with its index entry.
+	rm -rf "$ES_STORE/index"
+	head -n -2 "$(seg)" >"$TMP/cut" && cat "$TMP/cut" >"$(seg)"
+	run -1 --separate-stderr es-verify --expect-head "62:$h"
+	[[ $stderr == *"seq 60: the head is seq 60 hash "*", expected seq 62 hash $h"* ]]
+}
+
+@test "tamper: an edited value is a hash mismatch at its file, offset and seq" {
+	local s
+	s=$(seq_of "$SEG2" 3)
+	sed -i '3s/"i":\([0-9]*\)/"i":9\1/' "$SEG2"
+	run -1 --separate-stderr es-verify
+	assert_output ""
+	[ "$stderr" = "es-verify: log/$N2: offset $(offset_of "$SEG2" 3): seq $s: hash mismatch" ]
+	run -1 --separate-stderr es-verify -j 2
+	[ "$stderr" = "es-verify: log/$N2: offset $(offset_of "$SEG2" 3): seq $s: hash mismatch" ]
+}
+
+@test "tamper: a deleted line is a gap in seq" {
+	local s
+	s=$(seq_of "$SEG2" 3)
+	sed -i '3d' "$SEG2"
+	run -1 --separate-stderr es-verify
+	[[ $stderr == "es-verify: log/$N2: offset $(offset_of "$SEG2" 3): seq $((s + 1)): seq $((s + 1)) follows $((s - 1)) (1 missing)"* ]]
+}
+
+@test "tamper: two swapped lines are out of order" {
+	local s
+	s=$(seq_of "$SEG2" 3)
+	sed -i '3{h;d};4G' "$SEG2"
+	run -1 --separate-stderr es-verify
+	[[ $stderr == "es-verify: log/$N2: offset $(offset_of "$SEG2" 3): seq $((s + 1)): seq $((s + 1)) follows $((s - 1))"* ]]
+	run -1 --separate-stderr es-verify --all-errors
+	[[ $stderr == *"seq $s: seq $s follows $((s + 1))"* ]]
+}
+
+@test "tamper: a sealed segment truncated mid-line" {
+	local n
+	n=$(wc -l <"$SEG2")
+	truncate -s -20 "$SEG2"
+	run -1 --separate-stderr es-verify
+	[ "$stderr" = "es-verify: log/$N2: offset $(offset_of "$SEG2" "$n"): seq $(seq_of "$SEG2" "$n"): incomplete last line (no newline)" ]
+	run -1 --separate-stderr es-verify -j 2
+	[[ $stderr == *"incomplete last line (no newline)"* ]]
+}
+
+@test "tamper: the active segment truncated mid-line loses acknowledged records" {
+	truncate -s -20 "$(seg)"
+	run -1 --separate-stderr es-verify
+	[[ $stderr == *"the index covers up to seq 62 but the log ends at seq 60: acknowledged records are missing from the log"* ]]
+}
+
+@test "a torn tail from a crash mid-write is a warning: never acknowledged" {
+	printf '%s\n%s\n' "$(ev z T)" "$(ev z T)" >"$TMP/in"
+	run -137 env ES_CRASH=mid-write:1 es-append -q "$TMP/in"
+	run -0 --separate-stderr es-verify
+	[[ $stderr == *"es-verify: warning: log/$(basename "$(seg)"): offset "*": seq 63: incomplete batch at the tail (recovered by the next append)"* ]]
+	[[ $stderr == *"es-verify: ok: 62 records, "*"head seq 62 "* ]]
+	run -0 --separate-stderr es-verify --json
+	echo "$output" | jq -e '.ok and (.warnings | length) == 1 and .warnings[0].seq == 63'
+}
+
+@test "tamper: a forged line with a recomputed hash but a wrong prev" {
+	local line body h s
+	s=$(seq_of "$SEG2" 3)
+	line=$(sed -n 3p "$SEG2")
+	body=${line%,\"hash\":*}
+	body=${body/\"seq\":$s,/\"seq\":$((s + 1)),}
+	h=$(printf '%s%s' "$ZERO" "$body" | sha256sum | cut -c1-64)
+	printf '%s,"hash":"%s"}\n' "$body" "$h" >"$TMP/forged"
+	sed -i "3r $TMP/forged" "$SEG2"
+	run -1 --separate-stderr es-verify
+	[[ $stderr == "es-verify: log/$N2: offset $(offset_of "$SEG2" 4): seq $((s + 1)): hash mismatch"* ]]
+}
+
+@test "tamper: a renamed segment does not match its first seq" {
+	local first
+	first=$(seq_of "$SEG2" 1)
+	mv "$SEG2" "$ES_STORE/log/$(printf '%020d' $((first + 1))).ndjson"
+	run -1 --separate-stderr es-verify
+	[ "$stderr" = "es-verify: log/$(printf '%020d' $((first + 1))).ndjson: offset 0: seq $first: first seq $first does not match the segment name" ]
+}
+
+@test "tamper: a stray file in log/" {
+	cp "$SEG2" "$SEG2.bak"
+	run -1 --separate-stderr es-verify
+	[ "$stderr" = "es-verify: log/$N2.bak: stray file in log/: not a segment name" ]
+	run -1 --separate-stderr es-verify --json
+	echo "$output" | jq -e '.ok == false and .failures[0].file == "log/'"$N2"'.bak" and .head == null'
+}
+
+@test "tamper: a damaged store.json" {
+	echo '{"format":"es-store"' >"$ES_STORE/store.json"
+	run -1 --separate-stderr es-verify
+	[[ $stderr == "es-verify: store.json: not valid JSON"* ]]
+}
+
+@test "a rewritten history with a consistent chain is caught by the index and by --expect-head" {
+	local h
+	h=$(head_hash)
+	sed -i '3s/"i":\([0-9]*\)/"i":9\1/' "$SEG2"
+	rechain
+	run -1 --separate-stderr es-verify
+	[[ $stderr == *"the log was rewritten after it was indexed"* ]]
+	rm -rf "$ES_STORE/index"
+	run -1 --separate-stderr es-verify --expect-head "62:$h"
+	[[ $stderr == *"the head is seq 62 hash "*", expected seq 62 hash $h"* ]]
+}
+
+@test "tamper: a version gap across a segment boundary (rechained), with -j 1 and -j 2" {
+	local v s
+	s=$(seq_of "$SEG2" 1)
+	v=$(sed -n 1p "$SEG2" | sed 's/.*"version":\([0-9]*\),.*/\1/')
+	sed -i "1s/\"version\":$v,/\"version\":$((v + 1)),/" "$SEG2"
+	rechain
+	rm -rf "$ES_STORE/index"
+	run -1 --separate-stderr es-verify
+	[[ $stderr == "es-verify: log/$N2: offset 0: seq $s: stream '"*"': version $((v + 1)) follows $((v - 1))" ]]
+	run -1 --separate-stderr es-verify -j 2
+	[[ $stderr == "es-verify: log/$N2: offset 0: seq $s: stream '"*"': version $((v + 1)) follows $((v - 1))" ]]
+}
+
+@test "tamper: ts going back in time (rechained)" {
+	local s
+	s=$(seq_of "$SEG2" 3)
+	sed -i '3s/"ts":"[^"]*"/"ts":"2000-01-01T00:00:00.000000Z"/' "$SEG2"
+	rechain
+	rm -rf "$ES_STORE/index"
+	run -1 --separate-stderr es-verify
+	[[ $stderr == "es-verify: log/$N2: offset $(offset_of "$SEG2" 3): seq $s: ts 2000-01-01T00:00:00.000000Z is before "* ]]
+}
+
+@test "tamper: a sealed segment ending inside a batch (rechained)" {
+	local n
+	n=$(wc -l <"$SEG2")
+	sed -i "${n}s/,\"hash\":/,\"more\":true,\"hash\":/" "$SEG2"
+	rechain
+	rm -rf "$ES_STORE/index"
+	run -1 --separate-stderr es-verify
+	[[ $stderr == "es-verify: log/$N2: offset "*": batch without its end in a sealed segment" ]]
+}
+
+@test "--all-errors lists every failure; the chain is re-anchored after each" {
+	# same length: the index still points at the right offsets
+	sed -i '3s/"type":"T"/"type":"U"/' "$SEG2"
+	sed -i '2s/"type":"T"/"type":"U"/' "$SEG1"
+	run -1 --separate-stderr es-verify
+	[ "$(echo "$stderr" | wc -l)" = 1 ]
+	run -1 --separate-stderr es-verify --all-errors --json
+	echo "$output" | jq -e '(.failures | length) == 2 and all(.failures[]; .reason == "hash mismatch")'
+	[ "$(echo "$stderr" | tail -n 1)" = "es-verify: 2 failures in 62 records checked" ]
+	run -1 --separate-stderr es-verify --all-errors -j 2 --json
+	echo "$output" | jq -e '(.failures | length) == 2'
+}
+
+@test "a missing index is a warning; --repair-index rebuilds it" {
+	rm -rf "$ES_STORE/index"
+	run -0 --separate-stderr es-verify
+	[[ $stderr == "es-verify: warning: index/: missing: rebuilt by the next append, or by --repair-index"* ]]
+	run -0 --separate-stderr es-verify --repair-index --json
+	echo "$output" | jq -e '.ok and .index_repaired'
+	[ -f "$ES_STORE/index/data.mdb" ]
+	run -0 --separate-stderr es-verify
+	[[ $stderr != *warning* ]]
+}
+
+@test "a stale index is a warning; --repair-index brings it up to date" {
+	cp -a "$ES_STORE/index" "$TMP/old-index"
+	append "$(ev a T)"
+	rm -rf "$ES_STORE/index" && cp -a "$TMP/old-index" "$ES_STORE/index"
+	run -0 --separate-stderr es-verify
+	[[ $stderr == *"warning: index/: behind: it covers seq 62 of 63"* ]]
+	run -0 --separate-stderr es-verify --repair-index
+	run -0 --separate-stderr es-verify
+	[[ $stderr != *warning* ]]
+}
+
+@test "FILE operands: plain, zstd and stdin, read as one log" {
+	cat "$ES_STORE"/log/*.ndjson >"$TMP/all.ndjson"
+	zstd -q "$TMP/all.ndjson" -o "$TMP/all.zst"
+	run -0 --separate-stderr es-verify "$TMP/all.zst"
+	[[ $stderr == "es-verify: ok: 62 records,"* ]]
+	run -0 --separate-stderr es-verify - <"$TMP/all.ndjson"
+	local segs=("$ES_STORE"/log/*.ndjson)
+	run -0 --separate-stderr es-verify "${segs[@]}"
+	# a file that does not start at seq 1 needs an anchor
+	run -1 --separate-stderr es-verify "$SEG2"
+	[[ $stderr == *"seq $(seq_of "$SEG2" 1): seq $(seq_of "$SEG2" 1) follows 0"* ]]
+	run -0 --separate-stderr es-verify --from-seq "$(seq_of "$SEG2" 1)" \
+		--anchor "$(tail -n 1 "$SEG1" | sed 's/.*"hash":"\([0-9a-f]*\)"}$/\1/')" "$SEG2"
+}
+
+@test "FILE operands: a damaged or truncated .zst is an integrity failure naming the file" {
+	cat "$ES_STORE"/log/*.ndjson | zstd -q >"$TMP/all.zst"
+	cp "$TMP/all.zst" "$TMP/bad.zst"
+	printf 'XXXXXXXX' | dd of="$TMP/bad.zst" bs=1 seek=200 conv=notrunc 2>/dev/null
+	run -1 --separate-stderr es-verify "$TMP/bad.zst"
+	[[ $stderr == "es-verify: $TMP/bad.zst: offset "*": corrupt zstd data"* ]]
+	head -c 300 "$TMP/all.zst" >"$TMP/cut.zst"
+	run -1 --separate-stderr es-verify "$TMP/cut.zst"
+	[[ $stderr == "es-verify: $TMP/cut.zst: "* ]]
+}
+
+@test "unreadable input and a missing store are I/O errors" {
+	run -4 --separate-stderr es-verify "$TMP/nonexistent"
+	[ "$stderr" = "es-verify: cannot open '$TMP/nonexistent': No such file or directory" ]
+	run -4 --separate-stderr es-verify -d "$TMP/nostore"
+	run -4 --separate-stderr es-verify -d "$TMP/nostore" --json
+	echo "$output" | jq -e '.ok == false and (.error | length) > 0'
+}
+
+@test "--json to a full disk is an error" {
+	run -4 --separate-stderr bash -c 'es-verify --json >/dev/full'
+	[[ $stderr == *"write error"* ]]
+}
+
+@test "a fresh empty active segment is intact, an empty sealed one is not" {
+	touch "$ES_STORE/log/$(printf '%020d' 63).ndjson"
+	run -0 --separate-stderr es-verify
+	run -0 --separate-stderr es-verify -j 2
+	touch "$ES_STORE/log/$(printf '%020d' 70).ndjson"
+	run -1 --separate-stderr es-verify
+	[[ $stderr == *"empty sealed segment"* ]]
+}
+
+@test "--snapshots is accepted and says what it checked" {
+	run -0 --separate-stderr es-verify --snapshots
+	[[ $stderr == *"note: snapshots"* ]]
+}
