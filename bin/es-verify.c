@@ -110,6 +110,12 @@ static void print_human(const struct es_verify_report *rep, const struct es_comm
 		print_issue("warning: ", &rep->warnings[i]);
 	for (size_t i = 0; i < rep->nnotes; i++)
 		es_cli_error("note: %s", rep->notes[i]);
+	if (com->verbose) {
+		fprintf(stderr, "%s: checks:", es_progname);
+		for (size_t i = 0; i < rep->nchecks; i++)
+			fprintf(stderr, " %s", rep->checks[i]);
+		fputc('\n', stderr);
+	}
 	if (rep->ok)
 		es_cli_error("ok: %llu records, %s, head seq %llu hash %s",
 			     (unsigned long long)rep->records,
