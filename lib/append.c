@@ -17,6 +17,45 @@ struct state {
 	struct es_buf key;
 };
 
+/* The index is derived data: check what it says against the log before it
+ * decides a version or a duplicate. 1 when it disagrees: (stream, version)
+ * must be in the log where the index puts it (with the event's id when
+ * want_id) and, for a stream's current version, no later version may be
+ * indexed. */
+static int index_disagrees(struct es_store *s, const struct es_batch *b,
+			   const struct es_event *ev, uint64_t version, int current, int want_id)
+{
+	const char *stream = es_batch_str(b, ev->stream);
+	struct es_error e = {0, ""};
+	struct es_pos pos;
+	struct es_rec r;
+	const char *why;
+	char *line = NULL;
+	size_t cap = 0;
+	int bad = 0, rc;
+
+	if (current && es_index_get_pos(s->index, stream, ev->stream_len, version + 1, &pos) != 1)
+		return 1;
+	if (version == 0)
+		return 0;
+	if (es_index_get_pos(s->index, stream, ev->stream_len, version, &pos) != 0)
+		return 1;
+	rc = es_store_read_pos(s, &pos, &line, &cap, &e);
+	if (rc == ES_CORRUPT)
+		bad = 1;
+	else if (rc == 0)
+		bad = es_rec_parse(line, pos.len - 1, 0, &r, &why) != 0 || r.seq != pos.seq ||
+		      r.version != version || r.stream_len != ev->stream_js_len ||
+		      memcmp(r.stream, es_batch_str(b, ev->stream_js), r.stream_len) != 0 ||
+		      (want_id && (r.id_len != ev->id_js_len ||
+				   memcmp(r.id, es_batch_str(b, ev->id_js), r.id_len) != 0));
+	/* else the segment cannot be read here (archived?): nothing to check by */
+	free(line);
+	return bad;
+}
+
+/* The stream's version before this event: 0, -1 (read error) or 1 (the
+ * index disagrees with the log). */
 static int cur_version(struct es_store *s, struct state *st, const struct es_batch *b,
 		       const struct es_event *ev, uint64_t *v)
 {
@@ -27,7 +66,9 @@ static int cur_version(struct es_store *s, struct state *st, const struct es_bat
 		*v = (uint64_t)json_integer_value(j);
 		return 0;
 	}
-	return es_index_version(s->index, stream, ev->stream_len, v);
+	if (es_index_version(s->index, stream, ev->stream_len, v) != 0)
+		return -1;
+	return index_disagrees(s, b, ev, *v, 1, 0);
 }
 
 static int set_version(struct state *st, const struct es_batch *b, const struct es_event *ev,
@@ -69,8 +110,12 @@ static int plan(struct es_store *s, struct state *st, const struct es_batch *b, 
 		int first_of_stream = json_object_getn(st->versions, stream, ev->stream_len) == NULL;
 		json_t *seen;
 
-		if (cur_version(s, st, b, ev, &cur))
+		int cv = cur_version(s, st, b, ev, &cur);
+		if (cv < 0)
 			return es_fail(err, ES_IO, "index: read error");
+		if (cv > 0)
+			return es_fail(err, ES_CORRUPT, "index: stream '%s' disagrees with the log",
+				       stream);
 		fate[i] = ES_STORED;
 		dup_of[i] = (size_t)-1;
 		if (ev->id_given) {
@@ -90,6 +135,9 @@ static int plan(struct es_store *s, struct state *st, const struct es_batch *b, 
 			if (r < 0)
 				return es_fail(err, ES_IO, "index: read error");
 			if (r == 0) {
+				if (index_disagrees(s, b, ev, found, 0, 1))
+					return es_fail(err, ES_CORRUPT, "index: stream '%s': an event id "
+						       "disagrees with the log", stream);
 				fate[i] = ES_DUPLICATE;
 				ver[i] = found;
 				continue;
@@ -290,8 +338,20 @@ int es_append_batch(struct es_store *s, const struct es_batch *b, size_t from, s
 		rc = es_fail(err, ES_IO, "out of memory");
 		goto out;
 	}
-	if ((rc = es_index_begin(s->index, 1, err)) ||
-	    (rc = plan(s, &st, b, from, n, o, fate, ver, dup_of, err)))
+	for (int rebuilt = 0;; rebuilt = 1) {
+		if ((rc = es_index_begin(s->index, 1, err)) == 0)
+			rc = plan(s, &st, b, from, n, o, fate, ver, dup_of, err);
+		if (rc != ES_CORRUPT || rebuilt)
+			break;
+		/* The index disagrees with the log: it is derived data, so
+		 * rebuild it from the log (under the lock) and plan again. */
+		es_error_clear(err);
+		json_object_clear(st.versions);
+		json_object_clear(st.ids);
+		if ((rc = es_store_rebuild_index(s, err)) || (rc = es_index_commit(s->index, err)))
+			goto out;
+	}
+	if (rc)
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		stored += fate[i] == ES_STORED;

@@ -339,6 +339,11 @@ static int tail_matches(struct es_store *s, uint64_t seg, uint64_t end, const st
 	return ok;
 }
 
+/* A segment that starts right (its first record is whole and carries the
+ * seq of its name) but does not follow the one before: the damage is in the
+ * sealed segment before it, never a torn tail. */
+static const char gap_before[] = "seq is not the next one: the segment before lost its end";
+
 /* State of a segment scan. */
 struct scan {
 	struct es_head head;    /* last complete batch */
@@ -423,7 +428,7 @@ static int scan_segment(struct es_store *s, uint64_t seg, uint64_t from, struct 
 		else if (es_rec_parse(line, len, 0, &r, &pwhy) != 0)
 			why = pwhy; /* pwhy is also set on success: keep why NULL then */
 		else if (r.seq != sc->cur.seq + 1)
-			why = "seq is not the next one";
+			why = off == 0 && r.seq == seg ? gap_before : "seq is not the next one";
 		else if (off == 0 && r.seq != seg)
 			why = "first seq does not match the segment name";
 		else if (!es_rec_check(s->chain, sc->cur.hash, line, &r))
@@ -536,9 +541,11 @@ static int corrupt(struct es_store *s, uint64_t seg, const struct scan *sc, stru
 	(void)s;
 }
 
-/* Scan from a trusted point (index head, or the start) to the end. */
+/* Scan from a trusted point (index head, or the start) to the end. The
+ * records up to seq `vouched` were acknowledged (an index head said so):
+ * they are never cut as a torn tail. */
 static int catch_up(struct es_store *s, size_t first_seg, uint64_t from, struct es_head start,
-		    int trusted_end, struct es_error *err)
+		    int trusted_end, uint64_t vouched, struct es_error *err)
 {
 	struct scan sc;
 
@@ -556,12 +563,18 @@ static int catch_up(struct es_store *s, size_t first_seg, uint64_t from, struct 
 		/* Damage in a sealed segment, or before what the index vouched
 		 * for, is corruption; after it, in the active segment, a torn
 		 * tail (never acknowledged: acks follow the index commit). */
-		if (!active || (!trusted_end && sc.later_record))
+		if (!active || (!trusted_end && sc.later_record) || sc.why == gap_before ||
+		    sc.head.seq < vouched)
 			return corrupt(s, seg, &sc, err);
 		uint64_t cut = sc.head.seg == seg ? sc.head.end : 0;
 		if (quarantine(s, seg, cut, err))
 			return err->code;
 	}
+	if (sc.head.seq < vouched)
+		return es_fail(err, ES_CORRUPT, "log/: the log ends at seq %llu, but seq %llu was "
+			       "stored (the index says so): a segment is missing or cut short; "
+			       "not writing (es-verify tells more)",
+			       (unsigned long long)sc.head.seq, (unsigned long long)vouched);
 	s->head = sc.head;
 	if (s->head.seq == 0) {
 		memcpy(s->head.hash, ES_GENESIS, ES_HASH_HEX + 1);
@@ -619,9 +632,10 @@ static int recover(struct es_store *s, struct es_error *err)
 	have = es_index_get_head(s->index, &ih) == 0;
 	if (s->nsegs == 0) {
 		s->head = genesis;
-		if (have && ih.seq != 0 && (es_index_clear(s->index, err) ||
-					    es_index_put_head(s->index, &genesis, err)))
-			return err->code;
+		if (have && ih.seq != 0)
+			return es_fail(err, ES_CORRUPT, "log/ holds no segment, but seq %llu was "
+				       "stored (the index says so); not writing (es-verify tells more)",
+				       (unsigned long long)ih.seq);
 		return 0;
 	}
 	active = s->segs[s->nsegs - 1];
@@ -641,19 +655,20 @@ static int recover(struct es_store *s, struct es_error *err)
 		}
 		/* The index is behind: catch up from its head. */
 		if (ih.seg == active && ih.end < size && tail_matches(s, active, ih.end, &ih))
-			return catch_up(s, ai, ih.end, ih, 1, err);
+			return catch_up(s, ai, ih.end, ih, 1, 0, err);
 		if (ai > 0 && ih.seg == s->segs[ai - 1] && tail_matches(s, ih.seg, ih.end, &ih)) {
 			char prev[PATH_MAX];
 			struct stat st;
 			es_store_seg_path(s, ih.seg, prev, sizeof(prev));
 			if (stat(prev, &st) == 0 && (uint64_t)st.st_size == ih.end)
-				return catch_up(s, ai, 0, ih, 1, err);
+				return catch_up(s, ai, 0, ih, 1, 0, err);
 		}
 	}
-	/* Missing or inconsistent: rebuild from the whole log. */
+	/* Missing or inconsistent: rebuild from the whole log, but never cut
+	 * what the old head vouched for. */
 	if (es_index_clear(s->index, err))
 		return err->code;
-	return catch_up(s, 0, 0, genesis, 0, err);
+	return catch_up(s, 0, 0, genesis, 0, have ? ih.seq : 0, err);
 }
 
 int es_store_lock(struct es_store *s, struct es_error *err)
@@ -678,7 +693,7 @@ int es_store_rebuild_index(struct es_store *s, struct es_error *err)
 	memcpy(genesis.hash, ES_GENESIS, ES_HASH_HEX + 1);
 	if (es_index_clear(s->index, err))
 		return err->code;
-	return catch_up(s, 0, 0, genesis, 0, err) ||
+	return catch_up(s, 0, 0, genesis, 0, 0, err) ||
 	       es_index_put_head(s->index, &s->head, err);
 }
 
@@ -729,7 +744,7 @@ int es_store_read_pos(struct es_store *s, const struct es_pos *pos, char **buf,
 		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
 	n = es_pread_full(fd, *buf, pos->len, (off_t)pos->off);
 	close(fd);
-	if (n != (ssize_t)pos->len || (*buf)[pos->len - 1] != '\n')
+	if (pos->len == 0 || n != (ssize_t)pos->len || (*buf)[pos->len - 1] != '\n')
 		return es_fail(err, ES_CORRUPT, "log/%020llu.ndjson: offset %llu: seq %llu: "
 			       "record not where the index says",
 			       (unsigned long long)pos->seg, (unsigned long long)pos->off,

@@ -103,3 +103,60 @@ three() {
 	assert_success
 	assert_output --partial "records=3 "
 }
+
+@test "regression: a flipped version in index/ does not make es-append reuse a version" {
+	# es-append took the stream's version from the index unchecked, so a
+	# damaged entry wrote a second "version 7" into the log for good. Now
+	# the index's answer is checked against the log and, when they
+	# disagree, the index is rebuilt (it is derived data).
+	for i in 1 2 3 4 5 6 7; do echo '{"stream":"s1","type":"T"}'; done | es-append -q
+	python3 - "$ES_STORE/index/data.mdb" <<'PY'
+import sys
+p = sys.argv[1]
+d = bytearray(open(p, 'rb').read())
+i = d.find(b'ss1\x00\x00\x00\x00\x00\x00\x00\x07')
+assert i >= 0
+d[i + 10] = 5
+open(p, 'wb').write(d)
+PY
+	run es-append --expect 7 <<<'{"stream":"s1","type":"T"}'
+	assert_success
+	assert_output --partial '"version":8,'
+	run "$T/check-store" "$ES_STORE"
+	assert_success
+}
+
+@test "regression: recovery never cuts what the index vouched for, nor the active segment for a sealed one's loss" {
+	# Damage at or before the index head in the active segment was cut
+	# into quarantine/ as if torn (acknowledged events gone, exit 0), a lost
+	# active segment or log/ was not noticed, and a sealed segment that
+	# lost its end made recovery cut the whole (valid) active segment.
+	for i in 1 2 3; do echo '{"stream":"a","type":"T","data":{"pad":"'"$(printf '%*s' 1500 '' | tr ' ' x)"'"}}'; done | es-append -q
+	jq -c '.segment_size = 4096' "$ES_STORE/store.json" >s.json && mv s.json "$ES_STORE/store.json"
+	for i in 1 2 3 4 5; do echo '{"stream":"a","type":"T","data":{"pad":"'"$(printf '%*s' 1500 '' | tr ' ' x)"'"}}' | es-append -q; done
+	echo '{"stream":"a","type":"T"}' | es-append -q # the active segment: two records
+	cp -a "$ES_STORE" "$TMP/pristine"
+	last=$(seg)
+	truncate -s -20 "$last"
+	run -1 es-append <<<'{"stream":"a","type":"T"}'
+	assert_output --regexp 'log/[0-9]{20}\.ndjson: offset [0-9]+: seq [0-9]+: '
+	head -n 1 "$TMP/pristine/log/${last##*/}" >"$last"
+	run -1 es-append <<<'{"stream":"a","type":"T"}'
+	assert_output --partial "a segment is missing or cut short"
+	rm -f "$last"
+	run -1 es-append <<<'{"stream":"a","type":"T"}'
+	rm -f "$ES_STORE"/log/*.ndjson
+	run -1 es-append <<<'{"stream":"a","type":"T"}'
+	assert_output --partial "log/ holds no segment"
+	# a sealed segment loses its last line; the active one holds one record
+	rm -rf "$ES_STORE" && cp -a "$TMP/pristine" "$ES_STORE"
+	echo '{"stream":"b","type":"T","data":{"pad":"'"$(printf '%*s' 5000 '' | tr ' ' x)"'"}}' | es-append -q
+	sealed=$(ls "$ES_STORE"/log/*.ndjson | tail -n 2 | head -n 1)
+	sed -i '$d' "$sealed"
+	rm -rf "$ES_STORE/index"
+	sum=$(cat "$ES_STORE"/log/*.ndjson | sha256sum)
+	run -1 es-append <<<'{"stream":"a","type":"T"}'
+	assert_output --partial "the segment before lost its end"
+	[ "$(cat "$ES_STORE"/log/*.ndjson | sha256sum)" = "$sum" ]
+	[ -z "$(ls "$ES_STORE/quarantine")" ]
+}
