@@ -1,0 +1,544 @@
+/* project.c: es-project's runs: incremental, rebuild, --from, --stdout,
+ * --follow over a store; pipes; --status; --pause and --resume. */
+#include "project.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "store.h"
+
+struct run {
+	const struct es_pspec *spec;
+	const struct es_project_opts *o;
+	struct es_store s;
+	struct es_pdir pd;
+	struct es_proj p;
+	struct es_log lg;
+	int store_open, lg_open, proj_open;
+	int fresh;               /* building from nothing (no checkpoint, --rebuild, --from) */
+	struct es_pckpt base;    /* the checkpoint the engine's model started from */
+	uint64_t applied_base;   /* es_proj_applied() at that checkpoint */
+};
+
+static int stopped(const struct run *r)
+{
+	return r->o->stop && *r->o->stop;
+}
+
+static void note(const struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(const struct run *r, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (!r->o->note)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	r->o->note(r->o->arg, msg);
+}
+
+static int out_msgs(const struct run *r, const struct es_pmsgs *m, struct es_error *err)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (r->o->out(r->o->arg, m->text.p + m->v[i].off, m->v[i].len))
+			return es_fail(err, ES_IO, "cannot write to standard output");
+	return 0;
+}
+
+/* Dead letters as notes, for runs that have no dead.ndjson to keep them. */
+static void note_dead(const struct run *r)
+{
+	for (size_t i = 0; i < r->p.dead.n; i++) {
+		const struct es_pmsg *m = &r->p.dead.v[i];
+		json_t *j = json_loadb(r->p.dead.text.p + m->off, m->len, 0, NULL);
+		note(r, "skipped: %s", json_string_value(json_object_get(j, "reason")));
+		json_decref(j);
+	}
+}
+
+static int check_spec(const struct run *r, struct es_error *err)
+{
+	const struct es_pckpt *cp = &r->pd.cp;
+
+	if (cp->spec_version != r->spec->version)
+		return es_fail(err, ES_NOMATCH, "projection '%s': the spec's version is %lld but the "
+			       "model was built by version %lld: run with --rebuild",
+			       r->spec->name, (long long)r->spec->version, (long long)cp->spec_version);
+	if (strcmp(cp->spec_sha, r->spec->sha) != 0)
+		return es_fail(err, ES_NOMATCH, "projection '%s': the spec changed since the model was "
+			       "built, but its version (%lld) did not: bump \"version\" and run with "
+			       "--rebuild", r->spec->name, (long long)r->spec->version);
+	return 0;
+}
+
+/* The first record read must be the checkpoint's own: same seq, same hash. */
+static int verify_base(struct run *r, struct es_error *err)
+{
+	const char *line;
+	size_t len;
+	struct es_rec rec;
+	int n = es_log_next(&r->lg, &line, &len, &rec, 0, err);
+
+	if (n < 0)
+		return -n;
+	if (n == 0 || rec.seq != r->base.seq)
+		return es_fail(err, ES_NOMATCH, "projection '%s': the log has no seq %llu, where the "
+			       "checkpoint is: the log changed under the projection; run with --rebuild",
+			       r->spec->name, (unsigned long long)r->base.seq);
+	if (memcmp(rec.hash, r->base.hash, ES_HASH_HEX) != 0)
+		return es_fail(err, ES_NOMATCH, "projection '%s': seq %llu: the log's hash is not the "
+			       "checkpoint's: the log changed under the projection; run with --rebuild",
+			       r->spec->name, (unsigned long long)r->base.seq);
+	return 0;
+}
+
+static int load_base(struct run *r, struct es_error *err)
+{
+	char *m, *w;
+	size_t ml, wl;
+	int rc;
+
+	if (es_pdir_read_model(&r->pd, &m, &ml, &w, &wl, err))
+		return err->code;
+	rc = es_proj_load(&r->p, m, ml, w, wl, err);
+	free(m);
+	free(w);
+	if (rc)
+		return es_error_prefix(err, "%s", r->pd.dir);
+	if (!r->fresh && check_spec(r, err))
+		return err->code;
+	r->base = r->pd.cp;
+	return 0;
+}
+
+/* Reset the engine to the base checkpoint and open the log right after it. */
+static int start(struct run *r, struct es_error *err)
+{
+	es_proj_reset(&r->p);
+	r->applied_base = 0;
+	if (r->lg_open) {
+		es_log_close(&r->lg);
+		r->lg_open = 0;
+	}
+	if (!r->fresh && load_base(r, err))
+		return err->code;
+	if (r->fresh)
+		memset(&r->base, 0, sizeof(r->base));
+	if (es_log_open_store(&r->lg, &r->s, r->base.seq ? r->base.seq : 1, err))
+		return err->code;
+	r->lg_open = 1;
+	if (r->base.seq && verify_base(r, err))
+		return err->code;
+	r->p.seq = r->base.seq;
+	memcpy(r->p.hash, r->base.seq ? r->base.hash : ES_GENESIS, ES_HASH_HEX + 1);
+	memcpy(r->p.ts, r->base.ts, sizeof(r->p.ts));
+	return 0;
+}
+
+static int commit(struct run *r, int faulted, struct es_error *err)
+{
+	struct es_pckpt cp;
+	uint64_t applied = es_proj_applied(&r->p);
+
+	memset(&cp, 0, sizeof(cp));
+	cp.seq = r->p.seq;
+	memcpy(cp.hash, r->p.hash, sizeof(cp.hash));
+	memcpy(cp.ts, r->p.ts, sizeof(cp.ts));
+	cp.spec_version = r->spec->version;
+	memcpy(cp.spec_sha, r->spec->sha, sizeof(cp.spec_sha));
+	cp.state = faulted ? ES_PSTATE_FAULTED : ES_PSTATE_OK;
+	cp.events = r->base.events + applied - r->applied_base;
+	if (r->fresh) {
+		es_ts_format(es_now_us(), cp.built);
+		if (r->p.has_since)
+			memcpy(cp.from, r->p.since, sizeof(cp.from));
+	} else {
+		memcpy(cp.built, r->base.built, sizeof(cp.built));
+		memcpy(cp.from, r->base.from, sizeof(cp.from));
+	}
+	if (faulted) {
+		cp.fault_seq = r->p.fail_seq;
+		memcpy(cp.fault, r->p.fail, sizeof(cp.fault));
+	}
+	/* alerts go out before the commit covers them: at least once on
+	 * stdout, exactly once in alerts.ndjson */
+	if (!r->o->quiet && out_msgs(r, &r->p.alerts, err))
+		return err->code;
+	if (es_pdir_commit(&r->pd, &r->p, &cp, r->fresh, err))
+		return err->code;
+	es_proj_cut_msgs(&r->p, 0);
+	r->fresh = 0;
+	r->base = r->pd.cp;
+	r->applied_base = applied;
+	return 0;
+}
+
+/* Stop mode, event S failed: the model must stop at S-1. Partitions may
+ * have gone past S, so build again from the base up to S-1 and commit that
+ * as faulted. */
+static int fault(struct run *r, struct es_error *err)
+{
+	uint64_t s = r->p.fail_seq;
+	char why[512];
+
+	memcpy(why, r->p.fail, sizeof(why));
+	if (r->p.fail_code != ES_DATA)
+		return es_fail(err, ES_IO, "%s", why);
+	if (r->o->to_stdout)
+		return es_fail(err, ES_DATA, "projection '%s': %s", r->spec->name, why);
+	if (start(r, err) || (s > 1 && es_proj_feed(&r->p, &r->lg, s - 1, err)) ||
+	    es_proj_sync(&r->p, err))
+		return err->code;
+	if (r->p.failed)
+		return es_fail(err, ES_IO, "projection '%s': seq %llu failed again on the way back: %s",
+			       r->spec->name, (unsigned long long)r->p.fail_seq, r->p.fail);
+	r->p.failed = 1;
+	r->p.fail_seq = s;
+	memcpy(r->p.fail, why, sizeof(r->p.fail));
+	if (commit(r, 1, err))
+		return err->code;
+	return es_fail(err, ES_DATA, "projection '%s': %s; the model stays at seq %llu, state "
+		       "faulted", r->spec->name, why, (unsigned long long)r->p.seq);
+}
+
+/* Read whatever the log has now, then commit it (when anything was read). */
+static int step(struct run *r, struct es_error *err)
+{
+	uint64_t before = r->p.read;
+
+	if (es_proj_feed(&r->p, &r->lg, UINT64_MAX, err) || es_proj_sync(&r->p, err))
+		return err->code;
+	if (r->p.failed)
+		return fault(r, err);
+	if (r->o->to_stdout)
+		return 0;
+	if (r->fresh || r->p.read > before)
+		return commit(r, 0, err);
+	return 0;
+}
+
+static void nap(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL); /* a signal cuts it short: that is fine */
+}
+
+static int follow(struct run *r, struct es_error *err)
+{
+	while (!stopped(r)) {
+		int more;
+		uint64_t before = r->p.read;
+		if (es_pdir_reload(&r->pd, err))
+			return err->code;
+		if (r->pd.cp.state == ES_PSTATE_PAUSED) {
+			nap(r->o->interval_ms);
+			continue;
+		}
+		more = es_log_refresh(&r->lg, err);
+		if (more < 0)
+			return -more;
+		if (step(r, err))
+			return err->code;
+		if (r->p.read == before)
+			nap(r->o->interval_ms);
+	}
+	return 0;
+}
+
+static int run_store(struct run *r, struct es_error *err)
+{
+	const struct es_project_opts *o = r->o;
+
+	if (es_store_open(&r->s, o->store_dir, 0, err))
+		return err->code;
+	r->store_open = 1;
+	if (es_pdir_open(&r->pd, o->store_dir, r->spec->name, !o->to_stdout, err))
+		return err->code;
+	if (!o->to_stdout && es_pdir_lock(&r->pd, err))
+		return err->code;
+	r->fresh = o->rebuild || o->from != INT64_MIN || !r->pd.have;
+	if (!r->fresh && check_spec(r, err))
+		return err->code;
+	if (es_proj_init(&r->p, r->spec, o->jobs, o->on_error, err))
+		return err->code;
+	r->proj_open = 1;
+	r->p.stop = o->stop;
+	if (o->from != INT64_MIN) {
+		es_ts_format(o->from, r->p.since);
+		r->p.has_since = 1;
+	}
+	if (o->to_stdout && !o->quiet) {
+		r->p.alert_sink = o->out;
+		r->p.sink_arg = o->arg;
+		r->p.sync_every = o->jobs > 1 ? 65536 : 0;
+	}
+	if (start(r, err))
+		return err->code;
+	if (!r->fresh && r->pd.cp.state == ES_PSTATE_PAUSED && !o->to_stdout) {
+		if (!o->follow)
+			return es_fail(err, ES_NOMATCH, "projection '%s' is paused: nothing applied "
+				       "(es-project --resume)", r->spec->name);
+	} else if (step(r, err)) {
+		return err->code;
+	}
+	if (o->to_stdout) {
+		note_dead(r);
+		return o->alerts_only ? 0 : es_proj_write(&r->p, 1, o->out, o->arg, err);
+	}
+	return o->follow ? follow(r, err) : 0;
+}
+
+int es_project_store(const struct es_pspec *spec, const struct es_project_opts *o,
+		     struct es_error *err)
+{
+	struct run r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.spec = spec;
+	r.o = o;
+	r.pd.lock_fd = -1;
+	rc = run_store(&r, err);
+	if (r.lg_open)
+		es_log_close(&r.lg);
+	if (r.proj_open)
+		es_proj_release(&r.p);
+	es_pdir_close(&r.pd);
+	if (r.store_open)
+		es_store_close(&r.s);
+	return rc;
+}
+
+int es_project_files(const struct es_pspec *spec, char **files, int nfiles,
+		     const struct es_project_opts *o, struct es_error *err)
+{
+	struct run r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.spec = spec;
+	r.o = o;
+	if (es_proj_init(&r.p, spec, o->jobs, o->on_error, err))
+		return err->code;
+	r.p.stop = o->stop;
+	if (o->from != INT64_MIN) {
+		es_ts_format(o->from, r.p.since);
+		r.p.has_since = 1;
+	}
+	if (!o->quiet) {
+		r.p.alert_sink = o->out;
+		r.p.sink_arg = o->arg;
+		r.p.sync_every = o->jobs > 1 ? 65536 : 0;
+	}
+	rc = es_log_open_files(&r.lg, files, nfiles, err);
+	if (!rc)
+		rc = es_proj_feed(&r.p, &r.lg, UINT64_MAX, err);
+	es_log_close(&r.lg);
+	if (!rc)
+		rc = es_proj_sync(&r.p, err);
+	if (!rc && r.p.failed)
+		rc = r.p.fail_code == ES_DATA
+			     ? es_fail(err, ES_DATA, "%s", r.p.fail)
+			     : es_fail(err, ES_IO, "%s", r.p.fail);
+	if (!rc) {
+		note_dead(&r);
+		if (!o->alerts_only)
+			rc = es_proj_write(&r.p, 1, o->out, o->arg, err);
+	}
+	es_proj_release(&r.p);
+	return rc;
+}
+
+/* ---- status, pause, resume ---- */
+
+/* Seq and ts of the last visible record of the log. */
+static int head_of(struct es_store *s, uint64_t *seq, char ts[ES_TS_LEN + 1], struct es_error *err)
+{
+	char path[PATH_MAX];
+
+	*seq = 0;
+	ts[0] = '\0';
+	if (es_store_list_segments(s, err))
+		return err->code;
+	for (size_t i = s->nsegs; i-- > 0;) {
+		uint64_t end;
+		int fd;
+		es_store_seg_path(s, s->segs[i], path, sizeof(path));
+		if (es_store_visible_end(s, s->segs[i], &end, err))
+			return err->code;
+		if (end == 0)
+			continue;
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+		for (size_t want = 4096;; want *= 2) {
+			size_t n = end < want ? (size_t)end : want;
+			char *buf = malloc(n), *st;
+			struct es_rec rec;
+			const char *why;
+			if (!buf || es_pread_full(fd, buf, n, (off_t)(end - n)) != (ssize_t)n) {
+				free(buf);
+				close(fd);
+				return es_fail_errno(err, ES_IO, "cannot read '%s'", path);
+			}
+			st = n >= 2 ? memrchr(buf, '\n', n - 1) : NULL;
+			if (!st && n < end) {
+				free(buf);
+				continue; /* a line longer than the block */
+			}
+			st = st ? st + 1 : buf;
+			int ok = es_rec_parse(st, (size_t)(buf + n - 1 - st), 0, &rec, &why) == 0;
+			if (ok) {
+				*seq = rec.seq;
+				memcpy(ts, rec.ts, ES_TS_LEN);
+				ts[ES_TS_LEN] = '\0';
+			}
+			free(buf);
+			close(fd);
+			return ok ? 0 : es_fail(err, ES_CORRUPT, "%s: the last record: %s", path, why);
+		}
+	}
+	return 0;
+}
+
+static int status_one(struct es_store *s, const char *name, const struct es_project_opts *o,
+		      uint64_t head, const char *head_ts, struct es_error *err)
+{
+	struct es_pdir pd;
+	struct es_buf b = ES_BUF_INIT;
+	int64_t a, z;
+	int rc;
+
+	if (es_pdir_open(&pd, s->dir, name, 0, err)) {
+		es_pdir_close(&pd);
+		return err->code;
+	}
+	if (!pd.have) {
+		es_pdir_close(&pd);
+		return es_fail(err, ES_NOMATCH, "no projection '%s' in '%s'", name, s->dir);
+	}
+	rc = es_pckpt_format(&pd.cp, name, &b);
+	if (!rc) {
+		b.len--; /* reopen the object */
+		rc = es_buf_addf(&b, ",\"head\":%llu,\"head_ts\":", (unsigned long long)head) ||
+		     (head_ts[0] ? es_buf_addf(&b, "\"%s\"", head_ts) : es_buf_adds(&b, "null")) ||
+		     es_buf_addf(&b, ",\"lag_events\":%llu,\"lag_seconds\":",
+				 (unsigned long long)(head > pd.cp.seq ? head - pd.cp.seq : 0));
+	}
+	if (!rc) {
+		if (head <= pd.cp.seq)
+			rc = es_buf_adds(&b, "0");
+		else if (pd.cp.ts[0] && es_ts_parse(pd.cp.ts, ES_TS_LEN, &a) == 0 &&
+			 es_ts_parse(head_ts, ES_TS_LEN, &z) == 0)
+			rc = es_buf_addf(&b, "%.3f", (double)(z - a) / 1e6);
+		else
+			rc = es_buf_adds(&b, "null");
+	}
+	if (!rc)
+		rc = es_buf_addf(&b, ",\"running\":%s}\n", es_pdir_busy(&pd) ? "true" : "false");
+	if (rc)
+		rc = es_fail(err, ES_IO, "out of memory");
+	else if (o->out(o->arg, b.p, b.len))
+		rc = es_fail(err, ES_IO, "cannot write to standard output");
+	else
+		rc = pd.cp.state == ES_PSTATE_OK ? 0 : ES_NOMATCH;
+	es_buf_release(&b);
+	es_pdir_close(&pd);
+	return rc;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The projections of a store, sorted. */
+static int list_names(const char *store_dir, char ***names, size_t *n, struct es_error *err)
+{
+	char path[PATH_MAX];
+	DIR *d;
+	struct dirent *e;
+
+	*names = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "%s/projections", store_dir);
+	if (!(d = opendir(path)))
+		return errno == ENOENT ? 0 : es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	while ((e = readdir(d))) {
+		char **nv;
+		if (!es_pname_valid(e->d_name))
+			continue;
+		if (!(nv = realloc(*names, (*n + 1) * sizeof(*nv))) || !(nv[*n] = strdup(e->d_name))) {
+			*names = nv ? nv : *names;
+			closedir(d);
+			return es_fail(err, ES_IO, "out of memory");
+		}
+		*names = nv;
+		(*n)++;
+	}
+	closedir(d);
+	qsort(*names, *n, sizeof(**names), name_cmp);
+	return 0;
+}
+
+int es_project_status(const char *name, const struct es_project_opts *o, struct es_error *err)
+{
+	struct es_store s;
+	char head_ts[ES_TS_LEN + 1], **names = NULL;
+	uint64_t head;
+	size_t n = 0;
+	int rc, worst = 0;
+
+	if (es_store_open(&s, o->store_dir, 0, err))
+		return err->code;
+	rc = head_of(&s, &head, head_ts, err);
+	if (!rc && !name)
+		rc = list_names(s.dir, &names, &n, err);
+	if (!rc && name)
+		rc = status_one(&s, name, o, head, head_ts, err);
+	for (size_t i = 0; !rc && i < n; i++) {
+		struct es_error e1 = {0, ""};
+		int r1 = status_one(&s, names[i], o, head, head_ts, &e1);
+		if (r1 > ES_NOMATCH) {
+			*err = e1;
+			rc = r1;
+		} else if (r1 == ES_NOMATCH) {
+			worst = ES_NOMATCH;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	es_store_close(&s);
+	return rc ? rc : worst;
+}
+
+int es_project_set_state(const char *name, enum es_pstate state, const struct es_project_opts *o,
+			 struct es_error *err)
+{
+	struct es_pdir pd;
+	struct es_store s;
+	int rc;
+
+	if (es_store_open(&s, o->store_dir, 0, err))
+		return err->code;
+	rc = es_pdir_open(&pd, o->store_dir, name, 0, err);
+	if (!rc && !pd.have)
+		rc = es_fail(err, ES_NOMATCH, "no projection '%s' in '%s'", name, o->store_dir);
+	if (!rc)
+		rc = es_pdir_set_state(&pd, state, err);
+	es_pdir_close(&pd);
+	es_store_close(&s);
+	return rc;
+}

@@ -1,0 +1,312 @@
+/* project_pool.c: -j N. The reading thread parses each record's envelope,
+ * filters it, extracts its key and hashes it; N workers each own the keys
+ * whose hash falls in their partition and apply those events in log
+ * order. Events travel in batches: a ring of NBATCH batches, each read by
+ * every worker (each takes its own partition's events from it), reused
+ * once all workers are done with it. */
+#include "project.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NBATCH 8
+#define BATCH_EVENTS 4096
+#define CHUNK (1u << 20)
+
+struct pev {
+	struct es_rec rec;     /* pointers into the batch's chunks */
+	const char *line, *key;
+	size_t len, klen;
+	uint64_t hash;
+};
+
+struct chunk {
+	char *p;
+	size_t len, cap;
+};
+
+struct pbatch {
+	struct pev *ev;
+	size_t n, cap;
+	uint32_t **idx;        /* per partition: indexes into ev */
+	size_t *nidx, *capidx;
+	struct chunk *ch;
+	size_t nch, cur;
+};
+
+struct es_pool {
+	struct es_proj *p;
+	int jobs;
+	pthread_t *th;
+	int started;
+	pthread_mutex_t mu;
+	pthread_cond_t work, done_cv;
+	uint64_t published;    /* batches handed to the workers */
+	uint64_t *done;        /* per worker: batches it has finished */
+	struct pbatch b[NBATCH];
+	struct pbatch *fill;   /* the batch being filled, or NULL */
+	int quit;
+	int failed;            /* some partition failed (read atomically) */
+};
+
+static uint64_t min_done(const struct es_pool *pl)
+{
+	uint64_t m = pl->done[0];
+
+	for (int i = 1; i < pl->jobs; i++)
+		if (pl->done[i] < m)
+			m = pl->done[i];
+	return m;
+}
+
+static void run_batch(struct es_pool *pl, int w, struct pbatch *b)
+{
+	struct es_ppart *pt = &pl->p->part[w];
+
+	for (size_t i = 0; i < b->nidx[w]; i++) {
+		struct pev *e = &b->ev[b->idx[w][i]];
+		es_ppart_apply(pl->p, pt, e->line, e->len, &e->rec, e->key, e->klen, e->hash);
+	}
+	if (pt->failed)
+		__atomic_store_n(&pl->failed, 1, __ATOMIC_RELAXED);
+}
+
+struct warg {
+	struct es_pool *pl;
+	int w;
+};
+
+static void *worker(void *arg)
+{
+	struct es_pool *pl = ((struct warg *)arg)->pl;
+	int w = ((struct warg *)arg)->w;
+
+	free(arg);
+	pthread_mutex_lock(&pl->mu);
+	for (;;) {
+		while (pl->done[w] == pl->published && !pl->quit)
+			pthread_cond_wait(&pl->work, &pl->mu);
+		if (pl->done[w] == pl->published)
+			break;
+		struct pbatch *b = &pl->b[pl->done[w] % NBATCH];
+		pthread_mutex_unlock(&pl->mu);
+		run_batch(pl, w, b);
+		pthread_mutex_lock(&pl->mu);
+		pl->done[w]++;
+		pthread_cond_broadcast(&pl->done_cv);
+	}
+	pthread_mutex_unlock(&pl->mu);
+	return NULL;
+}
+
+static void batch_release(struct pbatch *b, int jobs)
+{
+	for (int i = 0; b->idx && i < jobs; i++)
+		free(b->idx[i]);
+	for (size_t i = 0; i < b->nch; i++)
+		free(b->ch[i].p);
+	free(b->idx);
+	free(b->nidx);
+	free(b->capidx);
+	free(b->ch);
+	free(b->ev);
+}
+
+void es_pool_stop(struct es_proj *p)
+{
+	struct es_pool *pl = p->pool;
+
+	if (!pl)
+		return;
+	pthread_mutex_lock(&pl->mu);
+	pl->quit = 1;
+	pthread_cond_broadcast(&pl->work);
+	pthread_mutex_unlock(&pl->mu);
+	for (int i = 0; i < pl->started; i++)
+		pthread_join(pl->th[i], NULL);
+	for (int i = 0; i < NBATCH; i++)
+		batch_release(&pl->b[i], pl->jobs);
+	pthread_mutex_destroy(&pl->mu);
+	pthread_cond_destroy(&pl->work);
+	pthread_cond_destroy(&pl->done_cv);
+	free(pl->th);
+	free(pl->done);
+	free(pl);
+	p->pool = NULL;
+}
+
+int es_pool_start(struct es_proj *p, struct es_error *err)
+{
+	struct es_pool *pl = calloc(1, sizeof(*pl));
+
+	if (!pl)
+		return es_fail(err, ES_IO, "out of memory");
+	p->pool = pl;
+	pl->p = p;
+	pl->jobs = p->jobs;
+	pthread_mutex_init(&pl->mu, NULL);
+	pthread_cond_init(&pl->work, NULL);
+	pthread_cond_init(&pl->done_cv, NULL);
+	pl->th = calloc((size_t)pl->jobs, sizeof(*pl->th));
+	pl->done = calloc((size_t)pl->jobs, sizeof(*pl->done));
+	if (!pl->th || !pl->done)
+		goto nomem;
+	for (int i = 0; i < NBATCH; i++) {
+		struct pbatch *b = &pl->b[i];
+		b->idx = calloc((size_t)pl->jobs, sizeof(*b->idx));
+		b->nidx = calloc((size_t)pl->jobs, sizeof(*b->nidx));
+		b->capidx = calloc((size_t)pl->jobs, sizeof(*b->capidx));
+		if (!b->idx || !b->nidx || !b->capidx)
+			goto nomem;
+	}
+	for (int i = 0; i < pl->jobs; i++) {
+		struct warg *a = malloc(sizeof(*a));
+		if (!a)
+			goto nomem;
+		a->pl = pl;
+		a->w = i;
+		if (pthread_create(&pl->th[i], NULL, worker, a)) {
+			free(a);
+			es_pool_stop(p);
+			return es_fail(err, ES_IO, "cannot start a thread");
+		}
+		pl->started++;
+	}
+	return 0;
+nomem:
+	es_pool_stop(p);
+	return es_fail(err, ES_IO, "out of memory");
+}
+
+/* Take the next ring slot once every worker is done with its last use. */
+static struct pbatch *take_batch(struct es_pool *pl)
+{
+	struct pbatch *b;
+
+	pthread_mutex_lock(&pl->mu);
+	while (pl->published >= NBATCH && min_done(pl) < pl->published - NBATCH + 1)
+		pthread_cond_wait(&pl->done_cv, &pl->mu);
+	pthread_mutex_unlock(&pl->mu);
+	b = &pl->b[pl->published % NBATCH];
+	b->n = 0;
+	b->cur = 0;
+	for (size_t i = 0; i < b->nch; i++)
+		b->ch[i].len = 0;
+	for (int i = 0; i < pl->jobs; i++)
+		b->nidx[i] = 0;
+	return b;
+}
+
+static void publish(struct es_pool *pl)
+{
+	pthread_mutex_lock(&pl->mu);
+	pl->published++;
+	pthread_cond_broadcast(&pl->work);
+	pthread_mutex_unlock(&pl->mu);
+	pl->fill = NULL;
+}
+
+/* Room for n bytes in the batch's chunks. */
+static char *room(struct pbatch *b, size_t n)
+{
+	while (b->cur < b->nch && b->ch[b->cur].cap - b->ch[b->cur].len < n)
+		b->cur++;
+	if (b->cur == b->nch) {
+		struct chunk *nc = realloc(b->ch, (b->nch + 1) * sizeof(*nc));
+		size_t cap = n > CHUNK ? n : CHUNK;
+		if (!nc)
+			return NULL;
+		b->ch = nc;
+		if (!(nc[b->nch].p = malloc(cap)))
+			return NULL;
+		nc[b->nch].cap = cap;
+		nc[b->nch].len = 0;
+		b->nch++;
+	}
+	struct chunk *c = &b->ch[b->cur];
+	char *at = c->p + c->len;
+	c->len += n;
+	return at;
+}
+
+static int grow_to(void **v, size_t *cap, size_t need, size_t size)
+{
+	size_t ncap = *cap ? *cap : 256;
+	void *nv;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need)
+		ncap *= 2;
+	if (!(nv = realloc(*v, ncap * size)))
+		return -1;
+	*v = nv;
+	*cap = ncap;
+	return 0;
+}
+
+#define REBASE(f) (r->f ? dst + (r->f - line) : NULL)
+
+int es_pool_push(struct es_proj *p, const char *line, size_t len, const struct es_rec *r,
+		 const char *key, size_t klen, uint64_t hash, struct es_error *err)
+{
+	struct es_pool *pl = p->pool;
+	struct pbatch *b = pl->fill;
+	int part = es_ppart_of(p, hash);
+	char *dst;
+	struct pev *e;
+
+	if (!b)
+		b = pl->fill = take_batch(pl);
+	if (grow_to((void **)&b->ev, &b->cap, b->n + 1, sizeof(*b->ev)) ||
+	    grow_to((void **)&b->idx[part], &b->capidx[part], b->nidx[part] + 1, sizeof(uint32_t)) ||
+	    !(dst = room(b, len + klen)))
+		return es_fail(err, ES_IO, "out of memory");
+	memcpy(dst, line, len);
+	memcpy(dst + len, key, klen);
+	e = &b->ev[b->n];
+	e->rec = *r;
+	e->rec.stream = REBASE(stream);
+	e->rec.type = REBASE(type);
+	e->rec.ts = REBASE(ts);
+	e->rec.id = REBASE(id);
+	e->rec.data = REBASE(data);
+	e->rec.meta = REBASE(meta);
+	e->rec.hash = REBASE(hash);
+	e->line = dst;
+	e->len = len;
+	e->key = dst + len;
+	e->klen = klen;
+	e->hash = hash;
+	b->idx[part][b->nidx[part]++] = (uint32_t)b->n++;
+	if (b->n == BATCH_EVENTS)
+		publish(pl);
+	return 0;
+}
+
+int es_pool_wait(struct es_proj *p, struct es_error *err)
+{
+	struct es_pool *pl = p->pool;
+
+	(void)err;
+	if (pl->fill && pl->fill->n)
+		publish(pl);
+	pl->fill = NULL;
+	pthread_mutex_lock(&pl->mu);
+	while (min_done(pl) < pl->published)
+		pthread_cond_wait(&pl->done_cv, &pl->mu);
+	pthread_mutex_unlock(&pl->mu);
+	return 0;
+}
+
+int es_pool_failed(const struct es_proj *p)
+{
+	return p->pool && __atomic_load_n(&p->pool->failed, __ATOMIC_RELAXED);
+}
+
+void es_pool_clear(struct es_proj *p)
+{
+	if (p->pool)
+		__atomic_store_n(&p->pool->failed, 0, __ATOMIC_RELAXED);
+}
