@@ -711,9 +711,9 @@ static int run_store(struct app *a)
 	struct es_log lg;
 	int idx, rc;
 
+	a->have_store = 1; /* es_store_close() also undoes a failed open */
 	if (es_store_open(&a->store, a->com.store, 0, &a->err))
 		return a->err.code;
-	a->have_store = 1;
 	idx = es_store_index_ready(&a->store, &a->err);
 	if (idx != 0 && idx != 1)
 		return idx;

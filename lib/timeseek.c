@@ -12,7 +12,8 @@
 #include "reader.h"
 #include "record.h"
 
-#define BLOCK (16u << 10)
+#define BLOCK (16u << 10)  /* bytes read per pread */
+#define LINEAR (4u << 10)  /* below this, lines are read in order */
 
 /* What is sought: the first record for which a monotonic predicate holds. */
 enum kind { TS_GE, TS_GT, SEQ_GE };
@@ -208,7 +209,7 @@ static int bisect(struct es_seek *k, size_t i, const struct key *key, uint64_t *
 		*found = 0;
 		return 0;
 	}
-	while (top - lo > BLOCK) {
+	while (top - lo > LINEAR) {
 		uint64_t mid = lo + (top - lo) / 2;
 		if (line_start_from(k, i, mid, hi, &s, err))
 			return err->code;

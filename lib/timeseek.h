@@ -21,8 +21,8 @@
  *     start (the byte after the first '\n' at or after mid - 1), reads that
  *     one line and parses only its envelope, then moves lo or hi there.
  *     When no line starts between mid and hi, probes are kept below mid.
- *     Once fewer than a block (16 KiB) of bytes remain, the lines from lo
- *     are read in order from the block already in memory.
+ *     Once fewer than 4 KiB remain, the lines from lo are read in order
+ *     (from the 16 KiB block read last, usually).
  *
  * A lookup costs O(log segments + log segment bytes) preads of one block
  * each: about 25 for a 64 MiB segment of 350-byte records, whatever the
