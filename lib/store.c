@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,9 +144,32 @@ static int create_store(struct es_store *s, struct es_error *err)
 	return 0;
 }
 
+/* LMDB maps data.mdb and trusts it: a file shorter than its newest meta
+ * page says (cut by damage: no crash does that) kills the process with
+ * SIGBUS at the first page past its end. 1 when index/ is so cut. */
+static int index_cut_short(const char *dir)
+{
+	char f[PATH_MAX + 16];
+	struct stat sb;
+	MDB_env *env;
+	MDB_envinfo info;
+	MDB_stat st;
+	int cut = 0;
+
+	snprintf(f, sizeof(f), "%s/data.mdb", dir);
+	if (stat(f, &sb) != 0 || mdb_env_create(&env) != 0)
+		return 0;
+	if (mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0644) == 0 &&
+	    mdb_env_info(env, &info) == 0 && mdb_env_stat(env, &st) == 0)
+		cut = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize > (uint64_t)sb.st_size;
+	mdb_env_close(env);
+	return cut;
+}
+
 int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 {
 	char path[PATH_MAX];
+	int cut;
 
 	if (s->index)
 		es_index_close(s->index);
@@ -154,7 +178,8 @@ int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 		s->flags |= ES_OPEN_WRITE;
 
 	path_of(s, "index", path, sizeof(path));
-	if (es_index_open(&s->index, path, writable, err) == 0)
+	cut = index_cut_short(path);
+	if (!cut && es_index_open(&s->index, path, writable, err) == 0)
 		return 0;
 	if (!writable) {
 		s->index = NULL; /* readers fall back to scanning the log */

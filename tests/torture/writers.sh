@@ -46,7 +46,7 @@ w_append_points() {
 # retry      half of the batch is a retry of events already stored
 w_append_scenarios() {
 	if [ "$T_QUICK" = 1 ]; then
-		printf '%s\n' existing torn chunks
+		printf '%s\n' torn chunks # torn has history too
 	else
 		printf '%s\n' existing create torn roll chunks reindex staleindex retry
 	fi
