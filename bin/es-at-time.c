@@ -526,18 +526,21 @@ static int store_lines(struct app *a)
 	}
 	if (rc)
 		return rc;
-	if (a->com.verbose && pos.at_end)
+	if (a->com.verbose && pos.older)
+		es_cli_error("start: before log/ (older history): reading the log from its start");
+	else if (a->com.verbose && pos.at_end)
 		es_cli_error("start: the end of the log (%u lines read to find it)", a->seek.probes);
 	else if (a->com.verbose)
 		es_cli_error("start: seq %llu, log/%020llu.ndjson offset %llu (%u lines read to find it)",
 			     (unsigned long long)pos.seq, (unsigned long long)pos.seg,
 			     (unsigned long long)pos.off, a->seek.probes);
-	if (pos.at_end)
+	if (pos.older) /* history before log/ (archived): read it in order */
+		rc = es_log_open_store(&lg, &a->store, a->mode == M_AFTER ? a->after : 0, &a->err);
+	else if (pos.at_end)
 		return 0;
-	if (es_log_open_store_at(&lg, &a->store, pos.seg, pos.off, &a->err) == 0)
-		rc = lines_scan(a, &lg);
 	else
-		rc = a->err.code;
+		rc = es_log_open_store_at(&lg, &a->store, pos.seg, pos.off, &a->err);
+	rc = rc ? a->err.code : lines_scan(a, &lg);
 	es_log_close(&lg);
 	return rc;
 }

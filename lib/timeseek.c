@@ -280,8 +280,8 @@ static int fill_pos(struct es_seek *k, size_t i, uint64_t off, struct es_seek_po
 	return 0;
 }
 
-static int seek(struct es_seek *k, const struct key *key, struct es_seek_pos *pos,
-		struct es_error *err)
+static int seek_log(struct es_seek *k, const struct key *key, struct es_seek_pos *pos,
+		    struct es_error *err)
 {
 	size_t l = 0, h = k->nsegs;
 	uint64_t found = 0;
@@ -315,6 +315,41 @@ static int seek(struct es_seek *k, const struct key *key, struct es_seek_pos *po
 	return es_seek_last_seq(k, &pos->prev_seq, err);
 }
 
+static int seek(struct es_seek *k, const struct key *key, struct es_seek_pos *pos,
+		struct es_error *err)
+{
+	uint64_t first = k->nsegs ? k->segs[0] : 1;
+
+	if (seek_log(k, key, pos, err))
+		return err->code;
+	/* Nothing of log/ comes before the answer, and log/ does not hold the
+	 * start of the log: what came before it is not searched here. */
+	pos->older = first > 1 && pos->prev_seq < first;
+	return 0;
+}
+
+/* The last seq with ts <= ts, by reading the log from its start. */
+static int scan_seq_at(struct es_seek *k, const char ts[ES_TS_LEN + 1], uint64_t *seq,
+		       struct es_error *err)
+{
+	struct es_log lg;
+	const char *line;
+	size_t len;
+	struct es_rec r;
+	int n = 0;
+
+	*seq = 0;
+	if (es_log_open_store(&lg, k->store, 0, err) == 0) {
+		while ((n = es_log_next(&lg, &line, &len, &r, 0, err)) == 1 &&
+		       memcmp(r.ts, ts, ES_TS_LEN) <= 0)
+			*seq = r.seq;
+	} else {
+		n = -err->code;
+	}
+	es_log_close(&lg);
+	return n < 0 ? -n : 0;
+}
+
 int es_seek_time(struct es_seek *k, const char ts[ES_TS_LEN + 1], int strict,
 		 struct es_seek_pos *pos, struct es_error *err)
 {
@@ -338,6 +373,8 @@ int es_seek_seq_at(struct es_seek *k, const char ts[ES_TS_LEN + 1], uint64_t *se
 
 	if (es_seek_time(k, ts, 1, &pos, err))
 		return err->code;
+	if (pos.older)
+		return scan_seq_at(k, ts, seq, err);
 	*seq = pos.prev_seq;
 	return 0;
 }

@@ -28,6 +28,12 @@
  * each: about 25 for a 64 MiB segment of 350-byte records, whatever the
  * size of the store. Only what is visible is searched: the last segment
  * ends after the last record that closes a batch (es_store_visible_end).
+ *
+ * Only log/ is searched. When the answer is the first record of log/ and
+ * log/ does not start at seq 1 (older history moved to archive/ by
+ * es-archive), the answer may lie in that older history: the position says
+ * so (older), and es_seek_seq_at() then finds the seq by reading the log
+ * from its start with es_log_open_store(), which reads archived segments.
  */
 #ifndef ES_TIMESEEK_H
 #define ES_TIMESEEK_H
@@ -46,6 +52,8 @@ struct es_seek_pos {
 	uint64_t seq;      /* the record's seq; 0 when at_end */
 	uint64_t prev_seq; /* seq of the last visible record before it; 0: none */
 	int at_end;        /* no visible record satisfies it: the end of the log */
+	int older;         /* it may lie before log/'s first record (archived
+			    * history): read with es_log_open_store() instead */
 };
 
 /* A search context over one view of the log (the segments and the visible
@@ -76,7 +84,8 @@ int es_seek_time(struct es_seek *k, const char ts[ES_TS_LEN + 1], int strict,
 int es_seek_seq(struct es_seek *k, uint64_t seq, struct es_seek_pos *pos,
 		struct es_error *err);
 /* Seq of the last record with ts <= ts: 0 when there is none (ts is before
- * the first event, or the log is empty). */
+ * the first event, or the log is empty). Exact even when the position is
+ * older (see above), by a sequential read. */
 int es_seek_seq_at(struct es_seek *k, const char ts[ES_TS_LEN + 1], uint64_t *seq,
 		   struct es_error *err);
 /* Seq of the last visible record (0: empty log). */
