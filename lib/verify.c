@@ -242,6 +242,7 @@ struct pos {                   /* a record that closed a batch: the head */
 	uint64_t seq;
 	char hash[ES_HASH_HEX + 1];
 	uint64_t seg, end;
+	uint64_t records, bytes;   /* the unit's counts up to it */
 };
 
 struct vstate {
@@ -298,6 +299,7 @@ struct run {
 	struct ilist notes;
 	struct ilist ixissues;     /* index disagreements (failures unless repaired) */
 	int index_state;           /* see check_index() */
+	uint64_t head_seq;         /* the index is compared up to here: not a torn tail */
 };
 
 static void progress(struct run *R, uint64_t add)
@@ -516,15 +518,17 @@ static int check_record(struct run *R, struct unit *u, struct es_chain *chain, c
 		st->batch_seq = r.seq;
 	}
 	st->in_batch = r.more;
+	u->records++;
+	u->bytes += len + 1;
 	if (!r.more) {
 		st->closed.seq = r.seq;
 		memcpy(st->closed.hash, r.hash, ES_HASH_HEX + 1);
 		st->closed.hash[ES_HASH_HEX] = '\0';
 		st->closed.seg = u->segno;
 		st->closed.end = off + len + 1;
+		st->closed.records = u->records;
+		st->closed.bytes = u->bytes;
 	}
-	u->records++;
-	u->bytes += len + 1;
 	if (w.n) {
 		ilist_add(out, u->name, 1, off, r.seq, "%s", w.s);
 		return 1;
@@ -652,6 +656,10 @@ static void finish_unit(struct run *R, struct unit *u)
 				  pend->v[0].reason);
 			st->closed = *pend_closed;
 			st->in_batch = 0;
+			/* what readers see: the records up to the head */
+			int here = pend_closed->seq != u->start.closed.seq;
+			u->records = here ? pend_closed->records : 0;
+			u->bytes = here ? pend_closed->bytes : 0;
 			ilist_release(pend);
 		} else {
 			ilist_move(&u->fail, pend);
@@ -661,9 +669,14 @@ static void finish_unit(struct run *R, struct unit *u)
 	}
 	if (u->stopped || !st->in_batch)
 		return;
-	if (u->active)
+	if (u->active) {
+		int here = st->closed.seq != u->start.closed.seq;
 		ilist_add(&u->warn, u->name, 1, st->batch_off, st->batch_seq,
 			  "incomplete batch at the tail (recovered by the next append)");
+		u->records = here ? st->closed.records : 0;
+		u->bytes = here ? st->closed.bytes : 0;
+		st->in_batch = 0;
+	}
 	else if (u->store_seg)
 		ilist_add(&u->fail, u->name, 1, st->batch_off, st->batch_seq,
 			  "batch without its end in a sealed segment");
@@ -1147,6 +1160,8 @@ static int ix_stream(void *arg, const char *stream, size_t len, uint64_t version
 		ixfail(R, "stream '%.*s' is in the index but not in the log", (int)len, stream);
 		return 0;
 	}
+	if (e->last.seq > R->head_seq)
+		return 0; /* it has events in a torn tail: not comparable */
 	if (e->last_v != version)
 		ixfail(R, "stream '%.*s': the index says version %llu, the log %llu", (int)len,
 		       stream, (unsigned long long)version, (unsigned long long)e->last_v);
@@ -1164,7 +1179,7 @@ static void ix_positions(struct run *R, struct es_index *ix)
 		struct vent *e = &m->e[i];
 		struct es_pos p;
 		uint64_t v = 0;
-		if (!e->used)
+		if (!e->used || e->last.seq > R->head_seq)
 			continue;
 		/* Complete runs compared the versions while walking the index
 		 * (and count the streams); incremental ones do it here. */
@@ -1204,7 +1219,7 @@ static void lookback(struct run *R, struct es_index *ix, uint64_t from)
 		struct es_rec r;
 		const char *why, *k;
 		size_t kn;
-		if (!e->used || e->checked)
+		if (!e->used || e->checked || e->first_seq > R->head_seq)
 			continue;
 		e->checked = 1;
 		if (e->first_v == 1) {
@@ -1247,6 +1262,7 @@ static void check_index(struct run *R, struct es_index *ix, const struct pos *he
 	struct es_head *ih = &R->ih;
 	int differs = 0;
 
+	R->head_seq = head->seq;
 	for (size_t i = 0; i < R->nu; i++)
 		differs |= R->u[i].ih_differs;
 	if (R->index_state == IX_MISSING) {
@@ -1311,9 +1327,14 @@ static void check_index(struct run *R, struct es_index *ix, const struct pos *he
 	ix_positions(R, ix);
 	if (from > 1)
 		lookback(R, ix, from);
-	else if (w.complete && w.seen != R->gmap.n && R->ixissues.n == 0)
-		ixfail(R, "the index has %llu streams, the log %llu", (unsigned long long)w.seen,
-		       (unsigned long long)R->gmap.n);
+	else if (w.complete && R->ixissues.n == 0) {
+		uint64_t n = 0;
+		for (size_t i = 0; i < R->gmap.cap; i++)
+			n += R->gmap.e[i].used && R->gmap.e[i].first_seq <= R->head_seq;
+		if (w.seen != n)
+			ixfail(R, "the index has %llu streams, the log %llu",
+			       (unsigned long long)w.seen, (unsigned long long)n);
+	}
 	es_index_abort(ix);
 	R->index_state = R->ixissues.n ? IX_BAD : IX_OK;
 }

@@ -360,3 +360,25 @@ head_hash() {
 	run -0 --separate-stderr es-verify --snapshots
 	[[ $stderr == *"note: snapshots"* ]]
 }
+
+@test "tamper: damage in the active segment with records after it is a failure" {
+	sed -i '1s/"type":"T"/"type":"U"/' "$(seg)"
+	run -1 --separate-stderr es-verify
+	[ "$stderr" = "es-verify: log/$(basename "$(seg)"): offset 0: seq $(seq_of "$(seg)" 1): hash mismatch" ]
+}
+
+@test "damage after the index head in the active segment is a torn tail, as recovery sees it" {
+	printf '%s\n%s\n' "$(ev z T)" "$(ev z T)" >"$TMP/in"
+	# written, never synced nor indexed nor acknowledged
+	run -137 env ES_CRASH=after-write:1 es-append -q "$TMP/in"
+	local n
+	n=$(wc -l <"$(seg)")
+	sed -i "$((n - 1))s/\"type\":\"T\"/\"type\":\"U\"/" "$(seg)"
+	run -0 --separate-stderr es-verify
+	[[ $stderr == *"warning: log/$(basename "$(seg)"): offset "*": seq 63: incomplete batch at the tail (recovered by the next append): hash mismatch"* ]]
+	[[ $stderr == *"ok: 62 records"* ]]
+	append "$(ev y T)"
+	run -0 --separate-stderr es-verify
+	[[ $stderr == *"note: quarantine/ holds 1 file"* ]]
+	[[ $stderr == *"ok: 63 records"* ]]
+}
