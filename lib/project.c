@@ -488,7 +488,8 @@ static int list_names(const char *store_dir, char ***names, size_t *n, struct es
 		(*n)++;
 	}
 	closedir(d);
-	qsort(*names, *n, sizeof(**names), name_cmp);
+	if (*n > 1)
+		qsort(*names, *n, sizeof(**names), name_cmp);
 	return 0;
 }
 

@@ -589,10 +589,10 @@ int es_proj_sync(struct es_proj *p, struct es_error *err)
 			memcpy(p->fail, pt->fail, sizeof(p->fail));
 		}
 	}
-	if (p->jobs > 1) {
+	if (p->jobs > 1 && p->alerts.n > 1)
 		qsort(p->alerts.v, p->alerts.n, sizeof(*p->alerts.v), msg_cmp);
+	if (p->jobs > 1 && p->dead.n > 1)
 		qsort(p->dead.v, p->dead.n, sizeof(*p->dead.v), msg_cmp);
-	}
 	if (p->failed)
 		es_proj_cut_msgs(p, p->fail_seq);
 	if (p->alert_sink)
@@ -622,7 +622,8 @@ static struct es_prow **sorted_rows(struct es_proj *p, size_t *n)
 		for (size_t s = 0; s < p->part[i].cap; s++)
 			if (p->part[i].slot[s])
 				v[(*n)++] = p->part[i].slot[s];
-	qsort(v, *n, sizeof(*v), row_cmp);
+	if (*n > 1)
+		qsort(v, *n, sizeof(*v), row_cmp);
 	return v;
 }
 

@@ -300,7 +300,7 @@ burst() {
 	for i in $(seq 50); do grep -q '"orders":7' "$(P fraud)/model.ndjson" && break; sleep 0.1; done
 	grep -q '"orders":7' "$(P fraud)/model.ndjson"
 	kill -TERM "$pid"
-	run -0 wait "$pid"
+	wait "$pid" # exit 0 after a clean stop
 	[ ! -s follow.err ]
 	run -0 --separate-stderr es-project --status fraud
 	[ "$(jq -c '[.state,.lag_events,.running]' <<<"$output")" = '["ok",0,false]' ]
