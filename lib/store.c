@@ -166,6 +166,30 @@ static int index_cut_short(const char *dir)
 	return cut;
 }
 
+/* LMDB sizes index/lock.mdb with ftruncate and writes it through a shared
+ * map: on a full disk the first store to a hole kills the process with
+ * SIGBUS. Give the file real blocks first, so a full disk is an error.
+ * -1 with errno when there is no room; 0 otherwise (or not ours to judge). */
+static int index_lock_room(const char *dir, int writable)
+{
+	char f[PATH_MAX + 16];
+	int fd, e;
+
+	if (writable && mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return 0; /* es_index_open() tells */
+	snprintf(f, sizeof(f), "%s/lock.mdb", dir);
+	fd = open(f, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return 0;
+	e = posix_fallocate(fd, 0, 16384);
+	close(fd);
+	if (e == ENOSPC || e == EFBIG || e == EDQUOT) {
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
 int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 {
 	char path[PATH_MAX];
@@ -178,6 +202,11 @@ int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 		s->flags |= ES_OPEN_WRITE;
 
 	path_of(s, "index", path, sizeof(path));
+	if (index_lock_room(path, writable) != 0) {
+		if (!writable)
+			return 0; /* readers fall back to scanning the log */
+		return es_fail_errno(err, ES_IO, "cannot make room for '%s/lock.mdb'", path);
+	}
 	cut = index_cut_short(path);
 	if (!cut && es_index_open(&s->index, path, writable, err) == 0)
 		return 0;

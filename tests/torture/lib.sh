@@ -44,7 +44,9 @@ if [ -z "${TORTURE_TMPDIR:-}" ] && [ "$T_QUICK" = 1 ] && [ -d /dev/shm ] && [ -w
 	T_BASE=/dev/shm
 fi
 T_WORK=$(mktemp -d "$T_BASE/es-torture-$T_FAMILY.XXXXXX") || exit 2
+T_ON_EXIT=":" # a family's own cleanup (unmount...), run first
 t_cleanup() {
+	eval "$T_ON_EXIT"
 	if [ "$T_KEEP" = 1 ] || [ "$T_FAILS" -gt 0 ]; then
 		echo "$T_FAMILY: work directory kept: $T_WORK (seed $T_SEED)" >&2
 	else
