@@ -194,7 +194,7 @@ static int fault(struct run *r, struct es_error *err)
 
 	memcpy(why, r->p.fail, sizeof(why));
 	if (r->p.fail_code != ES_DATA)
-		return es_fail(err, ES_IO, "%s", why);
+		return es_fail(err, r->p.fail_code, "%s", why);
 	if (r->o->to_stdout)
 		return es_fail(err, ES_DATA, "projection '%s': %s", r->spec->name, why);
 	if (start(r, err) || (s > 1 && es_proj_feed(&r->p, &r->lg, s - 1, err)) ||
@@ -351,7 +351,7 @@ int es_project_files(const struct es_pspec *spec, char **files, int nfiles,
 	if (!rc && r.p.failed)
 		rc = r.p.fail_code == ES_DATA
 			     ? es_fail(err, ES_DATA, "%s", r.p.fail)
-			     : es_fail(err, ES_IO, "%s", r.p.fail);
+			     : es_fail(err, r.p.fail_code, "%s", r.p.fail);
 	if (!rc) {
 		note_dead(&r);
 		if (!o->alerts_only)

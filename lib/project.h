@@ -192,9 +192,10 @@ int es_proj_write(struct es_proj *p, int what, int (*out)(void *arg, const char 
 /* The worker pool behind -j N (project_pool.c). */
 int es_pool_start(struct es_proj *p, struct es_error *err);
 void es_pool_stop(struct es_proj *p);
-/* Hand one stored line (with its parsed record and key) to its partition. */
+/* Hand one stored line that passed the filter (its envelope parsed) to the
+ * workers. */
 int es_pool_push(struct es_proj *p, const char *line, size_t len, const struct es_rec *r,
-		 const char *key, size_t klen, uint64_t hash, struct es_error *err);
+		 struct es_error *err);
 /* Wait until every pushed event is applied. */
 int es_pool_wait(struct es_proj *p, struct es_error *err);
 /* Whether a worker's partition has failed (the reader stops early); clear it. */
@@ -203,6 +204,12 @@ void es_pool_clear(struct es_proj *p);
 /* Apply one event to partition part (used by the workers and by -j 1). */
 void es_ppart_apply(struct es_proj *p, struct es_ppart *part, const char *line, size_t len,
 		    const struct es_rec *r, const char *key, size_t klen, uint64_t hash);
+/* Locate r's data (and meta when needed) and append its key to key: 0,
+ * 1 when the event has no key, or -1 with err (ES_CORRUPT, ES_IO). */
+int es_proj_key(const struct es_proj *p, const char *line, struct es_rec *r, struct es_buf *key,
+		struct es_error *err);
+/* Record a partition's first failure. */
+void es_ppart_fail(struct es_ppart *pt, int code, uint64_t seq, const char *msg);
 /* Which partition a key hash belongs to. */
 static inline int es_ppart_of(const struct es_proj *p, uint64_t hash)
 {

@@ -271,7 +271,7 @@ static int apply_windows(const struct es_pspec *sp, struct es_ppart *pt, struct 
 
 /* ---- applying ---- */
 
-static void part_fail(struct es_ppart *pt, int code, uint64_t seq, const char *msg)
+void es_ppart_fail(struct es_ppart *pt, int code, uint64_t seq, const char *msg)
 {
 	if (pt->failed)
 		return;
@@ -320,7 +320,7 @@ static int reduce(struct es_proj *p, struct es_ppart *pt, json_t **state, const 
 
 	if (p->on_error == ES_ON_ERROR_SKIP && rules_for(sp, r) > 1 &&
 	    !(backup = json_deep_copy(*state))) {
-		part_fail(pt, ES_IO, r->seq, "out of memory");
+		es_ppart_fail(pt, ES_IO, r->seq, "out of memory");
 		return -1;
 	}
 	if (es_reducer_apply(sp->red, state, r, &err) == 0) {
@@ -329,7 +329,7 @@ static int reduce(struct es_proj *p, struct es_ppart *pt, json_t **state, const 
 	}
 	if (p->on_error == ES_ON_ERROR_STOP || err.code != ES_DATA) {
 		json_decref(backup);
-		part_fail(pt, err.code == ES_DATA ? ES_DATA : ES_IO, r->seq, err.msg);
+		es_ppart_fail(pt, err.code == ES_DATA ? ES_DATA : ES_IO, r->seq, err.msg);
 		return -1;
 	}
 	if (backup) {
@@ -337,7 +337,7 @@ static int reduce(struct es_proj *p, struct es_ppart *pt, json_t **state, const 
 		*state = backup;
 	}
 	if (dead_letter(pt, line, len, r, err.msg))
-		part_fail(pt, ES_IO, r->seq, "out of memory");
+		es_ppart_fail(pt, ES_IO, r->seq, "out of memory");
 	return 1;
 }
 
@@ -357,13 +357,13 @@ void es_ppart_apply(struct es_proj *p, struct es_ppart *pt, const char *line, si
 	} else {
 		/* a new key exists only once an event applied to it */
 		if (!(state = es_reducer_init(sp->red))) {
-			part_fail(pt, ES_IO, r->seq, "out of memory");
+			es_ppart_fail(pt, ES_IO, r->seq, "out of memory");
 			return;
 		}
 		rc = reduce(p, pt, &state, line, len, r);
 		if (rc == 0 && (!(row = row_new(key, klen, hash, state)) || insert(pt, row))) {
 			row_free(sp, row);
-			part_fail(pt, ES_IO, r->seq, "out of memory");
+			es_ppart_fail(pt, ES_IO, r->seq, "out of memory");
 			return;
 		}
 		if (rc)
@@ -372,7 +372,7 @@ void es_ppart_apply(struct es_proj *p, struct es_ppart *pt, const char *line, si
 	if (rc)
 		return;
 	if (sp->nwin && apply_windows(sp, pt, row, r))
-		part_fail(pt, ES_IO, r->seq, "out of memory");
+		es_ppart_fail(pt, ES_IO, r->seq, "out of memory");
 	pt->applied++;
 }
 
@@ -501,6 +501,22 @@ static int locate_body(const char *line, struct es_rec *r, int need_meta)
 	return 0;
 }
 
+int es_proj_key(const struct es_proj *p, const char *line, struct es_rec *r, struct es_buf *key,
+		struct es_error *err)
+{
+	int rc;
+
+	if (!r->data && locate_body(line, r, p->spec->need_meta)) {
+		es_fail(err, ES_CORRUPT, "seq %llu: data is not a JSON object",
+			(unsigned long long)r->seq);
+		return -1;
+	}
+	rc = es_pfield_get(&p->spec->key, r, key);
+	if (rc < 0)
+		es_fail(err, ES_IO, "out of memory");
+	return rc;
+}
+
 int es_proj_apply_one(struct es_proj *p, const char *line, size_t len, const struct es_rec *env,
 		      struct es_error *err)
 {
@@ -511,19 +527,14 @@ int es_proj_apply_one(struct es_proj *p, const char *line, size_t len, const str
 	if (!es_sel_match(&p->spec->sel, env) ||
 	    (p->has_since && memcmp(env->ts, p->since, ES_TS_LEN) < 0))
 		return 0;
-	r = *env;
-	if (!r.data && locate_body(line, &r, p->spec->need_meta))
-		return es_fail(err, ES_CORRUPT, "seq %llu: data is not a JSON object",
-			       (unsigned long long)env->seq);
-	es_buf_reset(&p->key);
-	rc = es_pfield_get(&p->spec->key, &r, &p->key);
-	if (rc < 0)
-		return es_fail(err, ES_IO, "out of memory");
-	if (rc > 0)
-		return 0; /* no key: not part of this projection */
-	hash = es_pkey_hash(p->key.p, p->key.len);
 	if (p->jobs > 1)
-		return es_pool_push(p, line, len, &r, p->key.p, p->key.len, hash, err);
+		return es_pool_push(p, line, len, env, err);
+	r = *env;
+	es_buf_reset(&p->key);
+	rc = es_proj_key(p, line, &r, &p->key, err);
+	if (rc)
+		return rc < 0 ? err->code : 0; /* no key: not part of this projection */
+	hash = es_pkey_hash(p->key.p, p->key.len);
 	es_ppart_apply(p, &p->part[0], line, len, &r, p->key.p, p->key.len, hash);
 	if (p->alert_sink && p->part[0].alerts.n && !p->part[0].failed)
 		return emit_alerts(p, &p->part[0].alerts, err);

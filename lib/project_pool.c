@@ -1,9 +1,11 @@
-/* project_pool.c: -j N. The reading thread parses each record's envelope,
- * filters it, extracts its key and hashes it; N workers each own the keys
+/* project_pool.c: -j N. The reading thread splits the log into records,
+ * parses their envelopes and filters them; N workers each own the keys
  * whose hash falls in their partition and apply those events in log
- * order. Events travel in batches: a ring of NBATCH batches, each read by
- * every worker (each takes its own partition's events from it), reused
- * once all workers are done with it. */
+ * order. Events travel in batches through a ring of NBATCH batches. Each
+ * batch is first routed by one worker (batch k by worker k % N: it locates
+ * data, extracts and hashes every key and sorts the events into per-
+ * partition lists), then every worker applies its own partition's list;
+ * the slot is reused once all are done with it. */
 #include "project.h"
 
 #include <pthread.h>
@@ -16,8 +18,8 @@
 
 struct pev {
 	struct es_rec rec;     /* pointers into the batch's chunks */
-	const char *line, *key;
-	size_t len, klen;
+	const char *line;
+	size_t len, key, klen; /* key: offset into the batch's keys */
 	uint64_t hash;
 };
 
@@ -33,6 +35,8 @@ struct pbatch {
 	size_t *nidx, *capidx;
 	struct chunk *ch;
 	size_t nch, cur;
+	struct es_buf keys;    /* written by the routing worker */
+	int routed;            /* under the pool's mutex */
 };
 
 struct es_pool {
@@ -60,13 +64,75 @@ static uint64_t min_done(const struct es_pool *pl)
 	return m;
 }
 
-static void run_batch(struct es_pool *pl, int w, struct pbatch *b)
+static int grow_to(void **v, size_t *cap, size_t need, size_t size)
+{
+	size_t ncap = *cap ? *cap : 256;
+	void *nv;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need)
+		ncap *= 2;
+	if (!(nv = realloc(*v, ncap * size)))
+		return -1;
+	*v = nv;
+	*cap = ncap;
+	return 0;
+}
+
+/* Extract every event's key and sort the events into partitions. A
+ * failure goes to the routing worker's partition, at that event's seq. */
+static void route(struct es_pool *pl, int w, struct pbatch *b)
+{
+	struct es_proj *p = pl->p;
+	struct es_error err = {0, ""};
+
+	es_buf_reset(&b->keys);
+	for (int i = 0; i < pl->jobs; i++)
+		b->nidx[i] = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		struct pev *e = &b->ev[i];
+		size_t at = b->keys.len;
+		int part, rc = es_proj_key(p, e->line, &e->rec, &b->keys, &err);
+		if (rc > 0)
+			continue;
+		if (rc < 0) {
+			es_ppart_fail(&p->part[w], err.code, e->rec.seq, err.msg);
+			return;
+		}
+		e->key = at;
+		e->klen = b->keys.len - at;
+		e->hash = es_pkey_hash(b->keys.p + at, e->klen);
+		part = es_ppart_of(p, e->hash);
+		if (grow_to((void **)&b->idx[part], &b->capidx[part], b->nidx[part] + 1,
+			    sizeof(uint32_t))) {
+			es_ppart_fail(&p->part[w], ES_IO, e->rec.seq, "out of memory");
+			return;
+		}
+		b->idx[part][b->nidx[part]++] = (uint32_t)i;
+	}
+}
+
+static void run_batch(struct es_pool *pl, int w, uint64_t k, struct pbatch *b)
 {
 	struct es_ppart *pt = &pl->p->part[w];
 
+	if (k % (uint64_t)pl->jobs == (uint64_t)w) {
+		route(pl, w, b);
+		pthread_mutex_lock(&pl->mu);
+		b->routed = 1;
+		pthread_cond_broadcast(&pl->done_cv);
+		pthread_mutex_unlock(&pl->mu);
+	} else {
+		pthread_mutex_lock(&pl->mu);
+		while (!b->routed)
+			pthread_cond_wait(&pl->done_cv, &pl->mu);
+		pthread_mutex_unlock(&pl->mu);
+	}
 	for (size_t i = 0; i < b->nidx[w]; i++) {
 		struct pev *e = &b->ev[b->idx[w][i]];
-		es_ppart_apply(pl->p, pt, e->line, e->len, &e->rec, e->key, e->klen, e->hash);
+		es_ppart_apply(pl->p, pt, e->line, e->len, &e->rec, b->keys.p + e->key, e->klen,
+			       e->hash);
 	}
 	if (pt->failed)
 		__atomic_store_n(&pl->failed, 1, __ATOMIC_RELAXED);
@@ -89,9 +155,10 @@ static void *worker(void *arg)
 			pthread_cond_wait(&pl->work, &pl->mu);
 		if (pl->done[w] == pl->published)
 			break;
-		struct pbatch *b = &pl->b[pl->done[w] % NBATCH];
+		uint64_t k = pl->done[w];
+		struct pbatch *b = &pl->b[k % NBATCH];
 		pthread_mutex_unlock(&pl->mu);
-		run_batch(pl, w, b);
+		run_batch(pl, w, k, b);
 		pthread_mutex_lock(&pl->mu);
 		pl->done[w]++;
 		pthread_cond_broadcast(&pl->done_cv);
@@ -111,6 +178,7 @@ static void batch_release(struct pbatch *b, int jobs)
 	free(b->capidx);
 	free(b->ch);
 	free(b->ev);
+	es_buf_release(&b->keys);
 }
 
 void es_pool_stop(struct es_proj *p)
@@ -191,10 +259,9 @@ static struct pbatch *take_batch(struct es_pool *pl)
 	b = &pl->b[pl->published % NBATCH];
 	b->n = 0;
 	b->cur = 0;
+	b->routed = 0;
 	for (size_t i = 0; i < b->nch; i++)
 		b->ch[i].len = 0;
-	for (int i = 0; i < pl->jobs; i++)
-		b->nidx[i] = 0;
 	return b;
 }
 
@@ -230,42 +297,22 @@ static char *room(struct pbatch *b, size_t n)
 	return at;
 }
 
-static int grow_to(void **v, size_t *cap, size_t need, size_t size)
-{
-	size_t ncap = *cap ? *cap : 256;
-	void *nv;
-
-	if (need <= *cap)
-		return 0;
-	while (ncap < need)
-		ncap *= 2;
-	if (!(nv = realloc(*v, ncap * size)))
-		return -1;
-	*v = nv;
-	*cap = ncap;
-	return 0;
-}
-
 #define REBASE(f) (r->f ? dst + (r->f - line) : NULL)
 
 int es_pool_push(struct es_proj *p, const char *line, size_t len, const struct es_rec *r,
-		 const char *key, size_t klen, uint64_t hash, struct es_error *err)
+		 struct es_error *err)
 {
 	struct es_pool *pl = p->pool;
 	struct pbatch *b = pl->fill;
-	int part = es_ppart_of(p, hash);
 	char *dst;
 	struct pev *e;
 
 	if (!b)
 		b = pl->fill = take_batch(pl);
-	if (grow_to((void **)&b->ev, &b->cap, b->n + 1, sizeof(*b->ev)) ||
-	    grow_to((void **)&b->idx[part], &b->capidx[part], b->nidx[part] + 1, sizeof(uint32_t)) ||
-	    !(dst = room(b, len + klen)))
+	if (grow_to((void **)&b->ev, &b->cap, b->n + 1, sizeof(*b->ev)) || !(dst = room(b, len)))
 		return es_fail(err, ES_IO, "out of memory");
 	memcpy(dst, line, len);
-	memcpy(dst + len, key, klen);
-	e = &b->ev[b->n];
+	e = &b->ev[b->n++];
 	e->rec = *r;
 	e->rec.stream = REBASE(stream);
 	e->rec.type = REBASE(type);
@@ -276,10 +323,6 @@ int es_pool_push(struct es_proj *p, const char *line, size_t len, const struct e
 	e->rec.hash = REBASE(hash);
 	e->line = dst;
 	e->len = len;
-	e->key = dst + len;
-	e->klen = klen;
-	e->hash = hash;
-	b->idx[part][b->nidx[part]++] = (uint32_t)b->n++;
 	if (b->n == BATCH_EVENTS)
 		publish(pl);
 	return 0;
