@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "io.h"
 #include "json.h"
 
@@ -168,6 +169,42 @@ static void close_input(struct es_log *lg)
 	}
 }
 
+/* Open the archived segment named seq, from byte `start` of the original:
+ * 1 opened, 0 when no archived segment starts there, or -(status). */
+static int open_archived(struct es_log *lg, uint64_t seq, uint64_t start, struct es_error *err)
+{
+	const struct es_archive_seg *e = es_archive_find(lg->store->archive, seq);
+	const char *line;
+	size_t len;
+	uint64_t off;
+	int rc;
+
+	if (!e)
+		return 0;
+	if (es_archive_rd_open(&lg->ard, lg->store->dir, e, 0, err))
+		return -err->code;
+	lg->seg = seq;
+	lg->limit = UINT64_MAX;
+	lg->arc_seq = e->last_seq + 1; /* where to go on from its end */
+	while (start > 0 && (rc = es_archive_rd_next(lg->ard, &line, &len, &off, err)) != 0) {
+		if (rc < 0)
+			return rc;
+		if (off + len + 1 >= start)
+			break;
+	}
+	return 1;
+}
+
+/* The archived segment to read first for from_seq; 0: none. */
+static uint64_t first_archived(const struct es_archive *a, uint64_t from_seq)
+{
+	const struct es_archive_seg *e = es_archive_find_seq(a, from_seq);
+
+	if (!e && a && a->n > 0 && from_seq < a->segs[0].first_seq)
+		e = &a->segs[0];
+	return e ? e->first_seq : 0;
+}
+
 /* Open store segment seg_i at byte offset start. */
 static int open_segment(struct es_log *lg, uint64_t start, struct es_error *err)
 {
@@ -181,8 +218,15 @@ static int open_segment(struct es_log *lg, uint64_t start, struct es_error *err)
 		return err->code;
 	es_store_seg_path(s, lg->seg, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		int e = errno, rc;
+		/* Archived since log/ was listed: read it from the archive. */
+		if (e == ENOENT && es_archive_refresh(s, err) == 0 &&
+		    (rc = open_archived(lg, lg->seg, start, err)) != 0)
+			return rc < 0 ? -rc : 0;
+		errno = e;
 		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	}
 	if (lseek(fd, (off_t)start, SEEK_SET) < 0 || es_input_fdopen(&lg->in, fd, "", err)) {
 		close(fd);
 		return err->code ? err->code : es_fail_errno(err, ES_IO, "%s", path);
@@ -203,6 +247,14 @@ int es_log_open_store(struct es_log *lg, struct es_store *s, uint64_t from_seq,
 	lg->from_seq = from_seq;
 	if (es_store_list_segments(s, err))
 		return err->code;
+	/* Archived segments first (archive.h); log/ copies of them are skipped. */
+	lg->arc_seq = first_archived(s->archive, from_seq);
+	if (s->archive) {
+		struct es_head end;
+		es_archive_end(s->archive, &end);
+		while (lg->seg_i < s->nsegs && s->segs[lg->seg_i] <= end.seq)
+			lg->seg_i++;
+	}
 	/* The segment holding from_seq: the last one named <= from_seq. */
 	while (lg->seg_i + 1 < s->nsegs && s->segs[lg->seg_i + 1] <= from_seq)
 		lg->seg_i++;
@@ -234,6 +286,8 @@ int es_log_open_files(struct es_log *lg, char **files, int nfiles, struct es_err
 void es_log_close(struct es_log *lg)
 {
 	close_input(lg);
+	es_archive_rd_close(lg->ard);
+	lg->ard = NULL;
 }
 
 static int bad_line(struct es_log *lg, const char *why, struct es_error *err)
@@ -253,8 +307,16 @@ int es_log_next(struct es_log *lg, const char **line, size_t *len, struct es_rec
 
 	for (;;) {
 		int rc;
-		if (!lg->in_open) {
+		if (!lg->in_open && !lg->ard) {
 			if (lg->store) {
+				if (lg->arc_seq) {
+					rc = open_archived(lg, lg->arc_seq, 0, err);
+					if (rc < 0)
+						return rc;
+					if (rc == 0)
+						lg->arc_seq = 0; /* the archive ends here */
+					continue;
+				}
 				if (lg->seg_i >= lg->store->nsegs)
 					return 0;
 				if (open_segment(lg, 0, err))
@@ -267,6 +329,19 @@ int es_log_next(struct es_log *lg, const char **line, size_t *len, struct es_rec
 					return -err->code;
 				lg->in_open = 1;
 			}
+		}
+		if (lg->ard) {
+			rc = es_archive_rd_next(lg->ard, line, len, &lg->off, err);
+			if (rc < 0)
+				return rc;
+			if (rc > 0)
+				goto got_line;
+			/* Go on after it: the next archived segment, or log/. */
+			es_archive_rd_close(lg->ard);
+			lg->ard = NULL;
+			while (lg->seg_i < lg->store->nsegs && lg->store->segs[lg->seg_i] < lg->arc_seq)
+				lg->seg_i++;
+			continue;
 		}
 		rc = es_input_next(&lg->in, line, len, err);
 		if (rc < 0)
@@ -287,11 +362,14 @@ int es_log_next(struct es_log *lg, const char **line, size_t *len, struct es_rec
 				return 0;
 			}
 		}
+got_line:
 		if (*len == 0 && !lg->store)
 			continue;
 		if (es_rec_parse(*line, *len, flags, r, &why) != 0)
 			return -bad_line(lg, why, err);
-		if (r->seq < lg->from_seq)
+		/* (in a store, seq only grows: a segment met twice, in log/ and
+		 * in the archive, is not read twice) */
+		if (r->seq < lg->from_seq || (lg->store && r->seq <= lg->last_seq))
 			continue;
 		lg->last_seq = r->seq;
 		lg->bytes += *len + 1;
@@ -312,6 +390,16 @@ int es_log_refresh(struct es_log *lg, struct es_error *err)
 		at = lg->off; /* the line we stopped at was not visible */
 	if (es_store_list_segments(s, err))
 		return -err->code;
+	/* Segments archived meanwhile left log/: find ours again by name, or
+	 * in the archive. */
+	for (lg->seg_i = 0; lg->seg_i < s->nsegs && s->segs[lg->seg_i] < lg->seg; lg->seg_i++)
+		;
+	if (lg->in_open && (lg->seg_i == s->nsegs || s->segs[lg->seg_i] != lg->seg)) {
+		int rc;
+		close_input(lg);
+		rc = open_archived(lg, lg->seg, at, err);
+		return rc < 0 ? rc : 1;
+	}
 	close_input(lg);
 	if (lg->seg_i < s->nsegs && s->segs[lg->seg_i] == lg->seg) {
 		uint64_t end;
@@ -346,6 +434,10 @@ int es_store_index_ready(struct es_store *s, struct es_error *err)
 		es_index_abort(s->index);
 		if (have && ((s->nsegs == 0 && ih.seq == 0) ||
 			     (ih.seg == last && ih.end == end && ih.seq > 0)))
+			return 0;
+		/* everything archived, the active segment empty (archive.h) */
+		if (have && end == 0 && (s->nsegs == 0 || last == ih.seq + 1) &&
+		    es_archive_head_matches(s, &ih))
 			return 0;
 		if (have && end == 0 && s->nsegs >= 2 && ih.seg == s->segs[s->nsegs - 2]) {
 			/* a fresh empty segment after a roll */
@@ -424,7 +516,12 @@ int es_store_read_stream(struct es_store *s, const char *stream, size_t slen, ui
 		struct es_pos pos;
 		struct es_rec r;
 		const char *why;
-		if (es_index_get_pos(s->index, stream, slen, v, &pos) != 0) {
+		int gp = es_index_get_pos(s->index, stream, slen, v, &pos);
+		uint64_t purged = es_archive_purged_seq(s);
+		/* purged by es-archive --purge-before: gone, on purpose */
+		if (purged > 0 && (gp == 1 || (gp == 0 && pos.seq <= purged)))
+			continue;
+		if (gp != 0) {
 			rc = es_fail(err, ES_CORRUPT, "index: no position for version %llu",
 				     (unsigned long long)v);
 			break;

@@ -52,6 +52,9 @@ struct es_log {
 	const char *name;         /* current file, for messages */
 	uint64_t off;             /* byte offset of the last line in its file */
 	uint64_t bytes;           /* bytes returned so far (for progress) */
+	/* archived segments (archive.h) come first, restored on the fly */
+	struct es_archive_rd *ard; /* the one being read, or NULL */
+	uint64_t arc_seq;         /* first seq of the next one to read; 0: none */
 };
 
 /* Read a store from from_seq (0 or 1: from the start). */

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "input.h"
 #include "io.h"
 #include "json.h"
@@ -257,6 +258,7 @@ void es_store_close(struct es_store *s)
 	if (s->lock_fd >= 0)
 		close(s->lock_fd); /* releases the flock */
 	es_chain_free(s->chain);
+	es_archive_store_release(s);
 	free(s->segs);
 	free(s->dir);
 	memset(s, 0, sizeof(*s));
@@ -323,7 +325,9 @@ int es_store_list_segments(struct es_store *s, struct es_error *err)
 	}
 	closedir(d);
 	qsort(s->segs, s->nsegs, sizeof(*s->segs), cmp_u64);
-	return 0;
+	/* After log/, never before: a segment archived meanwhile is then
+	 * in the MANIFEST, which readers prefer (archive.h). */
+	return es_archive_refresh(s, err);
 }
 
 /* Read the last line that ends before `end` in fd (with its '\n' excluded).
@@ -428,7 +432,8 @@ static int index_record(struct es_store *s, struct scan *sc, const char *line, s
 		rc = es_fail(err, ES_IO, "index: read error");
 		goto out;
 	}
-	if (r->version != v + 1) {
+	/* After a purge (es-archive), a stream's first event left may have any version. */
+	if (r->version != v + 1 && !(v == 0 && es_archive_purged_seq(s) > 0)) {
 		sc->why = "stream version is not the next one";
 		rc = 1;
 		goto out;
@@ -595,6 +600,53 @@ static int corrupt(struct es_store *s, uint64_t seg, const struct scan *sc, stru
 	(void)s;
 }
 
+/* Index the archived segments (archive.h), restored, in order from the purge
+ * anchor or genesis: the start of a rebuild. Damage there is corruption. */
+static int scan_archived(struct es_store *s, struct scan *sc, struct es_error *err)
+{
+	const struct es_archive *a = s->archive;
+
+	es_archive_start(a, &sc->head);
+	for (size_t i = 0; i < a->n; i++) {
+		const struct es_archive_seg *e = &a->segs[i];
+		struct es_archive_rd *rd;
+		const char *line, *why = NULL, *pwhy;
+		size_t len;
+		uint64_t off = 0;
+		struct es_rec r;
+		int rc;
+		if (es_archive_rd_open(&rd, s->dir, e, 0, err))
+			return err->code;
+		while ((rc = es_archive_rd_next(rd, &line, &len, &off, err)) == 1) {
+			int64_t t = 0;
+			if (es_rec_parse(line, len, 0, &r, &pwhy) != 0)
+				why = pwhy;
+			else if (es_ts_parse(r.ts, ES_TS_LEN, &t) != 0 || t < sc->head.ts)
+				why = "ts out of order";
+			else if ((rc = index_record(s, sc, line, len, &r, e->first_seq, off, err)) == 1)
+				why = sc->why;
+			else if (rc)
+				break;
+			if (why)
+				break;
+			sc->head.seq = r.seq;
+			sc->head.ts = t;
+			memcpy(sc->head.hash, r.hash, ES_HASH_HEX);
+			sc->head.seg = e->first_seq;
+			sc->head.end = off + len + 1;
+			s->indexed++;
+		}
+		es_archive_rd_close(rd);
+		if (why)
+			return es_fail(err, ES_CORRUPT, "%s/%s: offset %llu: seq %llu: %s; not writing "
+				       "past it (es-verify tells more)", e->dir, e->file,
+				       (unsigned long long)off, (unsigned long long)sc->head.seq + 1, why);
+		if (rc)
+			return rc < 0 ? -rc : rc;
+	}
+	return 0;
+}
+
 /* Scan from a trusted point (index head, or the start) to the end. The
  * records up to seq `vouched` were acknowledged (an index head said so):
  * they are never cut as a torn tail. */
@@ -605,6 +657,15 @@ static int catch_up(struct es_store *s, size_t first_seg, uint64_t from, struct 
 
 	memset(&sc, 0, sizeof(sc));
 	sc.head = start;
+	/* From the very start: the archived segments come first, and log/
+	 * copies of them (an interrupted es-archive) are skipped. */
+	if (first_seg == 0 && from == 0 && start.seq == 0 && s->archive) {
+		if (scan_archived(s, &sc, err))
+			return err->code;
+		start = sc.head;
+		while (first_seg < s->nsegs && s->segs[first_seg] <= start.seq)
+			first_seg++;
+	}
 	for (size_t i = first_seg; i < s->nsegs; i++) {
 		uint64_t seg = s->segs[i];
 		int active = i + 1 == s->nsegs;
@@ -684,6 +745,16 @@ static int recover(struct es_store *s, struct es_error *err)
 	if (es_store_list_segments(s, err) || es_index_begin(s->index, 1, err))
 		return err->code;
 	have = es_index_get_head(s->index, &ih) == 0;
+	if (s->nsegs == 0 && s->archive) {
+		/* Everything is archived: the log goes on after the archive. */
+		if (have && es_archive_head_matches(s, &ih)) {
+			s->head = ih;
+			return 0;
+		}
+		if (es_index_clear(s->index, err))
+			return err->code;
+		return catch_up(s, 0, 0, genesis, 0, 0, err);
+	}
 	if (s->nsegs == 0) {
 		s->head = genesis;
 		if (have && ih.seq != 0)
@@ -717,6 +788,9 @@ static int recover(struct es_store *s, struct es_error *err)
 			if (stat(prev, &st) == 0 && (uint64_t)st.st_size == ih.end)
 				return catch_up(s, ai, 0, ih, 1, 0, err);
 		}
+		/* The segment before the active one was archived (archive.h). */
+		if (active == ih.seq + 1 && es_archive_head_matches(s, &ih))
+			return catch_up(s, ai, 0, ih, 1, 0, err);
 	}
 	/* Missing or inconsistent: rebuild from the whole log, but never cut
 	 * what the old head vouched for. */
@@ -794,8 +868,14 @@ int es_store_read_pos(struct es_store *s, const struct es_pos *pos, char **buf,
 	}
 	es_store_seg_path(s, pos->seg, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		int e = errno, rc;
+		/* Archived (es-archive): restored from archive/. */
+		if (e == ENOENT && (rc = es_archive_read_pos(s, pos, buf, cap, err)) != 1)
+			return rc;
+		errno = e;
 		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	}
 	n = es_pread_full(fd, *buf, pos->len, (off_t)pos->off);
 	close(fd);
 	if (pos->len == 0 || n != (ssize_t)pos->len || (*buf)[pos->len - 1] != '\n')

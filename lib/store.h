@@ -42,6 +42,10 @@ struct es_store {
 	/* progress of recovery, for messages */
 	uint64_t recovered_bytes;  /* bytes moved to quarantine/ by the last lock */
 	uint64_t indexed;          /* records the last lock had to (re)index */
+	/* archive/MANIFEST (archive.h), re-read by es_store_list_segments();
+	 * NULL when nothing is archived */
+	struct es_archive *archive;
+	struct es_archive_cache *arc_cache; /* restored archived segments */
 };
 
 /* The store directory from -d / ES_STORE / default. */

@@ -1,0 +1,2089 @@
+/* archive.c: the archive MANIFEST, the reader of archived segments, and
+ * es-archive's protocol (see archive.h and doc/archive-format.md). */
+#include "archive.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "buf.h"
+#include "input.h"
+#include "io.h"
+#include "reader.h"
+#include "record.h"
+#include "store.h"
+
+#define MANIFEST_FORMAT "es-archive"
+#define MANIFEST_VERSION 1
+
+/* ---- the MANIFEST ---- */
+
+static void seg_release(struct es_archive_seg *e)
+{
+	free(e->file);
+	free(e->dir);
+	e->file = e->dir = NULL;
+}
+
+void es_archive_free(struct es_archive *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->n; i++)
+		seg_release(&a->segs[i]);
+	free(a->segs);
+	free(a);
+}
+
+int es_archive_add(struct es_archive *a, const struct es_archive_seg *e)
+{
+	struct es_archive_seg c = *e;
+
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? 2 * a->cap : 16;
+		struct es_archive_seg *v = realloc(a->segs, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		a->segs = v;
+		a->cap = cap;
+	}
+	c.file = strdup(e->file);
+	c.dir = strdup(e->dir);
+	if (!c.file || !c.dir) {
+		seg_release(&c);
+		return -1;
+	}
+	a->segs[a->n++] = c;
+	return 0;
+}
+
+static void manifest_path(const char *storedir, char *out, size_t n)
+{
+	snprintf(out, n, "%s/" ES_ARCHIVE_DIR "/" ES_ARCHIVE_MANIFEST, storedir);
+}
+
+/* Field readers: 0, or -1 with *why set. */
+static int get_u64(json_t *o, const char *k, uint64_t *v, const char **why)
+{
+	json_t *j = json_object_get(o, k);
+
+	if (!json_is_integer(j) || json_integer_value(j) < 0) {
+		*why = k;
+		return -1;
+	}
+	*v = (uint64_t)json_integer_value(j);
+	return 0;
+}
+
+static int get_str(json_t *o, const char *k, char *out, size_t size, size_t exact,
+		   const char **why)
+{
+	json_t *j = json_object_get(o, k);
+	size_t len;
+
+	*why = k;
+	if (!json_is_string(j))
+		return -1;
+	len = json_string_length(j);
+	if (len >= size || (exact && len != exact))
+		return -1;
+	memcpy(out, json_string_value(j), len + 1);
+	return 0;
+}
+
+static int get_hash(json_t *o, const char *k, char out[ES_HASH_HEX + 1], const char **why)
+{
+	if (get_str(o, k, out, ES_HASH_HEX + 1, ES_HASH_HEX, why) ||
+	    !es_is_hash_hex(out, ES_HASH_HEX))
+		return -1;
+	return 0;
+}
+
+static int get_ts(json_t *o, const char *k, char out[ES_TS_LEN + 1], const char **why)
+{
+	int64_t us;
+
+	if (get_str(o, k, out, ES_TS_LEN + 1, ES_TS_LEN, why) || es_ts_parse(out, ES_TS_LEN, &us))
+		return -1;
+	return 0;
+}
+
+static int parse_purge(json_t *o, struct es_archive_purge *p, const char **why)
+{
+	if (!json_is_object(o)) {
+		*why = "purged";
+		return -1;
+	}
+	return get_u64(o, "first_seq", &p->first_seq, why) ||
+	       get_u64(o, "last_seq", &p->last_seq, why) ||
+	       get_hash(o, "last_hash", p->last_hash, why) ||
+	       get_ts(o, "last_ts", p->last_ts, why) || get_u64(o, "events", &p->events, why) ||
+	       get_u64(o, "segments", &p->segments, why) ||
+	       get_u64(o, "raw_bytes", &p->raw_bytes, why) ||
+	       get_u64(o, "bytes", &p->bytes, why) || get_ts(o, "purged_at", p->purged_at, why)
+		       ? -1 : 0;
+}
+
+static int parse_seg(json_t *o, struct es_archive_seg *e, const char **why)
+{
+	char file[64], dir[PATH_MAX], transform[32];
+	uint64_t level;
+
+	memset(e, 0, sizeof(*e));
+	if (get_str(o, "file", file, sizeof(file), 0, why) ||
+	    get_str(o, "dir", dir, sizeof(dir), 0, why) ||
+	    get_u64(o, "first_seq", &e->first_seq, why) ||
+	    get_u64(o, "last_seq", &e->last_seq, why) ||
+	    get_ts(o, "first_ts", e->first_ts, why) || get_ts(o, "last_ts", e->last_ts, why) ||
+	    get_hash(o, "prev_hash", e->prev_hash, why) ||
+	    get_hash(o, "last_hash", e->last_hash, why) || get_u64(o, "events", &e->events, why) ||
+	    get_u64(o, "raw_bytes", &e->raw_bytes, why) || get_u64(o, "bytes", &e->bytes, why) ||
+	    get_hash(o, "sha256", e->sha256, why) || get_u64(o, "level", &level, why) ||
+	    get_str(o, "transform", transform, sizeof(transform), 0, why) ||
+	    get_ts(o, "archived_at", e->archived_at, why))
+		return -1;
+	*why = "transform";
+	if (strcmp(transform, ES_ARCHIVE_DERIVE) == 0)
+		e->verbatim = 0;
+	else if (strcmp(transform, ES_ARCHIVE_VERBATIM) == 0)
+		e->verbatim = 1;
+	else
+		return -1;
+	*why = "file";
+	if (strchr(file, '/') || file[0] == '.' || !dir[0])
+		return -1;
+	*why = "seq range or event count";
+	if (e->first_seq == 0 || e->last_seq < e->first_seq ||
+	    e->events != e->last_seq - e->first_seq + 1)
+		return -1;
+	e->level = (int)level;
+	e->file = strdup(file);
+	e->dir = strdup(dir);
+	if (!e->file || !e->dir) {
+		seg_release(e);
+		*why = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+/* Check the entries follow each other and the anchor. */
+static int check_contiguous(const struct es_archive *a, const char **why, size_t *at)
+{
+	struct es_head h;
+
+	es_archive_start(a, &h);
+	for (size_t i = 0; i < a->n; i++) {
+		const struct es_archive_seg *e = &a->segs[i];
+		*at = i;
+		if (e->first_seq != h.seq + 1) {
+			*why = "first_seq does not follow the previous entry";
+			return -1;
+		}
+		if (memcmp(e->prev_hash, h.hash, ES_HASH_HEX) != 0) {
+			*why = "prev_hash is not the previous entry's last_hash";
+			return -1;
+		}
+		h.seq = e->last_seq;
+		memcpy(h.hash, e->last_hash, ES_HASH_HEX + 1);
+	}
+	return 0;
+}
+
+static int parse_manifest(char *text, size_t len, struct es_archive *a, const char *path,
+			  struct es_error *err)
+{
+	char *p = text, *end = text + len;
+	unsigned long lineno = 0;
+	const char *why = NULL;
+	int header = 0;
+
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		json_error_t jerr;
+		json_t *o;
+		lineno++;
+		if (!nl)
+			return es_fail(err, ES_CORRUPT, "%s: line %lu: no final newline", path, lineno);
+		o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr);
+		p = nl + 1;
+		if (!o)
+			return es_fail(err, ES_CORRUPT, "%s: line %lu: %s", path, lineno, jerr.text);
+		why = NULL;
+		if (!header) {
+			json_t *f = json_object_get(o, "format"), *v = json_object_get(o, "version");
+			if (!json_is_string(f) || strcmp(json_string_value(f), MANIFEST_FORMAT) != 0 ||
+			    !json_is_integer(v) || json_integer_value(v) != MANIFEST_VERSION)
+				why = "not an es-archive MANIFEST of version 1";
+			header = 1;
+		} else if (json_object_get(o, "purged")) {
+			if (a->purged || a->n > 0)
+				why = "\"purged\" must come once, before the segments";
+			else if (parse_purge(json_object_get(o, "purged"), &a->purge, &why) == 0)
+				a->purged = 1, why = NULL;
+		} else {
+			struct es_archive_seg e;
+			if (parse_seg(o, &e, &why) == 0) {
+				why = es_archive_add(a, &e) != 0 ? "out of memory" : NULL;
+				seg_release(&e);
+			}
+		}
+		json_decref(o);
+		if (why)
+			return es_fail(err, ES_CORRUPT, "%s: line %lu: bad or missing \"%s\"", path,
+				       lineno, why);
+	}
+	if (!header)
+		return es_fail(err, ES_CORRUPT, "%s: empty", path);
+	size_t at = 0;
+	if (check_contiguous(a, &why, &at))
+		return es_fail(err, ES_CORRUPT, "%s: entry %s: %s", path, a->segs[at].file, why);
+	return 0;
+}
+
+int es_archive_load(const char *storedir, struct es_archive **out, struct es_error *err)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	struct es_archive *a;
+	size_t len;
+	char *text;
+	int fd, rc;
+
+	*out = NULL;
+	manifest_path(storedir, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	}
+	if (fstat(fd, &st) != 0) {
+		close(fd);
+		return es_fail_errno(err, ES_IO, "cannot stat '%s'", path);
+	}
+	close(fd);
+	/* Read by name: a MANIFEST replaced meanwhile is simply newer. */
+	text = es_read_file(path, &len);
+	if (!text)
+		return es_fail_errno(err, ES_IO, "cannot read '%s'", path);
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		free(text);
+		return es_fail(err, ES_IO, "out of memory");
+	}
+	a->dev = st.st_dev;
+	a->ino = st.st_ino;
+	a->size = st.st_size;
+	a->mtime = st.st_mtim;
+	rc = parse_manifest(text, len, a, path, err);
+	free(text);
+	if (rc) {
+		es_archive_free(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
+static int add_line(struct es_buf *b, json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	int rc;
+
+	json_decref(o);
+	if (!s)
+		return -1;
+	rc = es_buf_adds(b, s) || es_buf_addc(b, '\n');
+	free(s);
+	return rc;
+}
+
+#define SETI(o, k, v) json_object_set_new(o, k, json_integer((json_int_t)(v)))
+#define SETS(o, k, v) json_object_set_new(o, k, json_string(v))
+
+static json_t *seg_json(const struct es_archive_seg *e)
+{
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	if (SETS(o, "file", e->file) || SETS(o, "dir", e->dir) ||
+	    SETI(o, "first_seq", e->first_seq) || SETI(o, "last_seq", e->last_seq) ||
+	    SETS(o, "first_ts", e->first_ts) || SETS(o, "last_ts", e->last_ts) ||
+	    SETS(o, "prev_hash", e->prev_hash) || SETS(o, "last_hash", e->last_hash) ||
+	    SETI(o, "events", e->events) || SETI(o, "raw_bytes", e->raw_bytes) ||
+	    SETI(o, "bytes", e->bytes) || SETS(o, "sha256", e->sha256) ||
+	    SETI(o, "level", e->level) ||
+	    SETS(o, "transform", e->verbatim ? ES_ARCHIVE_VERBATIM : ES_ARCHIVE_DERIVE) ||
+	    SETS(o, "archived_at", e->archived_at)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *purge_json(const struct es_archive_purge *p)
+{
+	json_t *o = json_object(), *w = json_object();
+
+	if (!o || !w || SETI(o, "first_seq", p->first_seq) || SETI(o, "last_seq", p->last_seq) ||
+	    SETS(o, "last_hash", p->last_hash) || SETS(o, "last_ts", p->last_ts) ||
+	    SETI(o, "events", p->events) || SETI(o, "segments", p->segments) ||
+	    SETI(o, "raw_bytes", p->raw_bytes) || SETI(o, "bytes", p->bytes) ||
+	    SETS(o, "purged_at", p->purged_at) || json_object_set_new(w, "purged", o)) {
+		json_decref(o);
+		json_decref(w);
+		return NULL;
+	}
+	return w;
+}
+
+int es_archive_write(const char *storedir, const struct es_archive *a, struct es_error *err)
+{
+	struct es_buf b = ES_BUF_INIT;
+	char path[PATH_MAX];
+	json_t *h = json_object();
+	int bad = !h || SETS(h, "format", MANIFEST_FORMAT) || SETI(h, "version", MANIFEST_VERSION) ||
+		  add_line(&b, h);
+
+	if (!bad && a->purged)
+		bad = add_line(&b, purge_json(&a->purge));
+	for (size_t i = 0; !bad && i < a->n; i++)
+		bad = add_line(&b, seg_json(&a->segs[i]));
+	if (bad) {
+		es_buf_release(&b);
+		return es_fail(err, ES_IO, "out of memory");
+	}
+	manifest_path(storedir, path, sizeof(path));
+	bad = es_write_file_atomic(path, b.p, b.len, 0644);
+	es_buf_release(&b);
+	if (bad)
+		return es_fail_errno(err, ES_IO, "cannot write '%s'", path);
+	return 0;
+}
+
+/* ---- lookups ---- */
+
+const struct es_archive_seg *es_archive_find_seq(const struct es_archive *a, uint64_t seq)
+{
+	size_t lo = 0, hi = a ? a->n : 0;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (a->segs[mid].last_seq < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (a && lo < a->n && a->segs[lo].first_seq <= seq)
+		return &a->segs[lo];
+	return NULL;
+}
+
+const struct es_archive_seg *es_archive_find(const struct es_archive *a, uint64_t seg)
+{
+	const struct es_archive_seg *e = es_archive_find_seq(a, seg);
+
+	return e && e->first_seq == seg ? e : NULL;
+}
+
+void es_archive_start(const struct es_archive *a, struct es_head *h)
+{
+	memset(h, 0, sizeof(*h));
+	memcpy(h->hash, ES_GENESIS, ES_HASH_HEX + 1);
+	if (a && a->purged) {
+		h->seq = a->purge.last_seq;
+		memcpy(h->hash, a->purge.last_hash, ES_HASH_HEX + 1);
+		es_ts_parse(a->purge.last_ts, ES_TS_LEN, &h->ts);
+	}
+}
+
+void es_archive_end(const struct es_archive *a, struct es_head *h)
+{
+	const struct es_archive_seg *e;
+
+	es_archive_start(a, h);
+	if (!a || a->n == 0)
+		return;
+	e = &a->segs[a->n - 1];
+	h->seq = e->last_seq;
+	memcpy(h->hash, e->last_hash, ES_HASH_HEX + 1);
+	es_ts_parse(e->last_ts, ES_TS_LEN, &h->ts);
+	h->seg = e->first_seq;
+	h->end = e->raw_bytes;
+}
+
+uint64_t es_archive_purged_seq(const struct es_store *s)
+{
+	return s->archive && s->archive->purged ? s->archive->purge.last_seq : 0;
+}
+
+int es_archive_head_matches(const struct es_store *s, const struct es_head *h)
+{
+	struct es_head e;
+
+	if (!s->archive)
+		return 0;
+	es_archive_end(s->archive, &e);
+	return e.seq > 0 && h->seq == e.seq && memcmp(h->hash, e.hash, ES_HASH_HEX) == 0 &&
+	       h->seg == e.seg && h->end == e.end;
+}
+
+static void dir_path(const char *storedir, const char *dir, char *out, size_t n)
+{
+	if (dir[0] == '/')
+		snprintf(out, n, "%s", dir);
+	else
+		snprintf(out, n, "%s/%s", storedir, dir);
+}
+
+void es_archive_seg_path(const char *storedir, const struct es_archive_seg *e, char *out,
+			 size_t n)
+{
+	char d[PATH_MAX];
+
+	dir_path(storedir, e->dir, d, sizeof(d));
+	snprintf(out, n, "%s/%s", d, e->file);
+}
+
+/* The name for messages: relative to the store when it is inside. */
+static void seg_name(const struct es_archive_seg *e, char *out, size_t n)
+{
+	snprintf(out, n, "%s/%s", e->dir, e->file);
+}
+
+/* ---- the store's view ---- */
+
+struct cache_ent {
+	uint64_t seg;
+	char *buf;
+	size_t len;
+	uint64_t used;
+};
+
+struct es_archive_cache {
+	struct cache_ent *v;
+	size_t n;
+	uint64_t tick, total, budget;
+};
+
+static void cache_free(struct es_archive_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i].buf);
+	free(c->v);
+	free(c);
+}
+
+void es_archive_store_release(struct es_store *s)
+{
+	es_archive_free(s->archive);
+	cache_free(s->arc_cache);
+	s->archive = NULL;
+	s->arc_cache = NULL;
+}
+
+int es_archive_refresh(struct es_store *s, struct es_error *err)
+{
+	char path[PATH_MAX];
+	struct es_archive *a;
+	struct stat st;
+	int rc;
+
+	manifest_path(s->dir, path, sizeof(path));
+	if (stat(path, &st) != 0) {
+		if (errno != ENOENT)
+			return es_fail_errno(err, ES_IO, "cannot stat '%s'", path);
+		es_archive_free(s->archive);
+		s->archive = NULL;
+		return 0;
+	}
+	a = s->archive;
+	if (a && a->dev == st.st_dev && a->ino == st.st_ino && a->size == st.st_size &&
+	    a->mtime.tv_sec == st.st_mtim.tv_sec && a->mtime.tv_nsec == st.st_mtim.tv_nsec)
+		return 0;
+	if ((rc = es_archive_load(s->dir, &a, err)) != 0)
+		return rc;
+	es_archive_free(s->archive);
+	s->archive = a;
+	return 0;
+}
+
+/* ---- reading an archived segment ---- */
+
+struct es_archive_rd {
+	int fd;
+	char name[PATH_MAX];       /* for messages */
+	struct es_archive_seg e;   /* file and dir not owned */
+	int flags;
+	ZSTD_DCtx *dctx;
+	char *zin;
+	size_t zin_cap, zin_pos, zin_len;
+	int zin_eof, frame_done, out_eof, done;
+	char *out;
+	size_t out_cap, out_start, out_end, scanned;
+	struct es_buf line;
+	struct es_chain *chain;
+	char prev[ES_HASH_HEX + 1];
+	uint64_t seq, off, events, file_bytes;
+	EVP_MD_CTX *md;
+};
+
+void es_archive_rd_close(struct es_archive_rd *rd)
+{
+	if (!rd)
+		return;
+	if (rd->fd >= 0)
+		close(rd->fd);
+	ZSTD_freeDCtx(rd->dctx);
+	free(rd->zin);
+	free(rd->out);
+	es_buf_release(&rd->line);
+	es_chain_free(rd->chain);
+	EVP_MD_CTX_free(rd->md);
+	free(rd);
+}
+
+int es_archive_rd_open_path(struct es_archive_rd **out, const char *path,
+			    const struct es_archive_seg *e, int flags, struct es_error *err)
+{
+	struct es_archive_rd *rd = calloc(1, sizeof(*rd));
+
+	*out = NULL;
+	if (!rd)
+		return es_fail(err, ES_IO, "out of memory");
+	rd->fd = -1;
+	rd->e = *e;
+	rd->e.file = rd->e.dir = NULL;
+	rd->flags = flags;
+	if (e->dir)
+		seg_name(e, rd->name, sizeof(rd->name));
+	else
+		snprintf(rd->name, sizeof(rd->name), "%s", path);
+	rd->seq = e->first_seq;
+	memcpy(rd->prev, e->prev_hash, ES_HASH_HEX + 1);
+	rd->zin_cap = ZSTD_DStreamInSize();
+	rd->out_cap = 1 << 20;
+	rd->dctx = ZSTD_createDCtx();
+	rd->zin = malloc(rd->zin_cap);
+	rd->out = malloc(rd->out_cap);
+	rd->chain = es_chain_new();
+	if ((flags & ES_ARD_SHA256) &&
+	    (!(rd->md = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(rd->md, EVP_sha256(), NULL))) {
+		es_archive_rd_close(rd);
+		return es_fail(err, ES_IO, "out of memory");
+	}
+	if (!rd->dctx || !rd->zin || !rd->out || !rd->chain) {
+		es_archive_rd_close(rd);
+		return es_fail(err, ES_IO, "out of memory");
+	}
+	rd->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rd->fd < 0) {
+		es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+		es_archive_rd_close(rd);
+		return err->code;
+	}
+	posix_fadvise(rd->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	*out = rd;
+	return 0;
+}
+
+int es_archive_rd_open(struct es_archive_rd **rd, const char *storedir,
+		       const struct es_archive_seg *e, int flags, struct es_error *err)
+{
+	char path[PATH_MAX];
+
+	es_archive_seg_path(storedir, e, path, sizeof(path));
+	return es_archive_rd_open_path(rd, path, e, flags, err);
+}
+
+static int rd_corrupt(struct es_archive_rd *rd, struct es_error *err, const char *fmt,
+		      const char *what)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), fmt, what);
+	return es_fail(err, ES_CORRUPT, "%s: offset %llu: seq %llu: %s", rd->name,
+		       (unsigned long long)rd->off, (unsigned long long)rd->seq, msg);
+}
+
+/* Decompress more into out. 1 when bytes were added, 0 at the end of the
+ * file, -1 with err. */
+static int rd_fill(struct es_archive_rd *rd, struct es_error *err)
+{
+	if (rd->out_start > 0) {
+		memmove(rd->out, rd->out + rd->out_start, rd->out_end - rd->out_start);
+		rd->out_end -= rd->out_start;
+		rd->scanned -= rd->out_start;
+		rd->out_start = 0;
+	}
+	if (rd->out_end == rd->out_cap) {
+		char *nb;
+		if (rd->out_cap > 2 * (size_t)ES_LINE_MAX_DEFAULT) {
+			rd_corrupt(rd, err, "%s", "line longer than 16 MiB");
+			return -1;
+		}
+		nb = realloc(rd->out, rd->out_cap * 2);
+		if (!nb) {
+			es_fail(err, ES_IO, "out of memory");
+			return -1;
+		}
+		rd->out = nb;
+		rd->out_cap *= 2;
+	}
+	for (;;) {
+		if (rd->zin_pos == rd->zin_len && !rd->zin_eof) {
+			ssize_t r;
+			do
+				r = read(rd->fd, rd->zin, rd->zin_cap);
+			while (r < 0 && errno == EINTR);
+			if (r < 0) {
+				es_fail_errno(err, ES_IO, "cannot read '%s'", rd->name);
+				return -1;
+			}
+			if (r == 0)
+				rd->zin_eof = 1;
+			if (rd->md && r > 0)
+				EVP_DigestUpdate(rd->md, rd->zin, (size_t)r);
+			rd->file_bytes += (uint64_t)r;
+			rd->zin_len = (size_t)r;
+			rd->zin_pos = 0;
+		}
+		if (rd->zin_pos == rd->zin_len) {
+			if (!rd->frame_done) {
+				rd_corrupt(rd, err, "%s", "the zstd frame is cut short");
+				return -1;
+			}
+			return 0;
+		}
+		if (rd->frame_done) {
+			rd_corrupt(rd, err, "%s", "bytes after the zstd frame");
+			return -1;
+		}
+		ZSTD_outBuffer ob = {rd->out, rd->out_cap, rd->out_end};
+		ZSTD_inBuffer ib = {rd->zin, rd->zin_len, rd->zin_pos};
+		size_t ret = ZSTD_decompressStream(rd->dctx, &ob, &ib);
+		rd->zin_pos = ib.pos;
+		if (ZSTD_isError(ret)) {
+			rd_corrupt(rd, err, "corrupt zstd data: %s", ZSTD_getErrorName(ret));
+			return -1;
+		}
+		if (ret == 0)
+			rd->frame_done = 1;
+		if (ob.pos > rd->out_end) {
+			rd->out_end = ob.pos;
+			return 1;
+		}
+	}
+}
+
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[24];
+	int n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* Give an archived line its "seq" and "hash" back. */
+static int restore(struct es_archive_rd *rd, const char *s, size_t n, struct es_error *err)
+{
+	char hash[ES_HASH_HEX + 1], *p;
+	size_t body;
+
+	if (n < 3 || s[0] != '{' || s[1] != '"' || s[n - 1] != '}')
+		return rd_corrupt(rd, err, "%s", "not an archived record");
+	es_buf_reset(&rd->line);
+	if (es_buf_grow(&rd->line, n + 32 + ES_HASH_HEX + 16))
+		return es_fail(err, ES_IO, "out of memory");
+	p = rd->line.p;
+	memcpy(p, "{\"seq\":", 7);
+	p = put_u64(p + 7, rd->seq);
+	*p++ = ',';
+	memcpy(p, s + 1, n - 2);
+	p += n - 2;
+	body = (size_t)(p - rd->line.p);
+	if (es_chain_hash(rd->chain, rd->prev, rd->line.p, body, hash))
+		return es_fail(err, ES_IO, "sha256 failed");
+	memcpy(p, ",\"hash\":\"", 9);
+	memcpy(p + 9, hash, ES_HASH_HEX);
+	memcpy(p + 9 + ES_HASH_HEX, "\"}", 2);
+	rd->line.len = body + 9 + ES_HASH_HEX + 2;
+	memcpy(rd->prev, hash, ES_HASH_HEX + 1);
+	return 0;
+}
+
+/* A verbatim line: check it is the next record of the chain. */
+static int check_verbatim(struct es_archive_rd *rd, const char *s, size_t n, struct es_error *err)
+{
+	struct es_rec r;
+	const char *why;
+
+	if (es_rec_parse(s, n, 0, &r, &why) != 0)
+		return rd_corrupt(rd, err, "%s", why);
+	if (r.seq != rd->seq)
+		return rd_corrupt(rd, err, "%s", "seq is not the next one");
+	if (!es_rec_check(rd->chain, rd->prev, s, &r))
+		return rd_corrupt(rd, err, "%s", "hash mismatch");
+	memcpy(rd->prev, r.hash, ES_HASH_HEX);
+	return 0;
+}
+
+static int rd_finish(struct es_archive_rd *rd, struct es_error *err)
+{
+	char msg[256];
+
+	rd->done = 1;
+	if (rd->events != rd->e.events || rd->seq != rd->e.last_seq + 1)
+		snprintf(msg, sizeof(msg), "%llu events restored, the MANIFEST says %llu",
+			 (unsigned long long)rd->events, (unsigned long long)rd->e.events);
+	else if (memcmp(rd->prev, rd->e.last_hash, ES_HASH_HEX) != 0)
+		snprintf(msg, sizeof(msg), "the restored chain ends at %.64s, the MANIFEST says %.64s",
+			 rd->prev, rd->e.last_hash);
+	else if (rd->off != rd->e.raw_bytes)
+		snprintf(msg, sizeof(msg), "%llu bytes restored, the MANIFEST says %llu",
+			 (unsigned long long)rd->off, (unsigned long long)rd->e.raw_bytes);
+	else if (rd->md && rd->file_bytes != rd->e.bytes)
+		snprintf(msg, sizeof(msg), "the file has %llu bytes, the MANIFEST says %llu",
+			 (unsigned long long)rd->file_bytes, (unsigned long long)rd->e.bytes);
+	else if (rd->md) {
+		unsigned char d[EVP_MAX_MD_SIZE];
+		unsigned dn = 0;
+		char hex[ES_HASH_HEX + 1];
+		static const char digits[] = "0123456789abcdef";
+		if (!EVP_DigestFinal_ex(rd->md, d, &dn))
+			return es_fail(err, ES_IO, "sha256 failed");
+		for (unsigned i = 0; i < dn && i < 32; i++) {
+			hex[2 * i] = digits[d[i] >> 4];
+			hex[2 * i + 1] = digits[d[i] & 15];
+		}
+		hex[ES_HASH_HEX] = '\0';
+		if (memcmp(hex, rd->e.sha256, ES_HASH_HEX) == 0)
+			return 0;
+		snprintf(msg, sizeof(msg), "sha256 of the file is %s, the MANIFEST says %s", hex,
+			 rd->e.sha256);
+	} else
+		return 0;
+	return es_fail(err, ES_CORRUPT, "%s: %s", rd->name, msg);
+}
+
+int es_archive_rd_next(struct es_archive_rd *rd, const char **line, size_t *len,
+		       uint64_t *off, struct es_error *err)
+{
+	if (rd->done)
+		return 0;
+	for (;;) {
+		char *b = rd->out + rd->out_start;
+		size_t avail = rd->out_end - rd->out_start;
+		char *nl = memchr(rd->out + rd->scanned, '\n', rd->out_end - rd->scanned);
+		if (nl) {
+			size_t n = (size_t)(nl - b);
+			int rc;
+			if (rd->seq > rd->e.last_seq)
+				return -rd_corrupt(rd, err, "%s", "more records than the MANIFEST says");
+			rd->out_start += n + 1;
+			rd->scanned = rd->out_start;
+			rc = rd->e.verbatim ? check_verbatim(rd, b, n, err) : restore(rd, b, n, err);
+			if (rc)
+				return -rc;
+			*line = rd->e.verbatim ? b : rd->line.p;
+			*len = rd->e.verbatim ? n : rd->line.len;
+			*off = rd->off;
+			rd->off += *len + 1;
+			rd->seq++;
+			rd->events++;
+			return 1;
+		}
+		rd->scanned = rd->out_end;
+		if (rd->out_eof) {
+			if (avail > 0)
+				return -rd_corrupt(rd, err, "%s", "the last line has no newline");
+			return rd_finish(rd, err) ? -err->code : 0;
+		}
+		int r = rd_fill(rd, err);
+		if (r < 0)
+			return -err->code;
+		if (r == 0)
+			rd->out_eof = 1;
+	}
+}
+
+/* Restore a whole segment into *buf (malloc'd). */
+static int restore_all(const char *storedir, const struct es_archive_seg *e, int flags,
+		       char **buf, size_t *blen, struct es_error *err)
+{
+	struct es_archive_rd *rd;
+	struct es_buf b = ES_BUF_INIT;
+	const char *line;
+	size_t len;
+	uint64_t off;
+	int rc;
+
+	if (es_archive_rd_open(&rd, storedir, e, flags, err))
+		return err->code;
+	if (es_buf_grow(&b, (size_t)e->raw_bytes + 1)) {
+		es_archive_rd_close(rd);
+		return es_fail(err, ES_IO, "out of memory");
+	}
+	while ((rc = es_archive_rd_next(rd, &line, &len, &off, err)) == 1)
+		if (es_buf_add(&b, line, len) || es_buf_addc(&b, '\n')) {
+			rc = -es_fail(err, ES_IO, "out of memory");
+			break;
+		}
+	es_archive_rd_close(rd);
+	if (rc < 0) {
+		es_buf_release(&b);
+		return -rc;
+	}
+	*buf = b.p;
+	*blen = b.len;
+	return 0;
+}
+
+static uint64_t cache_budget(void)
+{
+	const char *v = getenv("ES_ARCHIVE_CACHE_MB");
+	char *end;
+	unsigned long long mb = 256;
+
+	if (v && *v) {
+		unsigned long long x = strtoull(v, &end, 10);
+		if (*end == '\0')
+			mb = x;
+	}
+	return (uint64_t)mb << 20;
+}
+
+/* The restored segment e, from the cache or restored now. */
+static int cache_get(struct es_store *s, const struct es_archive_seg *e, struct cache_ent **out,
+		     struct es_error *err)
+{
+	struct es_archive_cache *c = s->arc_cache;
+	struct cache_ent ne = {e->first_seq, NULL, 0, 0};
+
+	if (!c) {
+		c = s->arc_cache = calloc(1, sizeof(*c));
+		if (!c)
+			return es_fail(err, ES_IO, "out of memory");
+		c->budget = cache_budget();
+	}
+	for (size_t i = 0; i < c->n; i++)
+		if (c->v[i].seg == e->first_seq) {
+			c->v[i].used = ++c->tick;
+			*out = &c->v[i];
+			return 0;
+		}
+	if (restore_all(s->dir, e, 0, &ne.buf, &ne.len, err))
+		return err->code;
+	/* Evict the least recently used until the new one fits (one always stays). */
+	while (c->n > 0 && c->total + ne.len > c->budget) {
+		size_t lru = 0;
+		for (size_t i = 1; i < c->n; i++)
+			if (c->v[i].used < c->v[lru].used)
+				lru = i;
+		c->total -= c->v[lru].len;
+		free(c->v[lru].buf);
+		c->v[lru] = c->v[--c->n];
+	}
+	struct cache_ent *nv = realloc(c->v, (c->n + 1) * sizeof(*nv));
+	if (!nv) {
+		free(ne.buf);
+		return es_fail(err, ES_IO, "out of memory");
+	}
+	c->v = nv;
+	ne.used = ++c->tick;
+	c->v[c->n] = ne;
+	c->total += ne.len;
+	*out = &c->v[c->n++];
+	return 0;
+}
+
+int es_archive_read_pos(struct es_store *s, const struct es_pos *pos, char **buf, size_t *cap,
+			struct es_error *err)
+{
+	const struct es_archive_seg *e = es_archive_find(s->archive, pos->seg);
+	struct cache_ent *ce = NULL;
+	char name[PATH_MAX];
+
+	if (!e) {
+		/* It may have been archived since s->archive was read. */
+		if (es_archive_refresh(s, err))
+			return err->code;
+		e = es_archive_find(s->archive, pos->seg);
+	}
+	if (!e) {
+		if (pos->seq <= es_archive_purged_seq(s))
+			return es_fail(err, ES_NOMATCH, "seq %llu was purged by es-archive "
+				       "--purge-before", (unsigned long long)pos->seq);
+		return 1;
+	}
+	if (cache_get(s, e, &ce, err))
+		return err->code;
+	if (*cap < (size_t)pos->len + 1) {
+		char *nb = realloc(*buf, (size_t)pos->len + 1);
+		if (!nb)
+			return es_fail(err, ES_IO, "out of memory");
+		*buf = nb;
+		*cap = (size_t)pos->len + 1;
+	}
+	seg_name(e, name, sizeof(name));
+	if (pos->len == 0 || pos->off + pos->len > ce->len || ce->buf[pos->off + pos->len - 1] != '\n' ||
+	    (pos->off > 0 && ce->buf[pos->off - 1] != '\n'))
+		return es_fail(err, ES_CORRUPT, "%s: offset %llu: seq %llu: record not where the "
+			       "index says", name, (unsigned long long)pos->off,
+			       (unsigned long long)pos->seq);
+	memcpy(*buf, ce->buf + pos->off, pos->len);
+	(*buf)[pos->len] = '\0';
+	return 0;
+}
+
+/* ---- es-archive: archiving, finishing, purging ---- */
+
+void es_archive_opts_init(struct es_archive_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->level = ES_ARCHIVE_LEVEL_DEFAULT;
+	o->jobs = 1;
+}
+
+struct run {
+	struct es_store *s;
+	const struct es_archive_opts *o;
+	struct es_archive *a;         /* our copy of the MANIFEST */
+	char arcdir[PATH_MAX];        /* DIR/archive */
+	char dest[PATH_MAX];          /* where new files go */
+	char dest_rec[PATH_MAX];      /* "dir" as the MANIFEST records it */
+	int lock_fd;
+	struct es_archive_stats *st;
+	struct es_error *err;
+};
+
+static void act(struct run *r, enum es_archive_act what, const struct es_archive_seg *e,
+		const char *path)
+{
+	if (r->o->act)
+		r->o->act(r->o->arg, what, e, path);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int mkdir_synced(const char *path, struct es_error *err)
+{
+	char parent[PATH_MAX + 4];
+
+	if (mkdir(path, 0755) == 0) {
+		/* the new directory, and its parent, which now names it */
+		snprintf(parent, sizeof(parent), "%s/..", path);
+		if (es_fsync_dir(path) != 0 || es_fsync_dir(parent) != 0)
+			return es_fail_errno(err, ES_IO, "cannot sync '%s'", path);
+		return 0;
+	}
+	if (errno != EEXIST)
+		return es_fail_errno(err, ES_IO, "cannot create '%s'", path);
+	return 0;
+}
+
+/* One es-archive at a time: archive/lock. The writers' lock (es_store_lock)
+ * is taken only for the short steps that change log/. */
+static int archive_lock(struct run *r)
+{
+	char path[PATH_MAX + 8];
+
+	if (mkdir_synced(r->arcdir, r->err))
+		return r->err->code;
+	snprintf(path, sizeof(path), "%s/lock", r->arcdir);
+	r->lock_fd = es_open(path, O_RDWR | O_CREAT, 0644);
+	if (r->lock_fd < 0)
+		return es_fail_errno(r->err, ES_IO, "cannot open '%s'", path);
+	if (flock(r->lock_fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno != EWOULDBLOCK)
+		return es_fail_errno(r->err, ES_IO, "cannot lock '%s'", path);
+	if (r->o->no_wait)
+		return es_fail(r->err, ES_IO, "another es-archive is running on '%s' (it holds '%s')",
+			       r->s->dir, path);
+	act(r, ES_ACT_WAITING, NULL, path);
+	while (flock(r->lock_fd, LOCK_EX) != 0)
+		if (errno != EINTR)
+			return es_fail_errno(r->err, ES_IO, "cannot lock '%s'", path);
+	return 0;
+}
+
+/* The last record of a log segment: seq, hash, ts. *empty when none. */
+struct tail {
+	int empty;
+	uint64_t seq;
+	char hash[ES_HASH_HEX + 1];
+	int64_t ts;
+};
+
+static int log_tail(struct es_store *s, uint64_t seg, uint64_t end, struct tail *t,
+		    struct es_error *err)
+{
+	char path[PATH_MAX], *buf = NULL;
+	size_t want = 1 << 16;
+	int fd, rc = 0;
+
+	memset(t, 0, sizeof(*t));
+	t->empty = 1;
+	if (end == 0)
+		return 0;
+	es_store_seg_path(s, seg, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	for (;;) {
+		uint64_t from = end > want ? end - want : 0;
+		size_t n = (size_t)(end - from);
+		char *nb = realloc(buf, n + 1), *nl;
+		struct es_rec r;
+		const char *why;
+		if (!nb) {
+			rc = es_fail(err, ES_IO, "out of memory");
+			break;
+		}
+		buf = nb;
+		if (es_pread_full(fd, buf, n, (off_t)from) != (ssize_t)n) {
+			rc = es_fail_errno(err, ES_IO, "cannot read '%s'", path);
+			break;
+		}
+		if (buf[n - 1] != '\n') {
+			rc = es_fail(err, ES_CORRUPT, "log/%020llu.ndjson: no newline at its end",
+				     (unsigned long long)seg);
+			break;
+		}
+		nl = n >= 2 ? memrchr(buf, '\n', n - 1) : NULL;
+		if (!nl && from > 0 && want < ((size_t)ES_LINE_MAX_DEFAULT << 1)) {
+			want *= 4;
+			continue;
+		}
+		size_t st = nl ? (size_t)(nl + 1 - buf) : 0;
+		if (es_rec_parse(buf + st, n - 1 - st, 0, &r, &why) != 0 ||
+		    es_ts_parse(r.ts, ES_TS_LEN, &t->ts) != 0) {
+			rc = es_fail(err, ES_CORRUPT, "log/%020llu.ndjson: offset %llu: %s",
+				     (unsigned long long)seg, (unsigned long long)(from + st), why);
+			break;
+		}
+		t->empty = 0;
+		t->seq = r.seq;
+		memcpy(t->hash, r.hash, ES_HASH_HEX);
+		t->hash[ES_HASH_HEX] = '\0';
+		break;
+	}
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+static uint64_t path_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* One segment to archive. */
+struct job {
+	struct run *r;
+	uint64_t seg;
+	char prev[ES_HASH_HEX + 1];
+	uint64_t raw_size;
+	struct es_archive_seg e;
+	char file[64];
+	char tmp[PATH_MAX + 32], final[PATH_MAX + 64];
+	int rc;
+	struct es_error err;
+};
+
+/* Check the segment (chain from j->prev, seq, ts order, ends on a closed
+ * batch), fill j->e, and (unless verbatim) leave out "seq" and "hash". */
+static int strip_segment(struct job *j, const char *raw, size_t rawlen, struct es_chain *chain,
+			 struct es_buf *out, struct es_error *err)
+{
+	const char *p = raw, *end = raw + rawlen;
+	char prev[ES_HASH_HEX + 1];
+	uint64_t seq = j->seg;
+	int64_t last_ts = INT64_MIN, t;
+	int more = 0, verbatim = j->r->o->verbatim;
+
+	memcpy(prev, j->prev, ES_HASH_HEX + 1);
+	if (rawlen == 0)
+		return es_fail(err, ES_CORRUPT, "log/%020llu.ndjson: empty", (unsigned long long)j->seg);
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p)), *why = NULL;
+		size_t n = nl ? (size_t)(nl - p) : 0, pfx;
+		struct es_rec r;
+		if (!nl)
+			why = "the last line has no newline";
+		else if (es_rec_parse(p, n, 0, &r, &why) != 0)
+			;
+		else if (r.seq != seq)
+			why = "seq is not the next one";
+		else if (!es_rec_check(chain, prev, p, &r))
+			why = "hash mismatch";
+		else if (es_ts_parse(r.ts, ES_TS_LEN, &t) != 0 || t < last_ts)
+			why = "ts out of order";
+		else
+			why = NULL;
+		if (why)
+			return es_fail(err, ES_CORRUPT, "log/%020llu.ndjson: offset %llu: seq %llu: "
+				       "%s; not archived", (unsigned long long)j->seg,
+				       (unsigned long long)(p - raw), (unsigned long long)seq, why);
+		if (seq == j->seg)
+			memcpy(j->e.first_ts, r.ts, ES_TS_LEN);
+		memcpy(j->e.last_ts, r.ts, ES_TS_LEN);
+		if (!verbatim) {
+			for (pfx = 7; p[pfx] >= '0' && p[pfx] <= '9'; pfx++)
+				;
+			pfx++; /* the ',' before "stream" */
+			if (es_buf_addc(out, '{') || es_buf_add(out, p + pfx, r.body_len - pfx) ||
+			    es_buf_add(out, "}\n", 2))
+				return es_fail(err, ES_IO, "out of memory");
+		}
+		memcpy(prev, r.hash, ES_HASH_HEX);
+		last_ts = t;
+		more = r.more;
+		seq++;
+		p = nl + 1;
+	}
+	if (more)
+		return es_fail(err, ES_CORRUPT, "log/%020llu.ndjson: ends inside a batch; not archived",
+			       (unsigned long long)j->seg);
+	j->e.first_seq = j->seg;
+	j->e.last_seq = seq - 1;
+	j->e.events = seq - j->seg;
+	memcpy(j->e.prev_hash, j->prev, ES_HASH_HEX + 1);
+	memcpy(j->e.last_hash, prev, ES_HASH_HEX + 1);
+	j->e.raw_bytes = rawlen;
+	return 0;
+}
+
+static int write_temp(struct job *j, const void *data, size_t len, struct es_error *err)
+{
+	int fd = es_open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	if (fd < 0)
+		return es_fail_errno(err, ES_IO, "cannot create '%s'", j->tmp);
+	if (es_write_all(fd, data, len) != 0 || es_fsync(fd) != 0) {
+		es_fail_errno(err, ES_IO, "cannot write '%s'", j->tmp);
+		close(fd);
+		return err->code;
+	}
+	/* Drop the pages, so the check below reads what the disk holds. */
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	if (close(fd) != 0)
+		return es_fail_errno(err, ES_IO, "cannot write '%s'", j->tmp);
+	return 0;
+}
+
+/* Read the written file back and compare the restored lines with the
+ * original segment, byte for byte. */
+static int verify_temp(struct job *j, const char *raw, size_t rawlen, struct es_error *err)
+{
+	struct es_archive_rd *rd;
+	const char *line;
+	size_t len;
+	uint64_t off;
+	int rc;
+
+	if (es_archive_rd_open_path(&rd, j->tmp, &j->e, ES_ARD_SHA256, err))
+		return err->code;
+	while ((rc = es_archive_rd_next(rd, &line, &len, &off, err)) == 1)
+		if (off + len >= rawlen || raw[off + len] != '\n' || memcmp(raw + off, line, len)) {
+			rc = -es_fail(err, ES_IO, "%s: offset %llu: the restored record differs "
+				      "from the original", j->tmp, (unsigned long long)off);
+			break;
+		}
+	es_archive_rd_close(rd);
+	if (rc < 0)
+		return es_error_prefix(err, "checking the archived copy failed");
+	return 0;
+}
+
+static int compress_job(struct job *j, struct es_error *err)
+{
+	const struct es_archive_opts *o = j->r->o;
+	char path[PATH_MAX];
+	struct es_buf stripped = ES_BUF_INIT;
+	struct es_chain *chain = es_chain_new();
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	char *raw = NULL, *comp = NULL;
+	size_t rawlen = 0, clen, bound;
+	const char *src;
+	size_t srclen;
+	int rc = 0;
+
+	if (!chain || !cc) {
+		rc = es_fail(err, ES_IO, "out of memory");
+		goto out;
+	}
+	es_store_seg_path(j->r->s, j->seg, path, sizeof(path));
+	raw = es_read_file(path, &rawlen);
+	if (!raw) {
+		rc = es_fail_errno(err, ES_IO, "cannot read '%s'", path);
+		goto out;
+	}
+	if ((rc = strip_segment(j, raw, rawlen, chain, &stripped, err)))
+		goto out;
+	src = o->verbatim ? raw : stripped.p;
+	srclen = o->verbatim ? rawlen : stripped.len;
+	bound = ZSTD_compressBound(srclen);
+	comp = malloc(bound);
+	if (!comp) {
+		rc = es_fail(err, ES_IO, "out of memory");
+		goto out;
+	}
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, o->level);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+	clen = ZSTD_compress2(cc, comp, bound, src, srclen);
+	if (ZSTD_isError(clen)) {
+		rc = es_fail(err, ES_IO, "zstd: %s", ZSTD_getErrorName(clen));
+		goto out;
+	}
+	es_buf_release(&stripped);
+	j->e.bytes = clen;
+	j->e.level = o->level;
+	j->e.verbatim = o->verbatim;
+	if (es_sha256_hex(comp, clen, j->e.sha256)) {
+		rc = es_fail(err, ES_IO, "sha256 failed");
+		goto out;
+	}
+	if ((rc = write_temp(j, comp, clen, err)))
+		goto out;
+	free(comp);
+	comp = NULL;
+	rc = verify_temp(j, raw, rawlen, err);
+out:
+	if (rc && j->tmp[0])
+		unlink(j->tmp);
+	es_buf_release(&stripped);
+	free(raw);
+	free(comp);
+	ZSTD_freeCCtx(cc);
+	es_chain_free(chain);
+	return rc;
+}
+
+static void *worker(void *arg)
+{
+	struct job *j = arg;
+
+	j->rc = compress_job(j, &j->err);
+	return NULL;
+}
+
+/* Remove log copies of archived segments, under the writers' lock. */
+static int remove_log_copies(struct run *r, const uint64_t *segs, size_t n, int verify)
+{
+	struct es_store *s = r->s;
+	char path[PATH_MAX], logdir[PATH_MAX];
+	int rc = 0;
+
+	if (es_store_lock(s, r->err))
+		return r->err->code;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct es_archive_seg *e = es_archive_find(r->a, segs[i]);
+		es_store_seg_path(s, segs[i], path, sizeof(path));
+		if (!e) {
+			rc = es_fail(r->err, ES_CORRUPT, "log/%020llu.ndjson: overlaps the archive, "
+				     "which has no segment starting there; nothing removed",
+				     (unsigned long long)segs[i]);
+			break;
+		}
+		if (verify) {
+			/* Left by an interrupted run: check before removing. */
+			char *orig, *rest;
+			size_t olen, rlen;
+			orig = es_read_file(path, &olen);
+			if (!orig) {
+				if (errno == ENOENT)
+					continue;
+				rc = es_fail_errno(r->err, ES_IO, "cannot read '%s'", path);
+				break;
+			}
+			rc = restore_all(s->dir, e, ES_ARD_SHA256, &rest, &rlen, r->err);
+			if (rc == 0 && (rlen != olen || memcmp(orig, rest, olen) != 0))
+				rc = es_fail(r->err, ES_CORRUPT, "log/%020llu.ndjson: differs from its "
+					     "archived copy; nothing removed",
+					     (unsigned long long)segs[i]);
+			free(orig);
+			if (rc == 0)
+				free(rest);
+			if (rc)
+				break;
+		}
+		es_crash_point("archive-before-unlink");
+		if (unlink(path) != 0 && errno != ENOENT) {
+			rc = es_fail_errno(r->err, ES_IO, "cannot remove '%s'", path);
+			break;
+		}
+		if (verify)
+			act(r, ES_ACT_FINISHED, e, path);
+	}
+	snprintf(logdir, sizeof(logdir), "%s/log", s->dir);
+	if (rc == 0 && es_fsync_dir(logdir) != 0)
+		rc = es_fail_errno(r->err, ES_IO, "cannot sync '%s'", logdir);
+	es_store_unlock(s);
+	return rc;
+}
+
+static int is_digits(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return 1;
+}
+
+/* Leftovers of interrupted runs in an archive directory: temps, and files
+ * the MANIFEST does not list whose segment is still in log/ (archiving was
+ * cut before the MANIFEST) or was purged (purging was cut after it). */
+static int clean_dir(struct run *r, const char *dir, const char *rec)
+{
+	struct es_head start;
+	struct dirent *de;
+	int changed = 0, rc = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return errno == ENOENT ? 0 : es_fail_errno(r->err, ES_IO, "cannot read '%s'", dir);
+	es_archive_start(r->a, &start);
+	while ((de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+		size_t len = strlen(n);
+		char path[PATH_MAX + 300], logp[PATH_MAX];
+		int drop = 0;
+		if (len > 16 + 5 && strncmp(n, "MANIFEST.tmp.", 13) == 0 && is_digits(n + 13, len - 13))
+			drop = 1;
+		else if (len > 35 && is_digits(n, 20) && strncmp(n + 20, ".ndjson.zst.tmp.", 16) == 0)
+			drop = 1;
+		else if (len == 31 && is_digits(n, 20) && strcmp(n + 20, ".ndjson.zst") == 0) {
+			uint64_t seq = strtoull(n, NULL, 10);
+			const struct es_archive_seg *e = es_archive_find(r->a, seq);
+			if (e && strcmp(e->dir, rec) == 0)
+				continue;
+			es_store_seg_path(r->s, seq, logp, sizeof(logp));
+			if (!e && (seq <= start.seq || access(logp, F_OK) == 0))
+				drop = 1;
+		}
+		if (!drop)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, n);
+		act(r, ES_ACT_CLEANED, NULL, path);
+		if (r->o->dry_run)
+			continue;
+		if (unlink(path) != 0 && errno != ENOENT) {
+			rc = es_fail_errno(r->err, ES_IO, "cannot remove '%s'", path);
+			break;
+		}
+		changed = 1;
+	}
+	closedir(d);
+	if (rc == 0 && changed && es_fsync_dir(dir) != 0)
+		rc = es_fail_errno(r->err, ES_IO, "cannot sync '%s'", dir);
+	return rc;
+}
+
+/* What an interrupted run left: finish it first. */
+static int finish_pending(struct run *r)
+{
+	struct es_store *s = r->s;
+	struct es_head end;
+	uint64_t *copies;
+	size_t n = 0;
+	int rc = 0;
+
+	es_archive_end(r->a, &end);
+	copies = malloc((s->nsegs + 1) * sizeof(*copies));
+	if (!copies)
+		return es_fail(r->err, ES_IO, "out of memory");
+	for (size_t i = 0; i < s->nsegs; i++)
+		if (s->segs[i] <= end.seq)
+			copies[n++] = s->segs[i];
+	if (n > 0 && r->o->dry_run) {
+		for (size_t i = 0; i < n; i++) {
+			char path[PATH_MAX];
+			es_store_seg_path(s, copies[i], path, sizeof(path));
+			act(r, ES_ACT_FINISHED, es_archive_find(r->a, copies[i]), path);
+		}
+	} else if (n > 0) {
+		rc = remove_log_copies(r, copies, n, 1);
+	}
+	free(copies);
+	if (rc == 0)
+		rc = clean_dir(r, r->arcdir, ES_ARCHIVE_DIR);
+	if (rc == 0 && strcmp(r->dest_rec, ES_ARCHIVE_DIR) != 0)
+		rc = clean_dir(r, r->dest, r->dest_rec);
+	return rc;
+}
+
+/* The log segments to archive: sealed, every event older than the cutoff,
+ * in order from the end of the archive. Rolls the active segment when it
+ * qualifies too. Under the writers' lock (unless dry_run). */
+static int select_segments(struct run *r, struct job **jobs, size_t *njobs)
+{
+	struct es_store *s = r->s;
+	struct es_head end;
+	char prev[ES_HASH_HEX + 1];
+	uint64_t next;
+	size_t n = 0;
+	int rc = 0;
+
+	*jobs = NULL;
+	*njobs = 0;
+	if (!r->o->dry_run && es_store_lock(s, r->err))
+		return r->err->code;
+	es_archive_end(r->a, &end);
+	next = end.seq + 1;
+	memcpy(prev, end.hash, ES_HASH_HEX + 1);
+	*jobs = calloc(s->nsegs + 1, sizeof(**jobs));
+	if (!*jobs) {
+		rc = es_fail(r->err, ES_IO, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < s->nsegs; i++) {
+		uint64_t seg = s->segs[i], size;
+		char path[PATH_MAX];
+		int active = i + 1 == s->nsegs;
+		struct tail t;
+		if (seg < next)
+			continue; /* a copy of an archived segment (dry run) */
+		es_store_seg_path(s, seg, path, sizeof(path));
+		size = path_size(path);
+		if (active && (rc = es_store_visible_end(s, seg, &size, r->err)))
+			break;
+		if ((rc = log_tail(s, seg, size, &t, r->err)))
+			break;
+		if (t.empty || t.ts >= r->o->before)
+			break;
+		if (seg != next) {
+			rc = es_fail(r->err, ES_CORRUPT, "log/%020llu.ndjson: starts at seq %llu, but "
+				     "the archive ends at seq %llu", (unsigned long long)seg,
+				     (unsigned long long)seg, (unsigned long long)next - 1);
+			break;
+		}
+		if (active) {
+			act(r, ES_ACT_ROLLED, NULL, path);
+			if (!r->o->dry_run &&
+			    (rc = es_store_prepare_append(s, (size_t)s->segment_size + 1, r->err)))
+				break;
+		}
+		struct job *j = &(*jobs)[n++];
+		j->r = r;
+		j->seg = seg;
+		j->raw_size = size;
+		memcpy(j->prev, prev, ES_HASH_HEX + 1);
+		memcpy(prev, t.hash, ES_HASH_HEX + 1);
+		next = t.seq + 1;
+		if (active)
+			break;
+	}
+	*njobs = n;
+out:
+	if (!r->o->dry_run)
+		es_store_unlock(s);
+	return rc;
+}
+
+/* Rename into place, list in the MANIFEST, then remove the log/ copy. */
+static int commit_job(struct run *r, struct job *j)
+{
+	const struct es_archive_seg *e;
+
+	es_crash_point("archive-after-write");
+	if (es_rename(j->tmp, j->final) != 0) {
+		es_fail_errno(r->err, ES_IO, "cannot rename '%s'", j->tmp);
+		unlink(j->tmp);
+		return r->err->code;
+	}
+	if (es_fsync_dir(j->final) != 0)
+		return es_fail_errno(r->err, ES_IO, "cannot sync '%s'", r->dest);
+	es_ts_format(es_now_us(), j->e.archived_at);
+	if (es_archive_add(r->a, &j->e) != 0)
+		return es_fail(r->err, ES_IO, "out of memory");
+	if (es_archive_write(r->s->dir, r->a, r->err)) {
+		seg_release(&r->a->segs[--r->a->n]);
+		return r->err->code;
+	}
+	es_crash_point("archive-after-manifest");
+	if (remove_log_copies(r, &j->seg, 1, 0))
+		return r->err->code;
+	e = &r->a->segs[r->a->n - 1];
+	act(r, ES_ACT_ARCHIVED, e, j->final);
+	r->st->segments++;
+	r->st->events += e->events;
+	r->st->raw_bytes += e->raw_bytes;
+	r->st->bytes += e->bytes;
+	return 0;
+}
+
+static int archive_segments(struct run *r)
+{
+	struct job *jobs;
+	size_t n, jn = (size_t)(r->o->jobs > 0 ? r->o->jobs : 1);
+	uint64_t total = 0, done = 0;
+	double t0 = now_s();
+	int rc;
+
+	if ((rc = select_segments(r, &jobs, &n)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = &jobs[i];
+		snprintf(j->file, sizeof(j->file), "%020llu.ndjson.zst", (unsigned long long)j->seg);
+		snprintf(j->final, sizeof(j->final), "%s/%s", r->dest, j->file);
+		snprintf(j->tmp, sizeof(j->tmp), "%s.tmp.%ld", j->final, (long)getpid());
+		j->e.file = j->file;
+		j->e.dir = r->dest_rec;
+		total += j->raw_size;
+	}
+	if (r->o->dry_run) {
+		for (size_t i = 0; i < n; i++) {
+			jobs[i].e.first_seq = jobs[i].seg;
+			jobs[i].e.raw_bytes = jobs[i].raw_size;
+			act(r, ES_ACT_ARCHIVED, &jobs[i].e, jobs[i].final);
+		}
+		goto out;
+	}
+	for (size_t i = 0; i < n && rc == 0; i += jn) {
+		size_t m = n - i < jn ? n - i : jn;
+		pthread_t th[256];
+		int started[256] = {0};
+		for (size_t k = 1; k < m; k++)
+			started[k] = pthread_create(&th[k], NULL, worker, &jobs[i + k]) == 0;
+		worker(&jobs[i]);
+		for (size_t k = 1; k < m; k++) {
+			if (started[k])
+				pthread_join(th[k], NULL);
+			else
+				worker(&jobs[i + k]);
+		}
+		for (size_t k = 0; k < m; k++) {
+			struct job *j = &jobs[i + k];
+			if (rc == 0 && j->rc) {
+				*r->err = j->err;
+				rc = j->rc;
+			} else if (rc == 0) {
+				rc = commit_job(r, j);
+				done += j->raw_size;
+				if (r->o->progress)
+					r->o->progress(r->o->arg, done, total);
+			}
+			if (rc)
+				unlink(j->tmp);
+		}
+	}
+out:
+	r->st->seconds = now_s() - t0;
+	free(jobs);
+	return rc;
+}
+
+static int purge(struct run *r)
+{
+	struct es_archive *a = r->a;
+	struct es_archive_purge p;
+	char (*paths)[PATH_MAX] = NULL;
+	size_t k = 0;
+	int rc = 0;
+
+	while (k < a->n) {
+		int64_t t;
+		if (es_ts_parse(a->segs[k].last_ts, ES_TS_LEN, &t) || t >= r->o->purge_before)
+			break;
+		k++;
+	}
+	if (k == 0)
+		return 0;
+	if (r->o->dry_run) {
+		for (size_t i = 0; i < k; i++) {
+			char path[PATH_MAX];
+			es_archive_seg_path(r->s->dir, &a->segs[i], path, sizeof(path));
+			act(r, ES_ACT_PURGED, &a->segs[i], path);
+		}
+		return 0;
+	}
+	paths = malloc(k * sizeof(*paths));
+	if (!paths)
+		return es_fail(r->err, ES_IO, "out of memory");
+	memset(&p, 0, sizeof(p));
+	if (a->purged)
+		p = a->purge;
+	else
+		p.first_seq = a->segs[0].first_seq;
+	for (size_t i = 0; i < k; i++) {
+		const struct es_archive_seg *e = &a->segs[i];
+		es_archive_seg_path(r->s->dir, e, paths[i], PATH_MAX);
+		p.events += e->events;
+		p.raw_bytes += e->raw_bytes;
+		p.bytes += e->bytes;
+		p.segments++;
+	}
+	p.last_seq = a->segs[k - 1].last_seq;
+	memcpy(p.last_hash, a->segs[k - 1].last_hash, ES_HASH_HEX + 1);
+	memcpy(p.last_ts, a->segs[k - 1].last_ts, ES_TS_LEN + 1);
+	es_ts_format(es_now_us(), p.purged_at);
+	/* The new MANIFEST first: a file it no longer lists is gone for
+	 * readers, and the next run deletes it if this one cannot. */
+	struct es_archive na = *a;
+	na.segs = a->segs + k;
+	na.n = a->n - k;
+	na.purged = 1;
+	na.purge = p;
+	if ((rc = es_archive_write(r->s->dir, &na, r->err)))
+		goto out;
+	es_crash_point("archive-purge-after-manifest");
+	for (size_t i = 0; i < k; i++) {
+		act(r, ES_ACT_PURGED, &a->segs[i], paths[i]);
+		if (unlink(paths[i]) != 0 && errno != ENOENT) {
+			rc = es_fail_errno(r->err, ES_IO, "cannot remove '%s'", paths[i]);
+			break;
+		}
+		if (es_fsync_dir(paths[i]) != 0) {
+			rc = es_fail_errno(r->err, ES_IO, "cannot sync the directory of '%s'", paths[i]);
+			break;
+		}
+		r->st->purged_segments++;
+	}
+	for (size_t i = 0; i < k; i++)
+		seg_release(&a->segs[i]);
+	memmove(a->segs, a->segs + k, (a->n - k) * sizeof(*a->segs));
+	a->n -= k;
+	a->purged = 1;
+	a->purge = p;
+out:
+	free(paths);
+	return rc;
+}
+
+static int setup_dest(struct run *r)
+{
+	const char *to = r->o->to;
+	char real[PATH_MAX];
+
+	snprintf(r->arcdir, sizeof(r->arcdir), "%s/" ES_ARCHIVE_DIR, r->s->dir);
+	if (!to) {
+		snprintf(r->dest, sizeof(r->dest), "%s", r->arcdir);
+		snprintf(r->dest_rec, sizeof(r->dest_rec), "%s", ES_ARCHIVE_DIR);
+		return 0;
+	}
+	if (!realpath(to, real))
+		return es_fail_errno(r->err, ES_IO, "--to: cannot use '%s'", to);
+	snprintf(r->dest, sizeof(r->dest), "%s", real);
+	snprintf(r->dest_rec, sizeof(r->dest_rec), "%s", real);
+	/* The store's own archive/ is recorded relative, so the store can move. */
+	if (realpath(r->arcdir, real) && strcmp(real, r->dest) == 0)
+		snprintf(r->dest_rec, sizeof(r->dest_rec), "%s", ES_ARCHIVE_DIR);
+	return 0;
+}
+
+int es_archive_run(struct es_store *s, const struct es_archive_opts *o,
+		   struct es_archive_stats *st, struct es_error *err)
+{
+	struct run r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	memset(st, 0, sizeof(*st));
+	r.s = s;
+	r.o = o;
+	r.st = st;
+	r.err = err;
+	r.lock_fd = -1;
+	if (o->level < 1 || o->level > ZSTD_maxCLevel())
+		return es_fail(err, ES_USAGE, "--level: must be between 1 and %d", ZSTD_maxCLevel());
+	if ((rc = setup_dest(&r)))
+		return rc;
+	if (!o->dry_run && (rc = archive_lock(&r)))
+		goto out;
+	/* Under the archive lock, the MANIFEST is ours to change. */
+	if ((rc = es_store_list_segments(s, err)) || (rc = es_archive_load(s->dir, &r.a, err)))
+		goto out;
+	if (!r.a && !(r.a = calloc(1, sizeof(*r.a)))) {
+		rc = es_fail(err, ES_IO, "out of memory");
+		goto out;
+	}
+	if ((rc = finish_pending(&r)))
+		goto out;
+	if (o->has_before && (rc = archive_segments(&r)))
+		goto out;
+	if (o->has_purge)
+		rc = purge(&r);
+out:
+	es_archive_free(r.a);
+	if (r.lock_fd >= 0)
+		close(r.lock_fd);
+	return rc;
+}
+
+/* ---- es-verify ---- */
+
+struct vctx {
+	es_archive_report_fn report;
+	void *arg;
+	struct es_archive_vstat *st;
+};
+
+__attribute__((format(printf, 5, 6)))
+static void finding(struct vctx *v, enum es_archive_finding kind, const char *file, uint64_t seq,
+		    const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (kind == ES_AV_FAILURE)
+		v->st->failures++;
+	else if (kind == ES_AV_WARNING)
+		v->st->warnings++;
+	if (v->report)
+		v->report(v->arg, kind, file, seq, msg);
+}
+
+/* Every record of one archived segment, restored. */
+static int verify_seg(struct es_store *s, struct vctx *v, const struct es_archive_seg *e,
+		      json_t *versions, int purged, int64_t *last_ts, struct es_error *err)
+{
+	struct es_archive_rd *rd;
+	char name[PATH_MAX], path[PATH_MAX];
+	struct es_buf key = ES_BUF_INIT;
+	const char *line, *why;
+	size_t len;
+	uint64_t off;
+	struct es_rec r;
+	int rc, first = 1;
+	struct stat sb;
+
+	seg_name(e, name, sizeof(name));
+	es_archive_seg_path(s->dir, e, path, sizeof(path));
+	if (stat(path, &sb) != 0) {
+		finding(v, ES_AV_FAILURE, name, e->first_seq, "missing: %s", strerror(errno));
+		return 0;
+	}
+	if (es_archive_rd_open(&rd, s->dir, e, ES_ARD_SHA256, err))
+		return err->code;
+	while ((rc = es_archive_rd_next(rd, &line, &len, &off, err)) == 1) {
+		int64_t t;
+		json_t *jv;
+		if (es_rec_parse(line, len, ES_REC_BODY, &r, &why) != 0) {
+			finding(v, ES_AV_FAILURE, name, e->first_seq + v->st->records, "%s", why);
+			rc = 0;
+			break;
+		}
+		if (es_ts_parse(r.ts, ES_TS_LEN, &t) != 0 || t < *last_ts)
+			finding(v, ES_AV_FAILURE, name, r.seq, "ts out of order");
+		if (first && memcmp(r.ts, e->first_ts, ES_TS_LEN) != 0)
+			finding(v, ES_AV_FAILURE, name, r.seq, "first ts %.27s, the MANIFEST says %s",
+				r.ts, e->first_ts);
+		if (r.seq == e->last_seq && memcmp(r.ts, e->last_ts, ES_TS_LEN) != 0)
+			finding(v, ES_AV_FAILURE, name, r.seq, "last ts %.27s, the MANIFEST says %s",
+				r.ts, e->last_ts);
+		first = 0;
+		*last_ts = t;
+		jv = json_object_getn(versions, r.stream, r.stream_len);
+		if (jv && r.version != (uint64_t)json_integer_value(jv) + 1)
+			finding(v, ES_AV_FAILURE, name, r.seq, "stream %.*s: version %llu after %llu",
+				(int)r.stream_len, r.stream, (unsigned long long)r.version,
+				(unsigned long long)json_integer_value(jv));
+		else if (!jv && r.version != 1 && !purged)
+			finding(v, ES_AV_FAILURE, name, r.seq, "stream %.*s: first version is %llu",
+				(int)r.stream_len, r.stream, (unsigned long long)r.version);
+		if (json_object_setn_new(versions, r.stream, r.stream_len,
+					 json_integer((json_int_t)r.version))) {
+			rc = -es_fail(err, ES_IO, "out of memory");
+			break;
+		}
+		v->st->records++;
+		v->st->raw_bytes += len + 1;
+	}
+	es_archive_rd_close(rd);
+	es_buf_release(&key);
+	if (rc < 0 && err->code == ES_CORRUPT) {
+		/* the message names the file already */
+		finding(v, ES_AV_FAILURE, name, 0, "%s", err->msg + (strncmp(err->msg, name,
+			strlen(name)) == 0 && err->msg[strlen(name)] == ':' ? strlen(name) + 2 : 0));
+		es_error_clear(err);
+		rc = 0;
+	}
+	if (rc < 0)
+		return -rc;
+	v->st->segments++;
+	v->st->bytes += e->bytes;
+	return 0;
+}
+
+/* The first line of a file into *buf (malloc'd, without '\n'); 1 when the
+ * file is empty. */
+static int first_line(const char *path, char **buf, size_t *len, struct es_error *err)
+{
+	size_t want = 1 << 16;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	for (;;) {
+		char *b = malloc(want), *nl;
+		ssize_t n;
+		if (!b) {
+			close(fd);
+			return es_fail(err, ES_IO, "out of memory");
+		}
+		n = es_pread_full(fd, b, want, 0);
+		if (n < 0) {
+			free(b);
+			close(fd);
+			return es_fail_errno(err, ES_IO, "cannot read '%s'", path);
+		}
+		nl = memchr(b, '\n', (size_t)n);
+		if (nl || (size_t)n < want) {
+			close(fd);
+			if (n == 0) {
+				free(b);
+				return 1;
+			}
+			*buf = b;
+			*len = nl ? (size_t)(nl - b) : (size_t)n;
+			return 0;
+		}
+		free(b);
+		want *= 4;
+	}
+}
+
+/* The log must go on where the archive ends. */
+static int verify_log_join(struct es_store *s, struct vctx *v, const struct es_archive *a,
+			   struct es_error *err)
+{
+	const struct es_head *end = &v->st->end;
+	char path[PATH_MAX], name[64], *line = NULL;
+	size_t len = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < s->nsegs; i++) {
+		uint64_t seg = s->segs[i];
+		snprintf(name, sizeof(name), "log/%020llu.ndjson", (unsigned long long)seg);
+		es_store_seg_path(s, seg, path, sizeof(path));
+		if (seg <= end->seq) {
+			const struct es_archive_seg *e = es_archive_find(a, seg);
+			char *orig = NULL, *rest = NULL;
+			size_t olen, rlen;
+			finding(v, ES_AV_WARNING, name, seg, "also archived (an es-archive was "
+				"interrupted; the next run removes this copy)");
+			if (!e) {
+				finding(v, ES_AV_FAILURE, name, seg, "overlaps the archive, which has no "
+					"segment starting there");
+				continue;
+			}
+			orig = es_read_file(path, &olen);
+			if (orig && restore_all(s->dir, e, 0, &rest, &rlen, err) == 0 &&
+			    (olen != rlen || memcmp(orig, rest, olen) != 0))
+				finding(v, ES_AV_FAILURE, name, seg, "differs from its archived copy");
+			es_error_clear(err);
+			free(orig);
+			free(rest);
+			continue;
+		}
+		if (seg != end->seq + 1) {
+			finding(v, ES_AV_FAILURE, name, seg, "the log goes on at seq %llu, but the "
+				"archive ends at seq %llu", (unsigned long long)seg,
+				(unsigned long long)end->seq);
+			return 0;
+		}
+		rc = first_line(path, &line, &len, err);
+		if (rc == 1)
+			return 0;
+		if (rc)
+			return rc;
+		struct es_rec r;
+		const char *why;
+		struct es_chain *c = es_chain_new();
+		if (!c)
+			rc = es_fail(err, ES_IO, "out of memory");
+		else if (es_rec_parse(line, len, 0, &r, &why) != 0 || r.seq != seg)
+			finding(v, ES_AV_FAILURE, name, seg, "no record with seq %llu at its start",
+				(unsigned long long)seg);
+		else if (!es_rec_check(c, end->hash, line, &r))
+			finding(v, ES_AV_FAILURE, name, seg, "does not chain on the archive's last "
+				"hash %s", end->hash);
+		es_chain_free(c);
+		free(line);
+		return rc;
+	}
+	return 0;
+}
+
+/* Archive files the MANIFEST does not list. */
+static void verify_strays(struct es_store *s, struct vctx *v, const struct es_archive *a)
+{
+	char dir[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/" ES_ARCHIVE_DIR, s->dir);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+		const struct es_archive_seg *e;
+		char name[300];
+		if (strlen(n) != 31 || !is_digits(n, 20) || strcmp(n + 20, ".ndjson.zst") != 0)
+			continue;
+		e = es_archive_find(a, strtoull(n, NULL, 10));
+		if (e && strcmp(e->dir, ES_ARCHIVE_DIR) == 0)
+			continue;
+		snprintf(name, sizeof(name), ES_ARCHIVE_DIR "/%s", n);
+		finding(v, ES_AV_WARNING, name, 0, "not listed in the MANIFEST (left by an "
+			"interrupted es-archive; the next run removes it)");
+	}
+	closedir(d);
+}
+
+int es_archive_verify(struct es_store *s, es_archive_report_fn report, void *arg,
+		      struct es_archive_vstat *st, struct es_error *err)
+{
+	struct vctx v = {report, arg, st};
+	struct es_archive *a = NULL;
+	struct es_head h;
+	json_t *versions;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	es_archive_start(NULL, &st->end);
+	rc = es_archive_load(s->dir, &a, err);
+	if (rc == ES_CORRUPT) {
+		finding(&v, ES_AV_FAILURE, ES_ARCHIVE_DIR "/" ES_ARCHIVE_MANIFEST, 0, "%s", err->msg);
+		es_error_clear(err);
+		return 0;
+	}
+	if (rc || (rc = es_store_list_segments(s, err)))
+		return rc;
+	if (!a) {
+		verify_strays(s, &v, NULL);
+		return 0;
+	}
+	if (a->purged) {
+		st->purged_seq = a->purge.last_seq;
+		memcpy(st->purged_hash, a->purge.last_hash, ES_HASH_HEX + 1);
+		finding(&v, ES_AV_NOTE, ES_ARCHIVE_DIR "/" ES_ARCHIVE_MANIFEST, a->purge.last_seq,
+			"seq %llu-%llu purged at %s (%llu segments, %llu events, last ts %s): "
+			"checked from the anchor, seq %llu hash %s",
+			(unsigned long long)a->purge.first_seq, (unsigned long long)a->purge.last_seq,
+			a->purge.purged_at, (unsigned long long)a->purge.segments,
+			(unsigned long long)a->purge.events, a->purge.last_ts,
+			(unsigned long long)a->purge.last_seq, a->purge.last_hash);
+	}
+	versions = json_object();
+	if (!versions) {
+		es_archive_free(a);
+		return es_fail(err, ES_IO, "out of memory");
+	}
+	es_archive_start(a, &h);
+	for (size_t i = 0; i < a->n && rc == 0; i++)
+		rc = verify_seg(s, &v, &a->segs[i], versions, a->purged, &h.ts, err);
+	json_decref(versions);
+	es_archive_end(a, &st->end);
+	if (rc == 0)
+		rc = verify_log_join(s, &v, a, err);
+	if (rc == 0)
+		verify_strays(s, &v, a);
+	es_archive_free(a);
+	return rc;
+}
+
+/* ---- --list ---- */
+
+int es_archive_list(struct es_store *s, int (*cb)(void *arg, const struct es_archive_item *it),
+		    void *arg, struct es_error *err)
+{
+	const struct es_archive *a;
+	struct es_archive_item it;
+	struct es_head end;
+	int rc;
+
+	if ((rc = es_store_list_segments(s, err)))
+		return rc;
+	a = s->archive;
+	es_archive_end(a, &end);
+	if (a && a->purged) {
+		memset(&it, 0, sizeof(it));
+		it.tier = "purged";
+		snprintf(it.file, sizeof(it.file), "-");
+		it.first_seq = a->purge.first_seq;
+		it.last_seq = a->purge.last_seq;
+		it.events = a->purge.events;
+		it.bytes = a->purge.bytes;
+		it.raw_bytes = a->purge.raw_bytes;
+		memcpy(it.last_ts, a->purge.last_ts, ES_TS_LEN + 1);
+		if (cb(arg, &it))
+			return 0;
+	}
+	for (size_t i = 0; a && i < a->n; i++) {
+		const struct es_archive_seg *e = &a->segs[i];
+		memset(&it, 0, sizeof(it));
+		it.tier = e->dir[0] == '/' ? "cold" : "archive";
+		seg_name(e, it.file, sizeof(it.file));
+		it.first_seq = e->first_seq;
+		it.last_seq = e->last_seq;
+		it.events = e->events;
+		it.bytes = e->bytes;
+		it.raw_bytes = e->raw_bytes;
+		memcpy(it.last_ts, e->last_ts, ES_TS_LEN + 1);
+		if (cb(arg, &it))
+			return 0;
+	}
+	for (size_t i = 0; i < s->nsegs; i++) {
+		uint64_t seg = s->segs[i], size;
+		char path[PATH_MAX];
+		int active = i + 1 == s->nsegs;
+		struct tail t;
+		memset(&it, 0, sizeof(it));
+		es_store_seg_path(s, seg, path, sizeof(path));
+		size = path_size(path);
+		it.tier = seg <= end.seq ? "pending" : active ? "active" : "log";
+		snprintf(it.file, sizeof(it.file), "log/%020llu.ndjson", (unsigned long long)seg);
+		it.first_seq = seg;
+		it.bytes = it.raw_bytes = size;
+		if (active && (rc = es_store_visible_end(s, seg, &size, err)))
+			return rc;
+		if ((rc = log_tail(s, seg, size, &t, err)))
+			return rc;
+		if (!t.empty) {
+			it.last_seq = t.seq;
+			it.events = t.seq - seg + 1;
+			es_ts_format(t.ts, it.last_ts);
+		}
+		if (cb(arg, &it))
+			return 0;
+	}
+	return 0;
+}
