@@ -237,24 +237,17 @@ static int past(const struct app *a, const struct es_rec *r)
 	return r->seq > a->seq_lim || (a->has_ts_lim && memcmp(r->ts, a->ts_lim, ES_TS_LEN) > 0);
 }
 
-/* Write a.out as one output record; 1 once no more should be written
- * (--limit reached, or a write error, which es_cli_close_stdout reports). */
-static int emit(struct app *a)
+/* Write one output record (p, n, then a newline when nl); 1 once no more
+ * should be written (--limit reached, or a write error, which
+ * es_cli_close_stdout reports). */
+static int emit(struct app *a, const char *p, size_t n, int nl)
 {
 	if (a->printed >= a->com.limit)
 		return 1;
-	if (fwrite(a->out.p, 1, a->out.len, stdout) != a->out.len)
+	if (fwrite(p, 1, n, stdout) != n || (nl && putchar('\n') == EOF))
 		return 1;
 	a->printed++;
 	return a->printed >= a->com.limit || ferror(stdout);
-}
-
-static int put_line(struct app *a, const char *line, size_t len)
-{
-	es_buf_reset(&a->out);
-	if (es_buf_add(&a->out, line, len) || es_buf_addc(&a->out, '\n'))
-		return -es_fail(&a->err, ES_IO, "out of memory");
-	return emit(a);
 }
 
 /* Keep a line for --reverse: only the last --limit of them are kept. */
@@ -292,8 +285,7 @@ static void ring_flush(struct app *a)
 
 	for (size_t i = g->n; i-- > 0;) {
 		struct es_buf *b = &g->v[(g->head + i) % g->n];
-		es_buf_reset(&a->out);
-		if (es_buf_add(&a->out, b->p, b->len) || emit(a))
+		if (emit(a, b->p, b->len, 0))
 			break;
 	}
 	for (size_t i = 0; i < g->cap; i++)
@@ -307,7 +299,7 @@ static int print_fold(struct app *a, const struct es_fold *f)
 	es_buf_reset(&a->out);
 	if (es_fold_print(f, &a->out))
 		return -es_fail(&a->err, ES_IO, "out of memory");
-	return emit(a);
+	return emit(a, a->out.p, a->out.len, 0);
 }
 
 static int print_change(struct app *a, const struct es_fold *f, const struct change *c)
@@ -327,7 +319,7 @@ static int print_change(struct app *a, const struct es_fold *f, const struct cha
 	json_decref(patch);
 	if (bad)
 		return -es_fail(&a->err, ES_IO, "out of memory");
-	return emit(a);
+	return emit(a, o->p, o->len, 0);
 }
 
 /* The first event of a stream after T1: remember the state before it. */
@@ -403,10 +395,10 @@ static int state_scan(struct app *a, struct es_log *lg)
 		rc = -n;
 	for (size_t i = 0; rc == 0 && i < fs.n; i++) {
 		int e = print_fold(a, &fs.f[a->com.reverse ? fs.n - 1 - i : i]);
-		if (e)
-			rc = e < 0 ? -e : 0;
-		if (e)
+		if (e) {
+			rc = e < 0 ? -e : 0; /* an error, or the end of the output */
 			break;
+		}
 	}
 	es_foldset_release(&fs);
 	return rc;
@@ -479,7 +471,7 @@ static int lines_scan(struct app *a, struct es_log *lg)
 	const char *line;
 	size_t len;
 	struct es_rec r;
-	int n, e;
+	int n;
 
 	while ((n = es_log_next(lg, &line, &len, &r, 0, &a->err)) == 1) {
 		if (past(a, &r))
@@ -491,8 +483,8 @@ static int lines_scan(struct app *a, struct es_log *lg)
 		if (a->com.reverse) {
 			if (ring_add(a, line, len))
 				return a->err.code;
-		} else if ((e = put_line(a, line, len)) != 0) {
-			return e < 0 ? -e : 0;
+		} else if (emit(a, line, len, 1)) {
+			return 0;
 		}
 	}
 	return n < 0 ? -n : 0;
