@@ -82,6 +82,7 @@ struct es_pspec {
 	struct es_pwin *win;
 	size_t nwin;
 	int need_meta;                 /* a rule or the key reads meta: locate it too */
+	int need_data_end;             /* a rule or the key takes data whole: find its end */
 };
 
 /* Compile a spec object (borrowed). ES_DATA with the spec path on errors. */

@@ -472,8 +472,10 @@ static int emit_alerts(struct es_proj *p, struct es_pmsgs *m, struct es_error *e
 }
 
 /* Locate data (and meta when the spec reads it) in a record whose envelope
- * is parsed: cheaper than ES_REC_BODY, which also scans meta. */
-static int locate_body(const char *line, struct es_rec *r, int need_meta)
+ * is parsed: cheaper than ES_REC_BODY, which also scans meta. When nothing
+ * takes data whole, data's span runs on to the end of the body: a path
+ * search stops at data's closing brace anyway, and finding it costs a scan. */
+static int locate_body(const char *line, struct es_rec *r, const struct es_pspec *sp)
 {
 	const char *p = r->id + r->id_len, *end = line + r->body_len;
 	size_t e;
@@ -481,16 +483,19 @@ static int locate_body(const char *line, struct es_rec *r, int need_meta)
 	if (end - p > 10 && memcmp(p, ",\"schema\":", 10) == 0)
 		for (p += 10; p < end && *p >= '0' && *p <= '9'; p++)
 			;
-	if (end - p < 9 || memcmp(p, ",\"data\":", 8) != 0)
+	if (end - p < 10 || memcmp(p, ",\"data\":{", 9) != 0)
 		return -1;
 	p += 8;
+	r->data = p;
+	r->data_len = (size_t)(end - p);
+	if (!sp->need_data_end)
+		return 0;
 	e = es_json_skip(p, (size_t)(end - p), 0);
 	if (e == (size_t)-1)
 		return -1;
-	r->data = p;
 	r->data_len = e;
 	p += e;
-	if (need_meta && end - p > 8 && memcmp(p, ",\"meta\":", 8) == 0) {
+	if (sp->need_meta && end - p > 8 && memcmp(p, ",\"meta\":", 8) == 0) {
 		p += 8;
 		e = es_json_skip(p, (size_t)(end - p), 0);
 		if (e == (size_t)-1)
@@ -506,7 +511,7 @@ int es_proj_key(const struct es_proj *p, const char *line, struct es_rec *r, str
 {
 	int rc;
 
-	if (!r->data && locate_body(line, r, p->spec->need_meta)) {
+	if (!r->data && locate_body(line, r, p->spec)) {
 		es_fail(err, ES_CORRUPT, "seq %llu: data is not a JSON object",
 			(unsigned long long)r->seq);
 		return -1;

@@ -314,20 +314,27 @@ static int compile_windows(struct es_pspec *sp, json_t *ws, struct es_error *err
 	return 0;
 }
 
-/* Whether any rule takes a value from meta (else meta is never located). */
-static int reads_meta(json_t *on)
+/* What the rules read: 1 when a rule takes a value from meta (else meta is
+ * never located), 2 when a rule takes data whole (else data's end is
+ * never looked for: paths inside it are found from its start). */
+static int reads(json_t *on)
 {
 	const char *type;
 	json_t *rules, *rule;
 	size_t i;
+	int what = 0;
 
 	json_object_foreach(on, type, rules)
 		json_array_foreach(rules, i, rule) {
 			const char *from = json_string_value(json_object_get(rule, "from"));
+			const char *op = json_string_value(json_object_get(rule, "op"));
 			if (from && strncmp(from, "meta", 4) == 0 && (from[4] == '\0' || from[4] == '.'))
-				return 1;
+				what |= 1;
+			if ((from && strcmp(from, "data") == 0) ||
+			    (!from && op && strcmp(op, "merge") == 0 && !json_object_get(rule, "value")))
+				what |= 2;
 		}
-	return 0;
+	return what;
 }
 
 static int spec_id(struct es_pspec *sp, struct es_error *err)
@@ -396,7 +403,9 @@ int es_pspec_compile(struct es_pspec **spp, json_t *spec, struct es_error *err)
 			on = empty = json_object();
 		sp->on = json_object_get(spec, "on");
 		rc = es_reducer_compile_rules(&sp->red, on, json_object_get(spec, "init"), "on", err);
-		sp->need_meta = sp->key.kind == ES_PF_META || reads_meta(on);
+		sp->need_meta = sp->key.kind == ES_PF_META || (reads(on) & 1);
+		sp->need_data_end = sp->need_meta || (reads(on) & 2) ||
+				    (sp->key.kind == ES_PF_DATA && sp->key.path.n == 1);
 		json_decref(empty);
 		if (rc)
 			es_error_prefix(err, "spec");
