@@ -68,6 +68,26 @@ three() {
 	family corruption
 }
 
+@test "torture: hostile input and pipelines family (quick)" {
+	family hostile
+}
+
+@test "fuzz targets replay their seed corpus and every regression input (no clang needed)" {
+	local cflags="" t
+	# a sanitizer build's library needs the sanitizers at link time too
+	if nm "$ES_BIN/libes.a" 2>/dev/null | grep -q __asan_init; then
+		cflags="-fsanitize=address,undefined"
+	fi
+	for t in batch_add_line rec_parse; do
+		cc -std=c11 -D_GNU_SOURCE $cflags -I"$ROOT/lib" $(pkg-config --cflags jansson 2>/dev/null) \
+			-o "$TMP/fuzz_$t" "$ROOT/tests/fuzz/fuzz_$t.c" "$ROOT/tests/fuzz/standalone.c" \
+			"$ES_BIN/libes.a" $(pkg-config --libs jansson libzstd lmdb libcrypto 2>/dev/null ||
+				echo -ljansson -lzstd -llmdb -lcrypto) -lpthread -lm
+		run "$TMP/fuzz_$t" "$ROOT"/tests/fuzz/corpus/$t/* $(ls "$ROOT"/tests/fuzz/regress/$t.* 2>/dev/null)
+		assert_success
+	done
+}
+
 # ---- regressions: one per bug the harness found --------------------------------
 
 @test "regression: deleting index/ loses nothing; the next append rebuilds it" {
