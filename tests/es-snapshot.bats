@@ -595,4 +595,11 @@ ignored() {
 	assert_equal "$(jq -r .version <<<"$output" | tr '\n' ' ')" "3 6 11 "
 	run -0 --separate-stderr es-snapshot --verify
 	[ ! -d "$(snapdir order-1)" ]
+	# a snapshot that cannot be written does not undo the stored events
+	sed -i 's/"snapshot_every":3/"snapshot_every":1/' "$ES_STORE/store.json"
+	run -0 --separate-stderr env ES_FAULT=rename:1 es-append <<<"$(ev auto X)"
+	assert_equal "$(jq -r .version <<<"$output")" 12
+	[[ "$stderr" == *"warning"*"the events are stored"* ]]
+	run -0 --separate-stderr es-replay --stream auto --no-snapshots
+	assert_equal "$(jq -r .version <<<"$output")" 12
 }
