@@ -8,7 +8,7 @@
 #include "cli.h"
 #include "store.h"
 
-enum { K_BEFORE = ES_K_PROG, K_PURGE, K_TO, K_LEVEL, K_LIST, K_KEEP, K_NO_WAIT };
+enum { K_BEFORE = ES_K_PROG, K_PURGE, K_TO, K_LEVEL, K_LIST, K_KEEP, K_NO_WAIT, K_VERIFY };
 
 static const struct es_opt opts[] = {
 	ES_OPT_STORE,
@@ -21,6 +21,7 @@ static const struct es_opt opts[] = {
 	{"dry-run", 'n', 0, NULL, "show what would be done, change nothing"},
 	{"list", K_LIST, 0, NULL, "list the segments of every tier, with sizes and ratios"},
 	{"json", ES_K_JSON, 0, NULL, "with --list: one JSON object per segment"},
+	{"verify", K_VERIFY, 0, NULL, "check the archive: MANIFEST, files, restored chain, log/"},
 	{"jobs", ES_K_JOBS, 1, "N", "compress N segments at a time (default 1)"},
 	{"no-wait", K_NO_WAIT, 0, NULL, "fail at once when another es-archive is running"},
 	ES_OPT_COMMON,
@@ -30,7 +31,7 @@ static const struct es_opt opts[] = {
 struct app {
 	struct es_common com;
 	struct es_archive_opts o;
-	int list;
+	int list, verify;
 	const char *storedir;
 	int progress_shown;
 	uint64_t totals[3];  /* --list: events, bytes, raw bytes */
@@ -70,6 +71,9 @@ static int handle(int key, const char *arg, void *p)
 		return 0;
 	case K_NO_WAIT:
 		a->o.no_wait = 1;
+		return 0;
+	case K_VERIFY:
+		a->verify = 1;
 		return 0;
 	}
 	return ES_USAGE;
@@ -221,6 +225,39 @@ static int list(struct app *a, struct es_store *s)
 	return 0;
 }
 
+static void on_finding(void *arg, enum es_archive_finding kind, const char *file, uint64_t seq,
+		       const char *msg)
+{
+	struct app *a = arg;
+	char where[PATH_MAX + 64] = "";
+
+	if (file && seq)
+		snprintf(where, sizeof(where), "%s: seq %llu: ", file, (unsigned long long)seq);
+	else if (file)
+		snprintf(where, sizeof(where), "%s: ", file);
+	if (kind == ES_AV_FAILURE)
+		es_cli_error("%s%s", where, msg);
+	else if (!a->com.quiet)
+		es_cli_error("%s: %s%s", kind == ES_AV_WARNING ? "warning" : "note", where, msg);
+}
+
+static int verify(struct app *a, struct es_store *s)
+{
+	struct es_archive_vstat vs;
+	struct es_error err = {0, ""};
+
+	if (es_archive_verify(s, on_finding, a, &vs, &err))
+		return es_cli_report(&err);
+	if (vs.failures)
+		return ES_NOMATCH;
+	if (!a->com.quiet)
+		es_cli_error("ok: %llu segments, %llu records, %llu bytes (%llu restored); the log "
+			     "goes on after seq %llu", (unsigned long long)vs.segments,
+			     (unsigned long long)vs.records, (unsigned long long)vs.bytes,
+			     (unsigned long long)vs.raw_bytes, (unsigned long long)vs.end.seq);
+	return 0;
+}
+
 static void summary(const struct app *a, const struct es_archive_stats *st)
 {
 	if (st->segments == 0 || a->com.quiet || !a->com.verbose)
@@ -236,7 +273,7 @@ int main(int argc, char **argv)
 {
 	struct app a;
 	struct es_prog prog = {
-		"es-archive", "[options] --before TIME|AGE | --purge-before TIME|AGE | --list",
+		"es-archive", "[options] --before TIME|AGE | --purge-before TIME|AGE | --list | --verify",
 		"Move sealed segments older than a cutoff to compressed, verified archive files;\n"
 		"delete old archived history on request.",
 		opts, handle, &a,
@@ -253,10 +290,11 @@ int main(int argc, char **argv)
 	first = es_cli_parse(&prog, argc, argv, &a.com);
 	if (first < argc)
 		es_cli_usage_error("unexpected operand '%s'", argv[first]);
-	if (a.list && (a.o.has_before || a.o.has_purge || a.o.dry_run))
-		es_cli_usage_error("--list goes alone");
-	if (!a.list && !a.o.has_before && !a.o.has_purge)
-		es_cli_usage_error("nothing to do: give --before, --purge-before or --list");
+	if (a.list + a.verify > 1 || ((a.list || a.verify) &&
+					(a.o.has_before || a.o.has_purge || a.o.dry_run)))
+		es_cli_usage_error("--list and --verify go alone");
+	if (!a.list && !a.verify && !a.o.has_before && !a.o.has_purge)
+		es_cli_usage_error("nothing to do: give --before, --purge-before, --list or --verify");
 	if (a.com.json && !a.list)
 		es_cli_usage_error("--json goes with --list");
 	a.o.jobs = a.com.jobs;
@@ -265,14 +303,15 @@ int main(int argc, char **argv)
 	if (es_cli_progress_enabled() && !a.o.dry_run)
 		a.o.progress = on_progress;
 	a.storedir = a.com.store;
-	rc = es_store_open(&s, a.com.store, a.list || a.o.dry_run ? 0 : ES_OPEN_WRITE, &err);
+	rc = es_store_open(&s, a.com.store, a.list || a.verify || a.o.dry_run ? 0 : ES_OPEN_WRITE,
+			   &err);
 	opened = 1;
 	if (rc) {
 		es_cli_report(&err);
 		goto out;
 	}
-	if (a.list) {
-		rc = list(&a, &s);
+	if (a.list || a.verify) {
+		rc = a.list ? list(&a, &s) : verify(&a, &s);
 		goto out;
 	}
 	rc = es_archive_run(&s, &a.o, &st, &err);

@@ -1369,19 +1369,18 @@ static int is_digits(const char *s, size_t n)
 static int clean_dir(struct run *r, const char *dir, const char *rec)
 {
 	struct es_head start;
-	struct dirent *de;
-	int changed = 0, rc = 0;
-	DIR *d = opendir(dir);
+	struct dirent **de;
+	int changed = 0, rc = 0, nde = scandir(dir, &de, NULL, alphasort);
 
-	if (!d)
+	if (nde < 0)
 		return errno == ENOENT ? 0 : es_fail_errno(r->err, ES_IO, "cannot read '%s'", dir);
 	es_archive_start(r->a, &start);
-	while ((de = readdir(d)) != NULL) {
-		const char *n = de->d_name;
+	for (int i = 0; i < nde && rc == 0; i++) {
+		const char *n = de[i]->d_name;
 		size_t len = strlen(n);
 		char path[PATH_MAX + 300], logp[PATH_MAX];
 		int drop = 0;
-		if (len > 16 + 5 && strncmp(n, "MANIFEST.tmp.", 13) == 0 && is_digits(n + 13, len - 13))
+		if (len > 13 && strncmp(n, "MANIFEST.tmp.", 13) == 0 && is_digits(n + 13, len - 13))
 			drop = 1;
 		else if (len > 35 && is_digits(n, 20) && strncmp(n + 20, ".ndjson.zst.tmp.", 16) == 0)
 			drop = 1;
@@ -1400,13 +1399,13 @@ static int clean_dir(struct run *r, const char *dir, const char *rec)
 		act(r, ES_ACT_CLEANED, NULL, path);
 		if (r->o->dry_run)
 			continue;
-		if (unlink(path) != 0 && errno != ENOENT) {
+		if (unlink(path) != 0 && errno != ENOENT)
 			rc = es_fail_errno(r->err, ES_IO, "cannot remove '%s'", path);
-			break;
-		}
 		changed = 1;
 	}
-	closedir(d);
+	for (int i = 0; i < nde; i++)
+		free(de[i]);
+	free(de);
 	if (rc == 0 && changed && es_fsync_dir(dir) != 0)
 		rc = es_fail_errno(r->err, ES_IO, "cannot sync '%s'", dir);
 	return rc;
@@ -1945,15 +1944,13 @@ static int verify_log_join(struct es_store *s, struct vctx *v, const struct es_a
 static void verify_strays(struct es_store *s, struct vctx *v, const struct es_archive *a)
 {
 	char dir[PATH_MAX];
-	struct dirent *de;
-	DIR *d;
+	struct dirent **de;
+	int nde;
 
 	snprintf(dir, sizeof(dir), "%s/" ES_ARCHIVE_DIR, s->dir);
-	d = opendir(dir);
-	if (!d)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		const char *n = de->d_name;
+	nde = scandir(dir, &de, NULL, alphasort);
+	for (int i = 0; i < nde; i++) {
+		const char *n = de[i]->d_name;
 		const struct es_archive_seg *e;
 		char name[300];
 		if (strlen(n) != 31 || !is_digits(n, 20) || strcmp(n + 20, ".ndjson.zst") != 0)
@@ -1965,7 +1962,10 @@ static void verify_strays(struct es_store *s, struct vctx *v, const struct es_ar
 		finding(v, ES_AV_WARNING, name, 0, "not listed in the MANIFEST (left by an "
 			"interrupted es-archive; the next run removes it)");
 	}
-	closedir(d);
+	for (int i = 0; i < nde; i++)
+		free(de[i]);
+	if (nde >= 0)
+		free(de);
 }
 
 int es_archive_verify(struct es_store *s, es_archive_report_fn report, void *arg,

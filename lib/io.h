@@ -50,6 +50,15 @@ char *es_read_file(const char *path, size_t *len);
  *   before-rename  a temp file is complete and synced, not yet renamed
  *   after-rename   renamed, directory not yet fsync'ed
  *   after-index    the index is updated, nothing printed yet
+ * es-archive (archive.c), once per segment:
+ *   archive-after-write     the compressed segment is written, synced and
+ *                           checked under its temp name, not yet renamed
+ *   archive-after-manifest  the MANIFEST lists the segment; its log/ copy
+ *                           is still there
+ *   archive-before-unlink   the writers' lock is held, the log/ copy is
+ *                           about to be removed
+ *   archive-purge-after-manifest  the MANIFEST no longer lists the purged
+ *                           segments; their files are not yet deleted
  */
 #ifdef ES_TEST_HOOKS
 void es_crash_point(const char *name);

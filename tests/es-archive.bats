@@ -1,0 +1,453 @@
+#!/usr/bin/env bats
+# es-archive: sealed segments to verified zstd archive files; every reader
+# reads them back, byte for byte; crashes at every step are finished by a
+# rerun; retention with an anchor; --list, --dry-run, --level, --to, locks.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+CUT=2026-03-01 # about half of the generated events are older
+
+# A store of 600 generated events (2026-01-01 .. about 2026-05-01) in
+# segments of 16 KiB, batches of 10, and what every reader said before.
+local_setup() {
+	gen-events -n 600 -s 3 >"$TMP/ev"
+	head -n 1 "$TMP/ev" | es-append --import-ts -q
+	sed -i 's/"segment_size":[0-9]*/"segment_size":16384/' "$ES_STORE/store.json"
+	tail -n +2 "$TMP/ev" | es-append --import-ts --batch-size 10 -q
+	snap before
+}
+
+# snap NAME: what the readers say, into $TMP/NAME.*
+snap() {
+	es-replay >"$TMP/$1.states"
+	es-replay --events >"$TMP/$1.events"
+	es-replay --category order- --events >"$TMP/$1.orders"
+	es-replay --stream order-000001 >"$TMP/$1.one"
+	es-replay --stream order-000001 --events --reverse >"$TMP/$1.rev"
+}
+
+# same: every reader gives byte-identical output to before
+same() {
+	snap after
+	local f
+	for f in states events orders one rev; do
+		cmp "$TMP/before.$f" "$TMP/after.$f"
+	done
+}
+
+nlog() { ls "$ES_STORE"/log | wc -l; }
+narc() { ls "$ES_STORE"/archive 2>/dev/null | grep -c '\.zst$' || true; }
+
+# tree: every file of the store but the index and the lock, with its checksum
+tree() {
+	(cd "$ES_STORE" && find . -type f ! -path './index/*' ! -name lock -print0 |
+		sort -z | xargs -0 md5sum)
+}
+
+@test "--help and --version" {
+	run -0 --separate-stderr es-archive --help
+	assert_line --partial "usage: es-archive"
+	assert_line --partial "--purge-before"
+	run -0 --separate-stderr es-archive --version
+	assert_output "es-archive 0.1.0"
+}
+
+@test "usage errors exit 2" {
+	run -2 --separate-stderr es-archive
+	assert_equal "${stderr_lines[0]}" "es-archive: nothing to do: give --before, --purge-before, --list or --verify"
+	run -2 --separate-stderr es-archive --list --before 1d
+	run -2 --separate-stderr es-archive --before yesterday-ish
+	[[ $stderr == *"--before: cannot parse time 'yesterday-ish'"* ]]
+	run -2 --separate-stderr es-archive --before 1d --level 23
+	assert_equal "${stderr_lines[0]}" "es-archive: --level: must be between 1 and 22"
+	run -2 --separate-stderr es-archive --before 1d extra
+}
+
+@test "archiving moves the old sealed segments and every reader reads them back byte for byte" {
+	local n0
+	n0=$(nlog)
+	run -0 --separate-stderr es-archive --before $CUT
+	assert_equal "$stderr" ""
+	[ "$(narc)" -gt 3 ]
+	[ "$(nlog)" -eq $((n0 - $(narc))) ]
+	assert_line --regexp '^archived log/00000000000000000001\.ndjson to archive/00000000000000000001\.ndjson\.zst: seq 1-[0-9]+, [0-9]+ events, [0-9]+ -> [0-9]+ bytes \([0-9.]+x\)$'
+	# nothing left in log/ is older than the cutoff, nothing archived is newer
+	first=$(ls "$ES_STORE"/log | head -n 1)
+	[[ $(head -n 1 "$ES_STORE/log/$first") == *'"ts":"2026-0'[2-5]* ]]
+	run -0 jq -r .last_ts "$ES_STORE"/archive/MANIFEST
+	same
+}
+
+@test "the MANIFEST lists each archived segment with its seqs, ts, hashes, sizes and sha256" {
+	es-archive -q --before $CUT
+	run -0 jq -c 'select(.file) | keys_unsorted' "$ES_STORE/archive/MANIFEST"
+	assert_line --index 0 '["file","dir","first_seq","last_seq","first_ts","last_ts","prev_hash","last_hash","events","raw_bytes","bytes","sha256","level","transform","archived_at"]'
+	run -0 head -n 1 "$ES_STORE/archive/MANIFEST"
+	assert_output '{"format":"es-archive","version":1}'
+	# sha256 and size of every file, and the chain across entries
+	local prev=$(printf '%064d' 0) next=1
+	while IFS=' ' read -r file first last ph lh bytes sum; do
+		[ "$first" -eq "$next" ]
+		[ "$ph" = "$prev" ]
+		[ "$(stat -c %s "$ES_STORE/archive/$file")" -eq "$bytes" ]
+		[ "$(sha256sum <"$ES_STORE/archive/$file" | cut -c1-64)" = "$sum" ]
+		prev=$lh
+		next=$((last + 1))
+	done < <(jq -r 'select(.file) | "\(.file) \(.first_seq) \(.last_seq) \(.prev_hash) \(.last_hash) \(.bytes) \(.sha256)"' "$ES_STORE/archive/MANIFEST")
+	# the log goes on right after the archive
+	[ -e "$ES_STORE/log/$(printf '%020d' "$next").ndjson" ]
+}
+
+@test "zstdcat gives readable NDJSON without the derived seq and hash; the chain recomputes them" {
+	es-archive -q --before $CUT
+	zstdcat "$ES_STORE"/archive/*.zst >"$TMP/cold"
+	run -0 jq -c 'has("seq"), has("hash")' "$TMP/cold"
+	refute_line true
+	# put seq and hash back with sha256sum alone: the original lines
+	local seq=1 prev=$(printf '%064d' 0) body line hash
+	: >"$TMP/restored"
+	while IFS= read -r line; do
+		body="{\"seq\":$seq,${line#\{}"
+		body=${body%\}}
+		hash=$(printf '%s%s' "$prev" "$body" | sha256sum | cut -c1-64)
+		printf '%s,"hash":"%s"}\n' "$body" "$hash" >>"$TMP/restored"
+		prev=$hash
+		seq=$((seq + 1))
+	done <"$TMP/cold"
+	head -n "$(wc -l <"$TMP/restored")" "$TMP/before.events" >"$TMP/want"
+	cmp "$TMP/want" "$TMP/restored"
+}
+
+@test "--keep-derived archives the records as they are: zstdcat gives the log itself" {
+	es-archive -q --keep-derived --before $CUT
+	zstdcat "$ES_STORE"/archive/*.zst >"$TMP/cold"
+	head -n "$(wc -l <"$TMP/cold")" "$TMP/before.events" >"$TMP/want"
+	cmp "$TMP/want" "$TMP/cold"
+	run -0 jq -r .transform "$ES_STORE/archive/MANIFEST"
+	assert_line none
+	same
+}
+
+@test "leaving seq and hash out makes the archive smaller than zstd of the same bytes" {
+	es-archive -q --before $CUT
+	local raw ours split_plain off s rb
+	raw=$(jq -s '[.[] | select(.file) | .raw_bytes] | add' "$ES_STORE/archive/MANIFEST")
+	ours=$(jq -s '[.[] | select(.file) | .bytes] | add' "$ES_STORE/archive/MANIFEST")
+	head -c "$raw" "$TMP/before.events" >"$TMP/orig"
+	# the same segments, plain zstd at the same level, one frame each
+	split_plain=0
+	off=0
+	while read -r rb; do
+		s=$(tail -c +$((off + 1)) "$TMP/orig" | head -c "$rb" | zstd -q -17 -c | wc -c)
+		split_plain=$((split_plain + s))
+		off=$((off + rb))
+	done < <(jq -r 'select(.file) | .raw_bytes' "$ES_STORE/archive/MANIFEST")
+	echo "raw $raw plain-zstd-17 $split_plain ours $ours" >&3
+	[ $((ours * 13)) -lt $((split_plain * 10)) ] # at least 1.3x better
+}
+
+@test "reading through the index is the same after the index is deleted and rebuilt from archive and log" {
+	es-archive -q --before $CUT
+	rm -r "$ES_STORE/index"
+	same
+	[ -e "$ES_STORE/index/data.mdb" ]
+}
+
+@test "appending goes on after archiving: versions and the chain continue" {
+	es-archive -q --before $CUT
+	rm -r "$ES_STORE/index"
+	local v
+	v=$(grep -c '"stream":"order-000001"' "$TMP/before.events")
+	run -0 --separate-stderr es-append <<<"$(ev order-000001 Noted)"
+	[[ $output == '{"seq":601,"stream":"order-000001","version":'$((v + 1))',"type":"Noted"'* ]]
+	run -0 --separate-stderr es-archive --verify
+	[[ $stderr == *"ok: "*" segments"* ]]
+}
+
+@test "an active segment whose events are all older is rolled, then archived" {
+	run -0 --separate-stderr es-archive --before 2027-01-01
+	assert_line --regexp '^roll log/[0-9]{20}\.ndjson: the active segment, all its events older than the cutoff$'
+	# log/ keeps only a fresh, empty active segment named by the next seq
+	run -0 ls "$ES_STORE/log"
+	assert_output "00000000000000000601.ndjson"
+	[ ! -s "$ES_STORE/log/00000000000000000601.ndjson" ]
+	same
+	rm -r "$ES_STORE/index"
+	same
+	append "$(ev new-stream T)"
+	run -0 es-replay --events --from-seq 601
+	[[ $output == '{"seq":601,'* ]]
+	run -0 --separate-stderr es-archive --verify
+}
+
+@test "--dry-run shows what would be archived and rolled, and changes nothing" {
+	tree >"$TMP/tree.before"
+	run -0 --separate-stderr es-archive --dry-run --before 2027-01-01
+	assert_line --index 0 --regexp '^would roll log/'
+	assert_line --regexp '^would archive log/00000000000000000001\.ndjson \([0-9]+ bytes\) to archive/00000000000000000001\.ndjson\.zst$'
+	[ ! -e "$ES_STORE/archive" ]
+	tree >"$TMP/tree.after"
+	cmp "$TMP/tree.before" "$TMP/tree.after"
+}
+
+@test "nothing older than the cutoff: nothing to do, exit 0" {
+	run -0 --separate-stderr es-archive --before 2025-01-01
+	assert_output ""
+	assert_equal "$(narc)" 0
+}
+
+@test "a second run archives only what became old since, and keeps the archive contiguous" {
+	es-archive -q --before 2026-02-01
+	local n1
+	n1=$(narc)
+	es-archive -q --before $CUT
+	[ "$(narc)" -gt "$n1" ]
+	run -0 --separate-stderr es-archive --verify
+	same
+}
+
+@test "a crash at any step of the protocol is finished by the next run; readers never see a gap or a double" {
+	cp -a "$ES_STORE" "$TMP/pristine"
+	es-archive -q --before $CUT
+	es-archive --list >"$TMP/list.want"
+	local point n
+	for point in archive-after-write:1 archive-after-write:3 before-rename:1 after-rename:1 \
+		before-rename:2 after-rename:2 archive-after-manifest:1 archive-after-manifest:2 \
+		archive-before-unlink:1 archive-before-unlink:3; do
+		rm -rf "$ES_STORE"
+		cp -a "$TMP/pristine" "$ES_STORE"
+		run -137 env ES_CRASH=$point es-archive -q --before $CUT
+		# as it was left: the readers see the whole log, once
+		same
+		run -0 --separate-stderr es-archive --before $CUT
+		es-archive --list >"$TMP/list.got"
+		diff -u "$TMP/list.want" "$TMP/list.got"
+		run -0 ls "$ES_STORE/archive"
+		refute_output --partial .tmp.
+		run -0 --separate-stderr es-archive --verify
+		[[ $stderr != *warning* ]]
+		same
+		echo "# $point ok" >&3
+	done
+}
+
+@test "a crash after the MANIFEST: the log/ copy is checked against the archive, then removed" {
+	run -137 env ES_CRASH=archive-after-manifest:1 es-archive -q --before $CUT
+	[ -e "$ES_STORE/log/00000000000000000001.ndjson" ]
+	run -0 --separate-stderr es-archive --verify
+	[[ $stderr == *"warning: log/00000000000000000001.ndjson: seq 1: also archived"* ]]
+	run -0 --separate-stderr es-archive --dry-run --before $CUT
+	assert_line "would remove log/00000000000000000001.ndjson: already archived by an interrupted run"
+	run -0 --separate-stderr es-archive --before $CUT
+	assert_line --index 0 "remove log/00000000000000000001.ndjson: already archived by an interrupted run"
+	[ ! -e "$ES_STORE/log/00000000000000000001.ndjson" ]
+}
+
+@test "a log/ copy that differs from its archived copy is not removed" {
+	run -137 env ES_CRASH=archive-after-manifest:1 es-archive -q --before $CUT
+	sed -i '1s/"type":"[A-Za-z]*"/"type":"Forged"/' "$ES_STORE/log/00000000000000000001.ndjson"
+	run -1 --separate-stderr es-archive --before $CUT
+	assert_equal "$stderr" "es-archive: log/00000000000000000001.ndjson: differs from its archived copy; nothing removed"
+	[ -e "$ES_STORE/log/00000000000000000001.ndjson" ]
+}
+
+@test "--to DIR writes the cold tier elsewhere; the MANIFEST records where" {
+	mkdir "$TMP/cold"
+	run -0 --separate-stderr es-archive --to "$TMP/cold" --before $CUT
+	assert_line --partial "to $TMP/cold/00000000000000000001.ndjson.zst:"
+	[ "$(ls "$TMP/cold" | grep -c zst)" -gt 3 ]
+	[ "$(narc)" -eq 0 ]
+	run -0 jq -r 'select(.file) | .dir' "$ES_STORE/archive/MANIFEST"
+	assert_line "$TMP/cold"
+	same
+	run -0 --separate-stderr es-archive --list
+	assert_line --regexp "^cold +$TMP/cold/00000000000000000001\.ndjson\.zst "
+	run -0 --separate-stderr es-archive --verify
+}
+
+@test "--to a directory that does not exist is an error and changes nothing" {
+	run -4 --separate-stderr es-archive --to "$TMP/nope" --before $CUT
+	assert_equal "$stderr" "es-archive: --to: cannot use '$TMP/nope': No such file or directory"
+	[ "$(narc)" -eq 0 ]
+}
+
+@test "--purge-before: --dry-run shows, the real run deletes and leaves an anchor" {
+	es-archive -q --before $CUT
+	local n
+	n=$(narc)
+	tree >"$TMP/tree.before"
+	run -0 --separate-stderr es-archive --dry-run --purge-before 2026-02-01
+	assert_line --index 0 --regexp '^would purge archive/00000000000000000001\.ndjson\.zst: seq 1-[0-9]+, [0-9]+ events, last ts 2026-01-'
+	tree >"$TMP/tree.after"
+	cmp "$TMP/tree.before" "$TMP/tree.after"
+	run -0 --separate-stderr es-archive --purge-before 2026-02-01
+	assert_line --index 0 --regexp '^purge archive/00000000000000000001\.ndjson\.zst: '
+	local purged last
+	purged=${#lines[@]}
+	[ "$(narc)" -eq $((n - purged)) ]
+	run -0 jq -c 'select(.purged) | .purged | [.first_seq, .segments]' "$ES_STORE/archive/MANIFEST"
+	assert_output "[1,$purged]"
+	last=$(jq -r 'select(.purged) | .purged.last_seq' "$ES_STORE/archive/MANIFEST")
+	# what is left reads as before, from the anchor on
+	run -0 --separate-stderr es-replay --events
+	assert_equal "$output" "$(tail -n +$((last + 1)) "$TMP/before.events")"
+	run -0 --separate-stderr es-archive --verify
+	[[ $stderr == *"note: archive/MANIFEST: seq $last: seq 1-$last purged at "*"checked from the anchor, seq $last hash "* ]]
+	# a stream that began before the anchor: its events after it, through
+	# the old index and through one rebuilt after the purge
+	local s
+	s=$(tail -n +$((last + 1)) "$TMP/before.events" | jq -r 'select(.version > 1) | .stream' | head -n 1)
+	tail -n +$((last + 1)) "$TMP/before.events" | grep -F "\"stream\":\"$s\"," >"$TMP/want"
+	es-replay --stream "$s" --events >"$TMP/got"
+	cmp "$TMP/want" "$TMP/got"
+	rm -r "$ES_STORE/index"
+	es-replay --stream "$s" --events >"$TMP/got"
+	cmp "$TMP/want" "$TMP/got"
+	# and appends go on at the right version
+	v=$(tail -n 1 "$TMP/want" | jq .version)
+	run -0 --separate-stderr es-append <<<"$(ev "$s" Late)"
+	[[ $output == '{"seq":601,"stream":"'$s'","version":'$((v + 1))',"type":"Late"'* ]]
+	run -0 --separate-stderr es-archive --verify
+}
+
+@test "purging only ever deletes archived segments, never the log" {
+	run -0 --separate-stderr es-archive --purge-before 2027-01-01
+	assert_output ""
+	same
+}
+
+@test "--list shows every tier with sizes and ratios; --json one object per segment" {
+	es-archive -q --before $CUT
+	run -0 --separate-stderr es-archive --list
+	assert_line --index 0 --regexp '^tier +file +first_seq +last_seq +events +bytes +raw_bytes +ratio +last_ts$'
+	assert_line --regexp '^archive +archive/00000000000000000001\.ndjson\.zst +1 +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+\.[0-9]{2} +2026-01-'
+	assert_line --regexp '^log +log/[0-9]{20}\.ndjson '
+	assert_line --regexp '^active +log/[0-9]{20}\.ndjson '
+	assert_line --regexp '^total +600 '
+	run -0 --separate-stderr es-archive --list --json
+	run -0 jq -s -c 'map(.events) | add' <<<"$output"
+	assert_output 600
+	run -0 --separate-stderr es-archive --list --json
+	run -0 jq -r '.tier' <<<"$output"
+	assert_line archive
+	assert_line active
+}
+
+@test "--level is recorded and changes the size" {
+	cp -a "$ES_STORE" "$TMP/other"
+	es-archive -q --level 1 --before $CUT
+	es-archive -q -d "$TMP/other" --level 19 --before $CUT
+	run -0 jq -r 'select(.file) | .level' "$ES_STORE/archive/MANIFEST"
+	assert_line 1
+	refute_line 19
+	a=$(jq -s '[.[] | select(.file) | .bytes] | add' "$ES_STORE/archive/MANIFEST")
+	b=$(jq -s '[.[] | select(.file) | .bytes] | add' "$TMP/other/archive/MANIFEST")
+	[ "$b" -lt "$a" ]
+	same
+}
+
+@test "--jobs 2 gives the same archive as one job" {
+	cp -a "$ES_STORE" "$TMP/other"
+	es-archive -q --before $CUT
+	es-archive -q -d "$TMP/other" --jobs 2 --before $CUT
+	diff <(es-archive --list) <(es-archive -d "$TMP/other" --list)
+}
+
+@test "a second es-archive waits for the first, or with --no-wait exits 4 and says why" {
+	mkdir -p "$ES_STORE/archive"
+	flock "$ES_STORE/archive/lock" sleep 2 &
+	sleep 0.5
+	run -4 --separate-stderr es-archive --no-wait --before $CUT
+	assert_equal "$stderr" "es-archive: another es-archive is running on '$ES_STORE' (it holds '$ES_STORE/archive/lock')"
+	[ "$(narc)" -eq 0 ]
+	run -0 --separate-stderr es-archive --before $CUT
+	assert_equal "${stderr_lines[0]}" "es-archive: waiting for another es-archive (it holds '$ES_STORE/archive/lock')"
+	[ "$(narc)" -gt 0 ]
+	wait
+}
+
+@test "two es-archive at once: one archives, the other finds nothing left; no event lost or doubled" {
+	es-archive -q --before $CUT &
+	es-archive -q --before $CUT &
+	wait
+	run -0 --separate-stderr es-archive --verify
+	same
+}
+
+@test "appends while archiving lose nothing" {
+	(for i in $(seq 1 20); do append "$(ev live-$i T)"; done) &
+	es-archive -q --before 2027-01-01
+	wait
+	run -0 es-replay --events
+	assert_equal "${#lines[@]}" 620
+	run -0 jq -s -c '[.[].seq] == [range(1; 621)]' <<<"$output"
+	assert_output true
+	run -0 --separate-stderr es-archive --verify
+}
+
+@test "a damaged archive file is found by --verify and by every reader, never read silently" {
+	es-archive -q --before $CUT
+	local f="$ES_STORE/archive/00000000000000000001.ndjson.zst"
+	printf 'X' | dd of="$f" bs=1 seek=100 conv=notrunc status=none
+	run -1 --separate-stderr es-archive --verify
+	[[ $stderr == "es-archive: archive/00000000000000000001.ndjson.zst: "* ]]
+	run -1 --separate-stderr es-replay --events
+	[[ $stderr == *"archive/00000000000000000001.ndjson.zst"* ]]
+}
+
+@test "a missing archive file is a failure of --verify and of readers" {
+	es-archive -q --before $CUT
+	rm "$ES_STORE/archive/00000000000000000001.ndjson.zst"
+	run -1 --separate-stderr es-archive --verify
+	[[ $stderr == *"archive/00000000000000000001.ndjson.zst: seq 1: missing: No such file or directory"* ]]
+	run -4 --separate-stderr es-replay --events
+}
+
+@test "a damaged sealed segment is not archived" {
+	sed -i '2s/"type":"[A-Za-z]*"/"type":"Forged"/' "$ES_STORE/log/00000000000000000001.ndjson"
+	run -1 --separate-stderr es-archive --before $CUT
+	[[ $stderr == *"log/00000000000000000001.ndjson: offset "*": seq 2: hash mismatch"* ]]
+	[ "$(narc)" -eq 0 ]
+	[ -e "$ES_STORE/log/00000000000000000001.ndjson" ]
+}
+
+@test "a failing write leaves nothing behind and the store as it was" {
+	tree >"$TMP/tree.before"
+	run -4 --separate-stderr env ES_FAULT=write:1 es-archive --before $CUT
+	[[ $stderr == *"cannot write"* ]]
+	run -0 ls "$ES_STORE/archive"
+	refute_output --partial .zst
+	same
+	run -0 --separate-stderr es-archive --before $CUT
+	same
+}
+
+@test "es-verify passes on an archived store" {
+	grep -q es_archive_verify "$ROOT/lib/verify.c" ||
+		skip "es-verify does not check archives yet (lib/verify.c does not call es_archive_verify)"
+	es-archive -q --before $CUT
+	run -0 --separate-stderr es-verify
+}
+
+@test "--list to a full disk exits 4" {
+	run -4 --separate-stderr bash -c 'es-archive --list >/dev/full'
+	[[ $stderr == *"write error"* ]]
+}
+
+@test "a crash in the middle of a purge is finished by the next run" {
+	es-archive -q --before $CUT
+	run -137 env ES_CRASH=archive-purge-after-manifest:1 es-archive -q --purge-before 2026-02-01
+	# the MANIFEST no longer lists them: gone for readers already
+	last=$(jq -r 'select(.purged) | .purged.last_seq' "$ES_STORE/archive/MANIFEST")
+	run -0 --separate-stderr es-replay --events
+	assert_equal "$output" "$(tail -n +$((last + 1)) "$TMP/before.events")"
+	[ -e "$ES_STORE/archive/00000000000000000001.ndjson.zst" ]
+	run -0 --separate-stderr es-archive --verify
+	[[ $stderr == *"warning: archive/00000000000000000001.ndjson.zst: not listed in the MANIFEST"* ]]
+	run -0 --separate-stderr es-archive --purge-before 2026-02-01
+	assert_line --index 0 "remove archive/00000000000000000001.ndjson.zst: left by an interrupted run"
+	[ ! -e "$ES_STORE/archive/00000000000000000001.ndjson.zst" ]
+	run -0 --separate-stderr es-archive --verify
+	[[ $stderr != *warning* ]]
+}
