@@ -62,7 +62,9 @@ int es_log_open_store(struct es_log *lg, struct es_store *s, uint64_t from_seq,
 		      struct es_error *err);
 /* Read a store from byte offset off of segment seg, which must be the start
  * of a line (found by es_seek_*, timeseek.h): what lies before it is not
- * read at all. */
+ * read at all. When seg is read from the archive instead (its log/ copy is
+ * left over from an interrupted es-archive), reading starts at the
+ * segment's first record: the caller skips what comes before its point. */
 int es_log_open_store_at(struct es_log *lg, struct es_store *s, uint64_t seg, uint64_t off,
 			 struct es_error *err);
 /* Read NDJSON files (none: stdin). */
