@@ -368,11 +368,58 @@ static int next_selected(struct app *a, struct es_log *lg, const char **line, si
 	return n;
 }
 
+/* A stream to print, with what orders it. */
+struct slot {
+	const struct es_buf *stream;
+	size_t rank, i;
+};
+
+static int by_slot(const void *x, const void *y)
+{
+	const struct slot *p = x, *q = y;
+	size_t n = p->stream->len < q->stream->len ? p->stream->len : q->stream->len;
+	int c;
+
+	if (p->rank != q->rank)
+		return p->rank < q->rank ? -1 : 1;
+	c = memcmp(p->stream->p, q->stream->p, n);
+	if (c == 0 && p->stream->len != q->stream->len)
+		c = p->stream->len < q->stream->len ? -1 : 1;
+	return c;
+}
+
+/* Put the folds idx[0..n) (in order of appearance) in the order the index
+ * path prints them too, so that every path answers alike: the --stream
+ * order, else stream-name order with --category, else as they came. */
+static void print_order(const struct app *a, const struct es_foldset *fs, size_t *idx, size_t n)
+{
+	struct slot *v;
+
+	if (!a->sel.nstreams && !a->sel.has_category)
+		return;
+	if (!(v = malloc((n ? n : 1) * sizeof(*v))))
+		return; /* out of memory: keep the order of appearance */
+	for (size_t k = 0; k < n; k++) {
+		const struct es_fold *f = &fs->f[idx[k]];
+		v[k].stream = &f->stream;
+		v[k].i = idx[k];
+		v[k].rank = 0;
+		for (size_t r = 0; r < a->sel.nstreams; r++)
+			if (a->sel.streams[r].len == f->stream.len &&
+			    memcmp(a->sel.streams[r].p, f->stream.p, f->stream.len) == 0)
+				v[k].rank = r;
+	}
+	qsort(v, n, sizeof(*v), by_slot);
+	for (size_t k = 0; k < n; k++)
+		idx[k] = v[k].i;
+	free(v);
+}
+
 static int state_scan(struct app *a, struct es_log *lg)
 {
 	struct es_foldset fs;
 	const char *line;
-	size_t len;
+	size_t len, *order = NULL;
 	struct es_rec r;
 	int n, rc = 0;
 
@@ -380,8 +427,10 @@ static int state_scan(struct app *a, struct es_log *lg)
 		return es_fail(&a->err, ES_IO, "out of memory");
 	while ((n = next_selected(a, lg, &line, &len, &r)) == 1) {
 		struct es_fold *f;
-		/* Streams beyond --limit will not be printed: do not fold them. */
-		if (!a->com.reverse && fs.n >= a->com.limit &&
+		/* Streams beyond --limit will not be printed: do not fold them
+		 * (when they print in the order they come). */
+		if (!a->com.reverse && !a->sel.nstreams && !a->sel.has_category &&
+		    fs.n >= a->com.limit &&
 		    !json_object_getn(fs.map, r.stream, r.stream_len))
 			continue;
 		if (!(f = es_foldset_get(&fs, a->red, &r))) {
@@ -393,13 +442,20 @@ static int state_scan(struct app *a, struct es_log *lg)
 	}
 	if (n < 0)
 		rc = -n;
+	if (rc == 0 && !(order = malloc((fs.n ? fs.n : 1) * sizeof(*order))))
+		rc = es_fail(&a->err, ES_IO, "out of memory");
+	for (size_t i = 0; rc == 0 && i < fs.n; i++)
+		order[i] = i;
+	if (rc == 0)
+		print_order(a, &fs, order, fs.n);
 	for (size_t i = 0; rc == 0 && i < fs.n; i++) {
-		int e = print_fold(a, &fs.f[a->com.reverse ? fs.n - 1 - i : i]);
+		int e = print_fold(a, &fs.f[order[a->com.reverse ? fs.n - 1 - i : i]]);
 		if (e) {
 			rc = e < 0 ? -e : 0; /* an error, or the end of the output */
 			break;
 		}
 	}
+	free(order);
 	es_foldset_release(&fs);
 	return rc;
 }
@@ -449,6 +505,8 @@ static int diff_scan(struct app *a, struct es_log *lg)
 	}
 	if (n < 0)
 		rc = -n;
+	if (rc == 0)
+		print_order(a, &fs, order, norder);
 	for (size_t k = 0; rc == 0 && k < norder; k++) {
 		size_t i = order[a->com.reverse ? norder - 1 - k : k];
 		int e = print_change(a, &fs.f[i], &ch[i]);

@@ -225,6 +225,49 @@ Try 'es-at-time --help' for more information."
 	[ "${BASH_REMATCH[1]}" -lt 40 ]
 }
 
+@test "archived history (es-archive) answers the same as the whole log" {
+	command -v es-archive >/dev/null || skip "es-archive is not built yet"
+	jq -c '.segment_size=4096' "$ES_STORE/store.json" > s.json && mv s.json "$ES_STORE/store.json"
+	awk 'BEGIN { for (i = 1; i <= 150; i++)
+		printf "{\"stream\":\"acct-%d\",\"type\":\"T\",\"ts\":\"2025-11-27T00:%02d:%02dZ\",\"data\":{\"n\":%d,\"pad\":\"%080d\"}}\n",
+		i % 4, int(i / 2 / 60), int(i / 2) % 60, i, 0 }' | es-append -q --import-ts --batch-size 2
+	cat "$ES_STORE"/log/*.ndjson > all.ndjson
+	es-archive -q --before 2025-11-27T00:00:40Z
+	[ -n "$(ls "$ES_STORE/archive/"*.zst)" ]
+	[ "$(ls "$ES_STORE/log" | head -n 1)" != 00000000000000000001.ndjson ]
+	local args
+	for args in "2025-11-26T12:00:00Z" "2025-11-27T00:00:20Z" "2025-11-27T00:00:20Z --stream acct-1 --stream acct-2" \
+		"--between 2025-11-26T09:00:00Z 2025-11-27T00:00:10Z" "--between 2025-11-27T00:00:30Z 2025-11-27T00:00:50Z" \
+		"--after 3 --limit 5" "--after 60 --limit 5" "--diff 2025-11-26T10:00:00Z 2025-11-27T00:00:30Z" \
+		"--diff 2025-11-26T10:00:00Z 2025-11-27T00:00:30Z --stream acct-2 --stream acct-1"; do
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-at-time $args all.ndjson
+		want=$output
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-at-time $args
+		assert_equal "$output" "$want"
+	done
+	# a log/ copy left by an interrupted es-archive: the search finds the
+	# position in it, the events are read from the archive
+	local arc first next
+	arc=$(ls "$ES_STORE/archive" | grep '\.zst$')
+	first=$(sed -n 3p <<<"$arc")
+	next=$(sed -n 4p <<<"$arc")
+	awk -v f="$((10#${first%%.*}))" -v n="$((10#${next%%.*}))" \
+		'{ s = substr($0, 8) + 0 } s >= f && s < n' all.ndjson > "$ES_STORE/log/${first%.zst}"
+	[ "$(wc -l < "$ES_STORE/log/${first%.zst}")" -ge 3 ]
+	for args in "--after $((10#${first%%.*} + 1)) --limit 2" \
+		"--between $(sed -n "$((10#${first%%.*} + 2))p" all.ndjson | jq -r .ts) 2099-01-01"; do
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-at-time $args all.ndjson
+		want=$output
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-at-time -v $args
+		assert_equal "$output" "$want"
+		[[ "$stderr" == *"log/${first%.zst} offset "* ]]
+	done
+}
+
 @test "files: plain, .zst and stdin give what the store gives, without a store" {
 	cat "$ES_STORE"/log/*.ndjson > all.ndjson
 	zstd -q all.ndjson -o all.ndjson.zst
@@ -244,6 +287,28 @@ Try 'es-at-time --help' for more information."
 		assert_equal "$output" "$want"
 	done
 	[ ! -e "$TMP/nowhere" ]
+}
+
+@test "streams print in the same order from the index, a scan and files" {
+	cat "$ES_STORE"/log/*.ndjson > all.ndjson
+	local args
+	for args in "--stream acct-3 --stream acct-1" "--stream acct-2 --stream acct-1 --limit 1" \
+		"--category acct- --reverse" "--category acct- --limit 2" "--reverse"; do
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-at-time 2099-01-01 $args
+		want=$output
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-at-time 2099-01-01 $args all.ndjson
+		assert_equal "$output" "$want"
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-at-time --diff 2025-11-26T08:30:00Z 2099-01-01 $args
+		want=$output
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-at-time --diff 2025-11-26T08:30:00Z 2099-01-01 $args all.ndjson
+		assert_equal "$output" "$want"
+	done
+	run -0 --separate-stderr es-at-time 2099-01-01 --stream acct-3 --stream acct-1 --stream acct-3
+	assert_equal "$(jq -r .stream <<<"$output" | tr '\n' ' ')" "acct-3 acct-1 "
 }
 
 @test "options may follow the operands; -- ends the options" {
