@@ -119,10 +119,22 @@ t_check() {
 	local args=()
 	for f in "$dir"/acks/*.out; do [ -e "$f" ] && args+=(--acks "$f"); done
 	for f in "$dir"/absent/*; do [ -e "$f" ] && args+=(--absent "$f"); done
-	T_CHECK=$("$T_DIR/check-store" "${args[@]}" "$@" "$dir/store" 2>"$dir/check.err")
+	T_CHECK=$("$T_DIR/check-store" ${args[@]+"${args[@]}"} "$@" "$dir/store" 2>"$dir/check.err")
 	local rc=$?
+	t_parse_figs
 	[ $rc -eq 0 ] || cat "$dir/check.err" >&2
 	return $rc
+}
+
+# T_FIG[NAME]: the figures of the last t_check, without a subshell.
+declare -A T_FIG=()
+t_parse_figs() {
+	local w
+	T_FIG=()
+	for w in $T_CHECK; do
+		[[ $w == *=* ]] && T_FIG[${w%%=*}]=${w#*=}
+	done
+	return 0
 }
 
 # t_fig NAME: a figure from the last t_check ("records", "missing", ...).
