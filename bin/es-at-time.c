@@ -706,9 +706,6 @@ static int add_name(void *arg, const char *s, size_t len, uint64_t version)
 	char **nv;
 
 	(void)version;
-	for (size_t i = 0; i < nm->n; i++)
-		if (strlen(nm->v[i]) == len && memcmp(nm->v[i], s, len) == 0)
-			return 0; /* named twice */
 	nv = realloc(nm->v, (nm->n + 1) * sizeof(*nv));
 	if (!nv)
 		return -1;
@@ -727,9 +724,14 @@ static int stream_names(struct app *a, struct names *nm)
 	int rc = 0;
 
 	if (a->com.nstreams) {
-		for (size_t i = 0; i < a->com.nstreams && rc == 0; i++)
-			if (!clen || strncmp(a->com.streams[i], a->com.category, clen) == 0)
-				rc = add_name(nm, a->com.streams[i], strlen(a->com.streams[i]), 0);
+		for (size_t i = 0; i < a->com.nstreams && rc == 0; i++) {
+			const char *st = a->com.streams[i];
+			size_t k = 0;
+			while (k < i && strcmp(a->com.streams[k], st) != 0)
+				k++;
+			if (k == i && (!clen || strncmp(st, a->com.category, clen) == 0))
+				rc = add_name(nm, st, strlen(st), 0); /* once, in order */
+		}
 	} else {
 		if (es_index_begin(a->store.index, 0, &a->err))
 			return a->err.code;
