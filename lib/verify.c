@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "buf.h"
 #include "index.h"
 #include "input.h"
@@ -259,6 +260,8 @@ struct vstate {
 struct run;
 
 struct unit {
+	const struct es_archive_seg *arc; /* an archived segment, read from archive/ */
+	const char *dir;           /* the store, for arc */
 	char *path;                /* to open */
 	char *name;                /* for messages */
 	uint64_t segno;            /* store segment: first seq by its name */
@@ -300,6 +303,8 @@ struct run {
 	struct ilist ixissues;     /* index disagreements (failures unless repaired) */
 	int index_state;           /* see check_index() */
 	uint64_t head_seq;         /* the index is compared up to here: not a torn tail */
+	struct es_archive *arc;    /* archive/MANIFEST, or NULL */
+	int purged;                /* the log begins at a purge anchor */
 };
 
 static void progress(struct run *R, uint64_t add)
@@ -561,6 +566,7 @@ static int index_vouches(const struct run *R, const struct unit *u, const struct
 struct lines {
 	struct es_input in;
 	int use_in;
+	struct es_archive_rd *rd;  /* an archived segment */
 	char *map;
 	size_t size, pos;
 	uint64_t off;           /* offset of the last line returned */
@@ -572,6 +578,8 @@ static int lines_open(struct unit *u, struct lines *L)
 	int fd;
 
 	memset(L, 0, sizeof(*L));
+	if (u->arc)
+		return es_archive_rd_open(&L->rd, u->dir, u->arc, ES_ARD_SHA256, &u->err);
 	if (!u->store_seg) {
 		L->use_in = 1;
 		return es_input_open(&L->in, u->path, &u->err);
@@ -605,6 +613,13 @@ static int lines_next(struct lines *L, const char **line, size_t *len, struct es
 	const char *p, *nl;
 	size_t n;
 
+	if (L->rd) {
+		int rc = es_archive_rd_next(L->rd, line, len, &L->off, err);
+		if (rc == 1)
+			L->pos = L->off + *len + 1;
+		L->no_eol = L->had_cr = 0;
+		return rc;
+	}
 	if (L->use_in) {
 		int rc = es_input_next(&L->in, line, len, err);
 		L->off = L->in.offset;
@@ -634,6 +649,8 @@ static uint64_t lines_consumed(const struct lines *L)
 
 static void lines_close(struct lines *L)
 {
+	if (L->rd)
+		es_archive_rd_close(L->rd);
 	if (L->use_in)
 		es_input_close(&L->in);
 	if (L->map)
@@ -734,17 +751,25 @@ static void run_unit(struct run *R, struct unit *u, struct es_chain *chain)
 		}
 	}
 	if (rc < 0) {
-		if (u->err.code != ES_DATA) {
+		if (u->err.code != ES_DATA && u->err.code != ES_CORRUPT) {
 			u->rc = u->err.code;
 			goto out;
 		}
 		/* An over-long line or a damaged zstd frame: damage in the data. */
 		const char *msg = u->err.msg;
 		size_t nl = strlen(u->name);
+		uint64_t at = lines_consumed(&in), seq = u->st.seq + 1;
+		unsigned long long o1, s1;
+		int k = 0;
 		if (strncmp(msg, u->name, nl) == 0 && strncmp(msg + nl, ": ", 2) == 0)
 			msg += nl + 2; /* the file is named once */
-		ilist_add(u->active ? &u->pend : &u->fail, u->name, 1, lines_consumed(&in),
-			  u->st.seq + 1, "%s", msg);
+		/* the archive reader locates what it finds: keep its place */
+		if (sscanf(msg, "offset %llu: seq %llu: %n", &o1, &s1, &k) == 2 && k > 0) {
+			at = o1;
+			seq = s1;
+			msg += k;
+		}
+		ilist_add(u->active ? &u->pend : &u->fail, u->name, 1, at, seq, "%s", msg);
 		if (u->active && !u->pending) {
 			u->pending = 1;
 			u->pend_closed = u->st.closed;
@@ -814,6 +839,26 @@ static int last_record(const char *path, uint64_t size, uint64_t segno, struct v
 	}
 	close(fd);
 	return rc;
+}
+
+/* The state after unit p, as stored: its last record. */
+static int prev_state(const struct unit *p, struct vstate *st)
+{
+	const struct es_archive_seg *e = p->arc;
+
+	if (!e)
+		return last_record(p->path, p->size, p->segno, st);
+	memset(st, 0, sizeof(*st));
+	st->known = 1;
+	st->seq = e->last_seq;
+	memcpy(st->hash, e->last_hash, ES_HASH_HEX + 1);
+	memcpy(st->ts, e->last_ts, ES_TS_LEN + 1);
+	st->has_ts = 1;
+	st->closed.seq = e->last_seq;
+	memcpy(st->closed.hash, e->last_hash, ES_HASH_HEX + 1);
+	st->closed.seg = e->first_seq;
+	st->closed.end = e->raw_bytes;
+	return 0;
 }
 
 /* ---- parallel ---- */
@@ -892,9 +937,9 @@ static int run_parallel(struct run *R, size_t first, int jobs, struct es_error *
 			rc = es_fail(err, ES_IO, "out of memory");
 			goto out;
 		}
-		int lr = last_record(p->path, p->size, p->segno, &u->st);
+		int lr = prev_state(p, &u->st);
 		if (lr < 0) {
-			rc = es_fail_errno(err, ES_IO, "cannot read '%s'", p->path);
+			rc = es_fail_errno(err, ES_IO, "cannot read '%s'", p->name);
 			goto out;
 		}
 		if (lr > 0)
@@ -1083,6 +1128,80 @@ static int list_log(struct run *R, struct es_error *err)
 	if (R->nu) {
 		R->u[R->nu - 1].active = 1;
 		R->u[R->nu - 1].last = 1;
+	}
+	return 0;
+}
+
+/* Archived segments (archive.h) come first, read from archive/; a log/
+ * copy of one (an interrupted es-archive) is skipped, as readers do. */
+static int add_archive(struct run *R, struct vstate *init, struct es_error *err)
+{
+	struct es_archive *a = NULL;
+	size_t n = 0, k = 0;
+
+	if (es_archive_load(R->dir, &a, err) != 0) {
+		if (err->code != ES_CORRUPT)
+			return err->code;
+		ilist_add(&R->fail, "archive/MANIFEST", 0, 0, 0, "%s", err->msg);
+		es_error_clear(err);
+		return 0;
+	}
+	R->arc = a;
+	if (!a)
+		return 0;
+	for (size_t i = 0; i < R->nu; i++) {
+		if (!es_archive_find(a, R->u[i].segno)) {
+			R->u[k++] = R->u[i];
+			continue;
+		}
+		ilist_add(&R->notes, NULL, 0, 0, 0, "%s: a copy of an archived segment, not read",
+			  R->u[i].name);
+		free(R->u[i].path);
+		free(R->u[i].name);
+	}
+	R->nu = k;
+	n = a->n;
+	if (n) {
+		struct unit *nu = realloc(R->u, (R->nu + n) * sizeof(*nu));
+		if (!nu)
+			return es_fail(err, ES_IO, "out of memory");
+		R->u = nu;
+		memmove(R->u + n, R->u, R->nu * sizeof(*R->u));
+		memset(R->u, 0, n * sizeof(*R->u));
+		for (size_t i = 0; i < n; i++) {
+			struct unit *u = &R->u[i];
+			const struct es_archive_seg *e = &a->segs[i];
+			char name[PATH_MAX + 32];
+			snprintf(name, sizeof(name), "%s/%s", e->dir ? e->dir : ES_ARCHIVE_DIR, e->file);
+			u->arc = e;
+			u->dir = R->dir;
+			u->name = strdup(name);
+			u->segno = e->first_seq;
+			u->size = e->raw_bytes;
+			u->store_seg = 1;
+			if (!u->name)
+				return es_fail(err, ES_IO, "out of memory");
+		}
+		R->nu += n;
+	}
+	if (a->purged && R->o->from_seq <= 1) {
+		struct es_head h;
+		es_archive_start(a, &h);
+		R->purged = 1;
+		R->gmap.complete = 0;
+		init->seq = h.seq;
+		memcpy(init->hash, h.hash, ES_HASH_HEX + 1);
+		init->closed.seq = h.seq;
+		memcpy(init->closed.hash, h.hash, ES_HASH_HEX + 1);
+		init->closed.seg = h.seg;
+		init->closed.end = h.end;
+		if (h.ts) {
+			es_ts_format(h.ts, init->ts);
+			init->has_ts = 1;
+		}
+		ilist_add(&R->notes, NULL, 0, 0, 0,
+			  "seq 1 to %llu were purged: the chain starts at the purge anchor",
+			  (unsigned long long)h.seq);
 	}
 	return 0;
 }
@@ -1306,7 +1425,8 @@ static void check_index(struct run *R, struct es_index *ix, const struct pos *he
 		return;
 	}
 	/* The index claims to match the log: readers trust it, so it must. */
-	if (head->seq > 0 && (ih->seg != head->seg || ih->end != head->end ||
+	/* (a purge anchor as the head has no position left to compare) */
+	if (head->seq > 0 && ((head->seg && (ih->seg != head->seg || ih->end != head->end)) ||
 			      memcmp(ih->hash, head->hash, ES_HASH_HEX) != 0)) {
 		R->index_state = IX_BAD;
 		ixfail(R, "the index head (log/%020llu.ndjson offset %llu) is not where the "
@@ -1325,7 +1445,7 @@ static void check_index(struct run *R, struct es_index *ix, const struct pos *he
 	if (es_index_each_stream(ix, NULL, 0, ix_stream, &w) < 0)
 		ilist_add(&R->warn, "index/", 0, 0, 0, "read error while walking the streams");
 	ix_positions(R, ix);
-	if (from > 1)
+	if (from > 1 && !R->purged)
 		lookback(R, ix, from);
 	else if (w.complete && R->ixissues.n == 0) {
 		uint64_t n = 0;
@@ -1574,6 +1694,7 @@ static void run_release(struct run *R)
 {
 	free_units(R);
 	vmap_release(&R->gmap);
+	es_archive_free(R->arc);
 	ilist_release(&R->fail);
 	ilist_release(&R->post);
 	ilist_release(&R->warn);
@@ -1636,9 +1757,9 @@ static int incremental_start(struct run *R, size_t *first, struct es_error *err)
 	}
 	struct unit *p = &R->u[k - 1];
 	struct vstate prev;
-	int lr = last_record(p->path, p->size, p->segno, &prev);
+	int lr = prev_state(p, &prev);
 	if (lr < 0)
-		return es_fail_errno(err, ES_IO, "cannot read '%s'", p->path);
+		return es_fail_errno(err, ES_IO, "cannot read '%s'", p->name);
 	u->anchor_seen = 1;
 	if (lr > 0 || prev.seq + 1 != o->from_seq) {
 		ilist_add(&R->fail, p->name, 0, 0, o->from_seq - 1,
@@ -1708,6 +1829,8 @@ int es_verify_store(const char *dir, const struct es_verify_opts *o,
 	if ((rc = list_log(&R, err)) != 0)
 		goto out;
 	initial_state(o, &init);
+	if ((rc = add_archive(&R, &init, err)) != 0)
+		goto out;
 	if (o->from_seq > 1) {
 		add_check(rep, "anchor");
 		if ((rc = incremental_start(&R, &first, err)) != 0)

@@ -382,3 +382,36 @@ head_hash() {
 	[[ $stderr == *"note: quarantine/ holds 1 file"* ]]
 	[[ $stderr == *"ok: 63 records"* ]]
 }
+
+@test "an archived store: archived segments are read from archive/ and checked" {
+	command -v es-archive >/dev/null || skip "es-archive is not built"
+	local h s a
+	h=$(head_hash)
+	s=$(seq_of "$SEG2" 3)
+	a=$(hash_of "$SEG2" 2)
+	es-archive -q --before 2100-01-01
+	[ -f "$ES_STORE/archive/MANIFEST" ]
+	run -0 --separate-stderr es-verify
+	[[ $stderr == *"ok: 62 records, "*"head seq 62 hash $h" ]]
+	run -0 --separate-stderr es-verify -j 2 --expect-head "62:$h"
+	run -0 --separate-stderr es-verify --from-seq "$s" --anchor "$a"
+	local f
+	f=$(ls "$ES_STORE"/archive/*.zst | sed -n 2p)
+	printf 'XXXXXXXX' | dd of="$f" bs=1 seek=100 conv=notrunc 2>/dev/null
+	run -1 --separate-stderr es-verify
+	[[ $stderr == "es-verify: archive/$(basename "$f"): offset "*": seq "*": "* ]]
+}
+
+@test "a purged store chains on the purge anchor" {
+	command -v es-archive >/dev/null || skip "es-archive is not built"
+	es-archive -q --before 2100-01-01
+	es-archive -q --purge-before 2100-01-01
+	run -0 --separate-stderr es-verify
+	[[ $stderr == *"note: seq 1 to 62 were purged: the chain starts at the purge anchor"* ]]
+	append "$(ev a T)"
+	run -0 --separate-stderr es-verify -j 2
+	[[ $stderr == *"ok: 1 records, "*"head seq 63 "* ]]
+	echo garbage >>"$ES_STORE/archive/MANIFEST"
+	run -1 --separate-stderr es-verify
+	[[ $stderr == "es-verify: archive/MANIFEST: "* ]]
+}
