@@ -126,6 +126,7 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 	struct es_error err = {0, ""};
 	struct es_buf out = ES_BUF_INIT;
 	size_t chunk = c->batch_size ? (size_t)c->batch_size : b->n, done = 0;
+	struct es_append_opts ao = c->ao;
 	unsigned char *fate = malloc(chunk ? chunk : 1);
 	int rc = 0;
 
@@ -136,12 +137,13 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 	while (done < b->n) {
 		size_t n = b->n - done < chunk ? b->n - done : chunk;
 		es_buf_reset(&out);
-		rc = es_append_batch(s, b, done, n, &c->ao, &out, fate, &err);
+		rc = es_append_batch(s, b, done, n, &ao, &out, fate, &err);
 		if (rc) {
 			report(&err);
 			if (done > 0)
-				es_cli_error("%zu events before line %llu were stored", done,
-					     (unsigned long long)b->ev[done].lineno);
+				es_cli_error("stored before line %llu: %zu event%s",
+					     (unsigned long long)b->ev[done].lineno, done,
+					     done == 1 ? "" : "s");
 			break;
 		}
 		for (size_t i = 0; i < n && !com->quiet; i++)
@@ -153,6 +155,9 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 		if (!com->quiet && fwrite(out.p, 1, out.len, stdout) != out.len)
 			break; /* reported by es_cli_close_stdout */
 		done += n;
+		/* --expect is the stream's version before the whole input, so
+		 * only the first chunk is checked against it. */
+		ao.expect = ES_EXPECT_UNSET;
 	}
 	es_buf_release(&out);
 	free(fate);

@@ -183,6 +183,17 @@ static ssize_t fill(struct es_input *in, struct es_error *err)
 	return r;
 }
 
+/* Standard input has no name in messages: "line N: ...", as elsewhere. */
+static void too_long(const struct es_input *in, struct es_error *err)
+{
+	if (strcmp(in->name, "-") == 0)
+		es_fail(err, ES_DATA, "line %llu: longer than %zu bytes",
+			(unsigned long long)in->lineno + 1, in->line_max);
+	else
+		es_fail(err, ES_DATA, "%s: line %llu: longer than %zu bytes", in->name,
+			(unsigned long long)in->lineno + 1, in->line_max);
+}
+
 int es_input_next(struct es_input *in, const char **line, size_t *len, struct es_error *err)
 {
 	size_t scanned = 0;
@@ -196,15 +207,13 @@ int es_input_next(struct es_input *in, const char **line, size_t *len, struct es
 		size_t n;
 
 		if (!nl && avail > in->line_max) {
-			es_fail(err, ES_DATA, "%s: line %llu: longer than %zu bytes", in->name,
-				(unsigned long long)in->lineno + 1, in->line_max);
+			too_long(in, err);
 			return -ES_DATA;
 		}
 		if (nl || (in->eof && avail > 0)) {
 			n = nl ? (size_t)(nl - base) : avail;
 			if (n > in->line_max) {
-				es_fail(err, ES_DATA, "%s: line %llu: longer than %zu bytes",
-					in->name, (unsigned long long)in->lineno + 1, in->line_max);
+				too_long(in, err);
 				return -ES_DATA;
 			}
 			in->lineno++;

@@ -782,7 +782,7 @@ store.json"
 	assert_equal "$(envelope <<<"$output")" "1 a 1
 2 a 2"
 	assert_equal "$stderr" "es-append: line 3: stream 'a': expected version 0, actual 2
-es-append: 2 events before line 3 were stored"
+es-append: stored before line 3: 2 events"
 	assert_equal "$output" "$(cat "$ES_STORE/log/$SEG1")"
 }
 
