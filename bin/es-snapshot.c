@@ -155,18 +155,18 @@ static int take(struct app *a)
 
 	rc = es_store_index_ready(&a->store, &a->err);
 	if (rc == 1 || (rc == 0 && !a->store.index))
-		return es_fail(&a->err, ES_IO, "the index of '%s' cannot be used", a->store.dir);
-	if (rc || (rc = streams(a, &nm)))
-		return rc;
+		rc = es_fail(&a->err, ES_IO, "the index of '%s' cannot be used", a->store.dir);
+	if (rc || (rc = streams(a, &nm))) {
+		names_free(&nm);
+		return es_cli_report(&a->err);
+	}
 	for (size_t i = 0; i < nm.n && rc == 0; i++) {
 		struct es_snapshot_take t = {a->every, a->com.to_seq, a->com.no_snapshots,
 					     a->stdout_set ? &out : NULL, note, a, 0, 0, 0};
 		es_buf_reset(&out);
 		rc = es_snapshot_take(&a->store, nm.v[i], nm.len[i], a->red, &t, &a->err);
 		if (rc == 1 && t.version == 0 && a->com.nstreams == 0) {
-			skipped++; /* created after --to-seq */
-			rc = 0;
-			continue;
+			/* created after --to-seq: skipped */
 		} else if (rc == 1 && t.version == 0) {
 			if (a->com.to_seq == UINT64_MAX)
 				es_cli_error("no stream '%s'", nm.v[i]);
