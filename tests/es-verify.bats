@@ -415,3 +415,26 @@ head_hash() {
 	run -1 --separate-stderr es-verify
 	[[ $stderr == "es-verify: archive/MANIFEST: "* ]]
 }
+
+@test "--snapshots: each snapshot recomputed from the log; a forged or damaged one is a failure" {
+	command -v es-snapshot >/dev/null || skip "es-snapshot is not built"
+	es-snapshot --stream a
+	run -0 --separate-stderr es-verify --snapshots --json
+	echo "$output" | jq -e '.ok and (.checks | index("snapshots"))'
+	[[ $stderr == *"note: snapshots: 1 recomputed from the log and equal"* ]]
+	local f line body sha
+	f=$(ls "$ES_STORE"/snapshots/*/*.snap.zst)
+	# a forger who knows the format: another state, a right checksum
+	line=$(zstdcat "$f")
+	body=${line%,\"sha256\":*}
+	body=${body/\"pad\":\"x/\"pad\":\"y}
+	sha=$(printf '%s' "$body" | sha256sum | cut -c1-64)
+	printf '%s,"sha256":"%s"}\n' "$body" "$sha" | zstd -q --check -f -o "$f"
+	run -1 --separate-stderr es-verify --snapshots
+	[[ $stderr == "es-verify: snapshots/"*".snap.zst: seq "*": snapshot of 'a' at version "*": state differs from a replay of the log"* ]]
+	printf 'XXXX' | dd of="$f" bs=1 seek=20 conv=notrunc 2>/dev/null
+	run -1 --separate-stderr es-verify --snapshots
+	[[ $stderr == "es-verify: snapshots/"*".snap.zst: seq "*": "* ]]
+	# without --snapshots they are not looked at
+	run -0 --separate-stderr es-verify
+}
