@@ -23,7 +23,9 @@ struct run {
 	struct es_pdir pd;
 	struct es_proj p;
 	struct es_log lg;
-	int store_open, lg_open, proj_open;
+	struct es_pscan sc;      /* -j N: blocks of lines, parsed by the workers */
+	uint64_t next_seg, next_off; /* where the line after the base starts */
+	int store_open, lg_open, proj_open, raw;
 	int fresh;               /* building from nothing (no checkpoint, --rebuild, --from) */
 	struct es_pckpt base;    /* the checkpoint the engine's model started from */
 	uint64_t applied_base;   /* es_proj_applied() at that checkpoint */
@@ -100,6 +102,39 @@ static int verify_base(struct run *r, struct es_error *err)
 		return es_fail(err, ES_NOMATCH, "projection '%s': seq %llu: the log's hash is not the "
 			       "checkpoint's: the log changed under the projection; run with --rebuild",
 			       r->spec->name, (unsigned long long)r->base.seq);
+	r->next_seg = r->lg.seg;
+	r->next_off = r->lg.off + len + 1;
+	return 0;
+}
+
+static void close_source(struct run *r)
+{
+	if (r->lg_open)
+		es_log_close(&r->lg);
+	if (r->raw)
+		es_pscan_close(&r->sc);
+	r->lg_open = r->raw = 0;
+}
+
+/* Open the log at the base: verify the base record, then go on through
+ * es_log (-j 1, reruns, following) or in blocks for the workers (-j N). */
+static int open_source(struct run *r, int raw, struct es_error *err)
+{
+	close_source(r);
+	r->next_seg = r->next_off = 0;
+	if (es_log_open_store(&r->lg, &r->s, r->base.seq ? r->base.seq : 1, err))
+		return err->code;
+	r->lg_open = 1;
+	if (r->base.seq && verify_base(r, err))
+		return err->code;
+	if (!raw)
+		return 0;
+	close_source(r);
+	if (es_pscan_open(&r->sc, &r->s, r->next_seg, r->next_off, err)) {
+		es_pscan_close(&r->sc);
+		return err->code;
+	}
+	r->raw = 1;
 	return 0;
 }
 
@@ -123,22 +158,15 @@ static int load_base(struct run *r, struct es_error *err)
 }
 
 /* Reset the engine to the base checkpoint and open the log right after it. */
-static int start(struct run *r, struct es_error *err)
+static int start(struct run *r, int raw, struct es_error *err)
 {
 	es_proj_reset(&r->p);
 	r->applied_base = 0;
-	if (r->lg_open) {
-		es_log_close(&r->lg);
-		r->lg_open = 0;
-	}
 	if (!r->fresh && load_base(r, err))
 		return err->code;
 	if (r->fresh)
 		memset(&r->base, 0, sizeof(r->base));
-	if (es_log_open_store(&r->lg, &r->s, r->base.seq ? r->base.seq : 1, err))
-		return err->code;
-	r->lg_open = 1;
-	if (r->base.seq && verify_base(r, err))
+	if (open_source(r, raw, err))
 		return err->code;
 	r->p.seq = r->base.seq;
 	memcpy(r->p.hash, r->base.seq ? r->base.hash : ES_GENESIS, ES_HASH_HEX + 1);
@@ -197,7 +225,7 @@ static int fault(struct run *r, struct es_error *err)
 		return es_fail(err, r->p.fail_code, "%s", why);
 	if (r->o->to_stdout)
 		return es_fail(err, ES_DATA, "projection '%s': %s", r->spec->name, why);
-	if (start(r, err) || (s > 1 && es_proj_feed(&r->p, &r->lg, s - 1, err)) ||
+	if (start(r, 0, err) || (s > 1 && es_proj_feed(&r->p, &r->lg, s - 1, err)) ||
 	    es_proj_sync(&r->p, err))
 		return err->code;
 	if (r->p.failed)
@@ -215,15 +243,17 @@ static int fault(struct run *r, struct es_error *err)
 /* Read whatever the log has now, then commit it (when anything was read). */
 static int step(struct run *r, struct es_error *err)
 {
-	uint64_t before = r->p.read;
+	uint64_t before = r->p.seq;
+	int rc = r->raw ? es_pool_feed_blocks(&r->p, &r->sc, err)
+			: es_proj_feed(&r->p, &r->lg, UINT64_MAX, err);
 
-	if (es_proj_feed(&r->p, &r->lg, UINT64_MAX, err) || es_proj_sync(&r->p, err))
+	if (rc || es_proj_sync(&r->p, err))
 		return err->code;
 	if (r->p.failed)
 		return fault(r, err);
 	if (r->o->to_stdout)
 		return 0;
-	if (r->fresh || r->p.read > before)
+	if (r->fresh || r->p.seq != before)
 		return commit(r, 0, err);
 	return 0;
 }
@@ -237,6 +267,13 @@ static void nap(int ms)
 
 static int follow(struct run *r, struct es_error *err)
 {
+	/* new events come a few at a time: through es_log, which follows */
+	if (r->raw) {
+		close_source(r);
+		if (es_log_open_store(&r->lg, &r->s, r->p.seq + 1, err))
+			return err->code;
+		r->lg_open = 1;
+	}
 	while (!stopped(r)) {
 		int more;
 		uint64_t before = r->p.read;
@@ -275,6 +312,7 @@ static int run_store(struct run *r, struct es_error *err)
 		return err->code;
 	r->proj_open = 1;
 	r->p.stop = o->stop;
+	r->p.raw_code = ES_CORRUPT;
 	if (o->from != INT64_MIN) {
 		es_ts_format(o->from, r->p.since);
 		r->p.has_since = 1;
@@ -284,7 +322,7 @@ static int run_store(struct run *r, struct es_error *err)
 		r->p.sink_arg = o->arg;
 		r->p.sync_every = o->jobs > 1 ? 65536 : 0;
 	}
-	if (start(r, err))
+	if (start(r, o->jobs > 1, err))
 		return err->code;
 	if (!r->fresh && r->pd.cp.state == ES_PSTATE_PAUSED && !o->to_stdout) {
 		if (!o->follow)
@@ -311,8 +349,7 @@ int es_project_store(const struct es_pspec *spec, const struct es_project_opts *
 	r.o = o;
 	r.pd.lock_fd = -1;
 	rc = run_store(&r, err);
-	if (r.lg_open)
-		es_log_close(&r.lg);
+	close_source(&r);
 	if (r.proj_open)
 		es_proj_release(&r.p);
 	es_pdir_close(&r.pd);
@@ -342,10 +379,18 @@ int es_project_files(const struct es_pspec *spec, char **files, int nfiles,
 		r.p.sink_arg = o->arg;
 		r.p.sync_every = o->jobs > 1 ? 65536 : 0;
 	}
-	rc = es_log_open_files(&r.lg, files, nfiles, err);
-	if (!rc)
-		rc = es_proj_feed(&r.p, &r.lg, UINT64_MAX, err);
-	es_log_close(&r.lg);
+	r.p.raw_code = ES_DATA;
+	if (o->jobs > 1) {
+		struct es_pfiles pf;
+		es_pfiles_open(&pf, files, nfiles);
+		rc = es_proj_feed_lines(&r.p, es_pfiles_next, &pf, err);
+		es_pfiles_close(&pf);
+	} else {
+		rc = es_log_open_files(&r.lg, files, nfiles, err);
+		if (!rc)
+			rc = es_proj_feed(&r.p, &r.lg, UINT64_MAX, err);
+		es_log_close(&r.lg);
+	}
 	if (!rc)
 		rc = es_proj_sync(&r.p, err);
 	if (!rc && r.p.failed)

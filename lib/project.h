@@ -40,7 +40,9 @@
 #include "buf.h"
 #include "chain.h"
 #include "error.h"
+#include "input.h"
 #include "json.h"
+#include "store.h"
 #include "reader.h"
 #include "reducer.h"
 #include "timeq.h"
@@ -158,6 +160,7 @@ struct es_proj {
 	int (*alert_sink)(void *arg, const char *s, size_t n);
 	void *sink_arg;
 	uint64_t sync_every;            /* -j N with alert_sink: sync every this many records read */
+	int raw_code;                   /* es_proj_feed_lines: code of a line that is no record */
 	struct es_buf key, line;
 };
 
@@ -172,6 +175,13 @@ void es_proj_reset(struct es_proj *p);
  * dead letter. Returns 0 or an es_status for the log itself (ES_CORRUPT,
  * ES_IO, ES_DATA for a line that is not a stored record). */
 int es_proj_feed(struct es_proj *p, struct es_log *lg, uint64_t limit, struct es_error *err);
+/* -j N: hand lines to the workers unparsed, so that parsing runs on N
+ * threads too; next gives a line (1), the end (0) or -(status), and where
+ * the line comes from for messages. The position (seq, hash, ts) is known
+ * after es_proj_sync. With -j 1 use es_proj_feed. */
+typedef int (*es_pline_fn)(void *src, const char **line, size_t *len, const char **name,
+			   uint64_t *lineno, struct es_error *err);
+int es_proj_feed_lines(struct es_proj *p, es_pline_fn next, void *src, struct es_error *err);
 /* Apply one record read elsewhere (parsed without ES_REC_BODY is fine). */
 int es_proj_apply_one(struct es_proj *p, const char *line, size_t len, const struct es_rec *r,
 		      struct es_error *err);
@@ -197,6 +207,9 @@ void es_pool_stop(struct es_proj *p);
  * workers. */
 int es_pool_push(struct es_proj *p, const char *line, size_t len, const struct es_rec *r,
 		 struct es_error *err);
+/* The same for a line not parsed yet. */
+int es_pool_push_raw(struct es_proj *p, const char *line, size_t len, const char *name,
+		     uint64_t lineno, struct es_error *err);
 /* Wait until every pushed event is applied. */
 int es_pool_wait(struct es_proj *p, struct es_error *err);
 /* Whether a worker's partition has failed (the reader stops early); clear it. */
@@ -217,6 +230,41 @@ static inline int es_ppart_of(const struct es_proj *p, uint64_t hash)
 	return p->jobs > 1 ? (int)((hash >> 40) % (uint64_t)p->jobs) : 0;
 }
 uint64_t es_pkey_hash(const char *key, size_t len);
+
+/* A store's log read in blocks of whole lines, from a segment and byte
+ * offset on, up to its visible end as it was at open: the workers split
+ * and parse them (project_scan.c). */
+struct es_pscan {
+	struct es_store *s;
+	uint64_t *segs;
+	size_t nsegs, i;
+	uint64_t limit;                 /* visible end of the last segment */
+	int fd;
+	uint64_t pos, end;              /* next byte to read in segs[i], and where it ends */
+	struct es_buf carry;            /* a line cut by the last block */
+	uint64_t carry_off;
+	char name[64];
+};
+/* Open at byte off of segment seg (its first seq; 0: the first segment). */
+int es_pscan_open(struct es_pscan *sc, struct es_store *s, uint64_t seg, uint64_t off,
+		  struct es_error *err);
+/* Fill block with whole lines of one segment: 1 (and the segment's name
+ * and the block's offset in it), 0 at the end, or -(status). */
+int es_pscan_fill(struct es_pscan *sc, struct es_buf *block, const char **name, uint64_t *off,
+		  struct es_error *err);
+void es_pscan_close(struct es_pscan *sc);
+/* -j N: read sc's blocks into the workers' batches. */
+int es_pool_feed_blocks(struct es_proj *p, struct es_pscan *sc, struct es_error *err);
+/* The same over NDJSON files (none: stdin), blank lines skipped. */
+struct es_pfiles {
+	char **files;
+	int nfiles, fi, open;
+	struct es_input in;
+};
+void es_pfiles_open(struct es_pfiles *pf, char **files, int nfiles);
+int es_pfiles_next(void *pf, const char **line, size_t *len, const char **name, uint64_t *lineno,
+		   struct es_error *err);
+void es_pfiles_close(struct es_pfiles *pf);
 
 /* ---- projections/NAME/ -------------------------------------------- */
 

@@ -582,6 +582,28 @@ int es_proj_feed(struct es_proj *p, struct es_log *lg, uint64_t limit, struct es
 	return 0;
 }
 
+int es_proj_feed_lines(struct es_proj *p, es_pline_fn next, void *src, struct es_error *err)
+{
+	const char *line, *name;
+	size_t len;
+	uint64_t lineno;
+	int n;
+
+	while (!stop_now(p)) {
+		n = next(src, &line, &len, &name, &lineno, err);
+		if (n < 0)
+			return -n;
+		if (n == 0)
+			break;
+		p->read++;
+		if (es_pool_push_raw(p, line, len, name, lineno, err))
+			return err->code;
+		if (p->sync_every && p->read % p->sync_every == 0 && es_proj_sync(p, err))
+			return err->code;
+	}
+	return 0;
+}
+
 void es_proj_cut_msgs(struct es_proj *p, uint64_t seq)
 {
 	while (p->alerts.n && p->alerts.v[p->alerts.n - 1].seq >= seq)

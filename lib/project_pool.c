@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NBATCH 8
+#define NBATCH 16
 #define BATCH_EVENTS 4096
 #define CHUNK (1u << 20)
 
@@ -21,6 +21,9 @@ struct pev {
 	const char *line;
 	size_t len, key, klen; /* key: offset into the batch's keys */
 	uint64_t hash;
+	int raw;               /* not parsed yet: the routing worker parses and filters */
+	const char *name;      /* raw: where the line comes from, for messages */
+	uint64_t lineno;       /* its line number (files) or byte offset (store blocks) */
 };
 
 struct chunk {
@@ -37,6 +40,11 @@ struct pbatch {
 	size_t nch, cur;
 	struct es_buf keys;    /* written by the routing worker */
 	int routed;            /* under the pool's mutex */
+	uint64_t last_seq;     /* raw lines: the last record, found by routing */
+	char last_hash[ES_HASH_HEX + 1], last_ts[ES_TS_LEN + 1];
+	struct es_buf block;   /* a block of whole lines of a segment, split by routing */
+	const char *block_name;
+	uint64_t block_off;
 };
 
 struct es_pool {
@@ -80,6 +88,50 @@ static int grow_to(void **v, size_t *cap, size_t need, size_t size)
 	return 0;
 }
 
+/* A raw line: parse its envelope, note it as the batch's last record, and
+ * filter it. 0 keep, 1 filtered out, -1 not a record. */
+static int parse_raw(const struct es_proj *p, struct pbatch *b, struct pev *e,
+		     struct es_error *err)
+{
+	const char *why;
+
+	if (es_rec_parse(e->line, e->len, 0, &e->rec, &why)) {
+		es_fail(err, p->raw_code, "%s: %s %llu: %s", e->name, b->block.len ? "offset" : "line",
+			(unsigned long long)e->lineno, why);
+		return -1;
+	}
+	b->last_seq = e->rec.seq;
+	memcpy(b->last_hash, e->rec.hash, ES_HASH_HEX);
+	memcpy(b->last_ts, e->rec.ts, ES_TS_LEN);
+	if (!es_sel_match(&p->spec->sel, &e->rec) ||
+	    (p->has_since && memcmp(e->rec.ts, p->since, ES_TS_LEN) < 0))
+		return 1;
+	return 0;
+}
+
+/* A block: one raw event per line. */
+static int split_block(struct pbatch *b)
+{
+	const char *s = b->block.p, *end = s + b->block.len;
+
+	b->n = 0;
+	while (s < end) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		size_t len = nl ? (size_t)(nl - s) : (size_t)(end - s);
+		struct pev *e;
+		if (grow_to((void **)&b->ev, &b->cap, b->n + 1, sizeof(*b->ev)))
+			return -1;
+		e = &b->ev[b->n++];
+		e->line = s;
+		e->len = len;
+		e->raw = 1;
+		e->name = b->block_name;
+		e->lineno = b->block_off + (uint64_t)(s - b->block.p);
+		s += len + 1;
+	}
+	return 0;
+}
+
 /* Extract every event's key and sort the events into partitions. A
  * failure goes to the routing worker's partition, at that event's seq. */
 static void route(struct es_pool *pl, int w, struct pbatch *b)
@@ -90,10 +142,22 @@ static void route(struct es_pool *pl, int w, struct pbatch *b)
 	es_buf_reset(&b->keys);
 	for (int i = 0; i < pl->jobs; i++)
 		b->nidx[i] = 0;
+	if (b->block.len && split_block(b)) {
+		es_ppart_fail(&p->part[w], ES_IO, 0, "out of memory");
+		return;
+	}
 	for (size_t i = 0; i < b->n; i++) {
 		struct pev *e = &b->ev[i];
 		size_t at = b->keys.len;
-		int part, rc = es_proj_key(p, e->line, &e->rec, &b->keys, &err);
+		int part, rc;
+		if (e->raw && (rc = parse_raw(p, b, e, &err)) != 0) {
+			if (rc < 0) {
+				es_ppart_fail(&p->part[w], err.code, 0, err.msg);
+				return;
+			}
+			continue; /* filtered out */
+		}
+		rc = es_proj_key(p, e->line, &e->rec, &b->keys, &err);
 		if (rc > 0)
 			continue;
 		if (rc < 0) {
@@ -179,6 +243,7 @@ static void batch_release(struct pbatch *b, int jobs)
 	free(b->ch);
 	free(b->ev);
 	es_buf_release(&b->keys);
+	es_buf_release(&b->block);
 }
 
 void es_pool_stop(struct es_proj *p)
@@ -260,6 +325,8 @@ static struct pbatch *take_batch(struct es_pool *pl)
 	b->n = 0;
 	b->cur = 0;
 	b->routed = 0;
+	b->last_seq = 0;
+	es_buf_reset(&b->block);
 	for (size_t i = 0; i < b->nch; i++)
 		b->ch[i].len = 0;
 	return b;
@@ -323,6 +390,31 @@ int es_pool_push(struct es_proj *p, const char *line, size_t len, const struct e
 	e->rec.hash = REBASE(hash);
 	e->line = dst;
 	e->len = len;
+	e->raw = 0;
+	if (b->n == BATCH_EVENTS)
+		publish(pl);
+	return 0;
+}
+
+int es_pool_push_raw(struct es_proj *p, const char *line, size_t len, const char *name,
+		     uint64_t lineno, struct es_error *err)
+{
+	struct es_pool *pl = p->pool;
+	struct pbatch *b = pl->fill;
+	char *dst;
+	struct pev *e;
+
+	if (!b)
+		b = pl->fill = take_batch(pl);
+	if (grow_to((void **)&b->ev, &b->cap, b->n + 1, sizeof(*b->ev)) || !(dst = room(b, len)))
+		return es_fail(err, ES_IO, "out of memory");
+	memcpy(dst, line, len);
+	e = &b->ev[b->n++];
+	e->line = dst;
+	e->len = len;
+	e->raw = 1;
+	e->name = name;
+	e->lineno = lineno;
 	if (b->n == BATCH_EVENTS)
 		publish(pl);
 	return 0;
@@ -333,13 +425,22 @@ int es_pool_wait(struct es_proj *p, struct es_error *err)
 	struct es_pool *pl = p->pool;
 
 	(void)err;
-	if (pl->fill && pl->fill->n)
+	if (pl->fill && (pl->fill->n || pl->fill->block.len))
 		publish(pl);
 	pl->fill = NULL;
 	pthread_mutex_lock(&pl->mu);
 	while (min_done(pl) < pl->published)
 		pthread_cond_wait(&pl->done_cv, &pl->mu);
 	pthread_mutex_unlock(&pl->mu);
+	/* raw lines: the position is the last record of the last batch */
+	if (pl->published) {
+		struct pbatch *b = &pl->b[(pl->published - 1) % NBATCH];
+		if (b->last_seq > p->seq) {
+			p->seq = b->last_seq;
+			memcpy(p->hash, b->last_hash, ES_HASH_HEX);
+			memcpy(p->ts, b->last_ts, ES_TS_LEN);
+		}
+	}
 	return 0;
 }
 
@@ -352,4 +453,28 @@ void es_pool_clear(struct es_proj *p)
 {
 	if (p->pool)
 		__atomic_store_n(&p->pool->failed, 0, __ATOMIC_RELAXED);
+}
+
+int es_pool_feed_blocks(struct es_proj *p, struct es_pscan *sc, struct es_error *err)
+{
+	struct es_pool *pl = p->pool;
+
+	while (!(p->stop && *p->stop) && !es_pool_failed(p)) {
+		struct pbatch *b = pl->fill ? pl->fill : (pl->fill = take_batch(pl));
+		int n;
+		if (b->n) {
+			publish(pl); /* lines pushed one by one come first */
+			continue;
+		}
+		n = es_pscan_fill(sc, &b->block, &b->block_name, &b->block_off, err);
+		if (n < 0)
+			return -n;
+		if (n == 0) {
+			es_buf_reset(&b->block);
+			break;
+		}
+		p->read++;
+		publish(pl);
+	}
+	return 0;
 }
