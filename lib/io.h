@@ -59,6 +59,17 @@ char *es_read_file(const char *path, size_t *len);
  *                           about to be removed
  *   archive-purge-after-manifest  the MANIFEST no longer lists the purged
  *                           segments; their files are not yet deleted
+ * es-project (project_dir.c), once per commit of a projection:
+ *   project-after-model     the new generation's model.ndjson is written
+ *                           and synced; no checkpoint yet
+ *   project-after-alerts    alerts and dead letters are appended and
+ *                           synced, beyond the sizes the live checkpoint
+ *                           covers
+ *   project-before-swap     the new generation is complete and synced;
+ *                           `current` still names the old one (the swap
+ *                           itself is before-rename / after-rename)
+ *   project-after-swap      swapped and the directory synced; the old
+ *                           generation is not yet removed
  */
 #ifdef ES_TEST_HOOKS
 void es_crash_point(const char *name);
