@@ -69,8 +69,12 @@ static int read_config(struct es_store *s, struct es_error *err)
 	json_t *conf, *v;
 
 	path_of(s, "store.json", path, sizeof(path));
+	errno = 0;
 	conf = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!conf) {
+		/* jansson reports a failed allocation as a parse error */
+		if (errno == ENOMEM)
+			return es_fail(err, ES_IO, "%s: out of memory", path);
 		if (access(path, F_OK) != 0)
 			return es_fail_errno(err, ES_IO, "not a store: '%s'", path);
 		return es_fail(err, ES_DATA, "%s: %s", path, jerr.text);

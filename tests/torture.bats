@@ -228,3 +228,19 @@ PY
 	run "$T/check-store" mnt/store
 	assert_success
 }
+
+@test "regression: no memory while reading store.json is an I/O error, not bad data" {
+	# jansson reports a failed allocation as a parse error: es-append said
+	# "store.json: string or '}' expected" and exited 3 (bad input).
+	three x | es-append -q
+	for n in $(seq 1 40); do
+		ES_FAULT=malloc:$n run es-append -q <<<'{"stream":"a","type":"T","id":"m'$n'"}'
+		if [ "$status" -ne 0 ]; then
+			echo "malloc:$n: $output"
+			[ "$status" -eq 4 ]
+			assert_output --partial "not stored"
+		fi
+	done
+	run "$T/check-store" "$ES_STORE"
+	assert_success
+}
