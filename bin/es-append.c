@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "input.h"
 #include "record.h"
+#include "snapshot.h"
 #include "store.h"
 
 enum { K_EXPECT = ES_K_PROG, K_BATCH, K_IMPORT_TS };
@@ -154,6 +155,16 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 					     es_batch_str(b, b->ev[done + i].stream));
 		if (!com->quiet && fwrite(out.p, 1, out.len, stdout) != out.len)
 			break; /* reported by es_cli_close_stdout */
+		if (s->snapshot_every) {
+			/* store.json asks for snapshots every N events: the
+			 * batch is durable already, so a failure only warns */
+			size_t snaps;
+			if (es_snapshot_auto(s, b, done, n, &snaps, &err)) {
+				es_cli_error("warning: no auto-snapshot: %s (the events are stored)",
+					     err.msg);
+				es_error_clear(&err);
+			}
+		}
 		done += n;
 		/* --expect is the stream's version before the whole input, so
 		 * only the first chunk is checked against it. */

@@ -418,7 +418,23 @@ int es_log_refresh(struct es_log *lg, struct es_error *err)
 	return lg->seg_i < s->nsegs;
 }
 
+static int index_check(struct es_store *s, struct es_error *err);
+
+/* Asked once per handle: a reader looks at one moment of the log, and
+ * checking the tail again for every stream of a category would cost. */
 int es_store_index_ready(struct es_store *s, struct es_error *err)
+{
+	int rc;
+
+	if (s->index_state)
+		return s->index_state == 1 ? 0 : 1;
+	rc = index_check(s, err);
+	if (rc == 0 || rc == 1)
+		s->index_state = rc == 0 ? 1 : 2;
+	return rc;
+}
+
+static int index_check(struct es_store *s, struct es_error *err)
 {
 	struct es_head ih;
 	uint64_t end = 0, last = 0;

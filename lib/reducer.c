@@ -427,7 +427,8 @@ static int apply_rule(const struct rule *ru, json_t **state, const struct es_rec
 		if (!v)
 			return 0; /* absent in this event: the rule does nothing */
 	} else if (ru->value) {
-		v = json_incref(ru->value);
+		/* a copy: set and push must never change the rule's constant */
+		v = json_deep_copy(ru->value);
 	}
 	cur = ru->path.n ? es_path_get(*state, &ru->path) : *state;
 	const char *what = ru->has_from ? ru->from.path.text : "value";

@@ -237,6 +237,7 @@ int es_store_open(struct es_store *s, const char *dir, int flags, struct es_erro
 	memset(s, 0, sizeof(*s));
 	s->lock_fd = -1;
 	s->active_fd = -1;
+	s->read_fd = -1;
 	s->flags = flags;
 	s->segment_size = ES_SEGMENT_SIZE_DEFAULT;
 	s->dir = strdup(dir);
@@ -259,6 +260,8 @@ void es_store_close(struct es_store *s)
 		es_index_close(s->index);
 	if (s->active_fd >= 0)
 		close(s->active_fd);
+	if (s->read_fd >= 0)
+		close(s->read_fd);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd); /* releases the flock */
 	es_chain_free(s->chain);
@@ -266,7 +269,7 @@ void es_store_close(struct es_store *s)
 	free(s->segs);
 	free(s->dir);
 	memset(s, 0, sizeof(*s));
-	s->lock_fd = s->active_fd = -1;
+	s->lock_fd = s->active_fd = s->read_fd = -1;
 }
 
 void es_store_unlock(struct es_store *s)
@@ -870,18 +873,26 @@ int es_store_read_pos(struct es_store *s, const struct es_pos *pos, char **buf,
 		*buf = nb;
 		*cap = (size_t)pos->len + 1;
 	}
-	es_store_seg_path(s, pos->seg, path, sizeof(path));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		int e = errno, rc;
-		/* Archived (es-archive): restored from archive/. */
-		if (e == ENOENT && (rc = es_archive_read_pos(s, pos, buf, cap, err)) != 1)
-			return rc;
-		errno = e;
-		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	if (s->read_fd >= 0 && s->read_seg == pos->seg) {
+		fd = s->read_fd;
+	} else {
+		es_store_seg_path(s, pos->seg, path, sizeof(path));
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			int e = errno, rc;
+			/* Archived (es-archive): restored from archive/. */
+			if (e == ENOENT && (rc = es_archive_read_pos(s, pos, buf, cap, err)) != 1)
+				return rc;
+			errno = e;
+			return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+		}
+		/* Keep it: a stream's events mostly sit in one segment. */
+		if (s->read_fd >= 0)
+			close(s->read_fd);
+		s->read_fd = fd;
+		s->read_seg = pos->seg;
 	}
 	n = es_pread_full(fd, *buf, pos->len, (off_t)pos->off);
-	close(fd);
 	if (pos->len == 0 || n != (ssize_t)pos->len || (*buf)[pos->len - 1] != '\n')
 		return es_fail(err, ES_CORRUPT, "log/%020llu.ndjson: offset %llu: seq %llu: "
 			       "record not where the index says",
