@@ -221,6 +221,21 @@ static struct vent *vmap_get(struct vmap *m, const char *k, size_t n, int *isnew
 	return vmap_get_h(m, k, n, hash_bytes(k, n), isnew);
 }
 
+/* The entry for key, or NULL. */
+static struct vent *vmap_find(const struct vmap *m, const char *k, size_t n)
+{
+	uint64_t h = hash_bytes(k, n);
+
+	if (!m->cap)
+		return NULL;
+	for (size_t i = h & (m->cap - 1); m->e[i].used; i = (i + 1) & (m->cap - 1)) {
+		struct vent *e = &m->e[i];
+		if (e->h == h && e->klen == n && memcmp(m->keys.p + e->key, k, n) == 0)
+			return e;
+	}
+	return NULL;
+}
+
 /* Start loading the slot of key hash h: hidden behind the record's hash. */
 static void vmap_prefetch(const struct vmap *m, uint64_t h)
 {
@@ -1210,7 +1225,7 @@ static int add_archive(struct run *R, struct vstate *init, struct es_error *err)
 }
 
 /* Empty segments: only a fresh active one, named by the next seq. */
-static void check_empty(struct run *R, struct unit *u)
+static void check_empty(struct unit *u)
 {
 	if (!u->active)
 		ilist_add(&u->fail, u->name, 1, 0, u->segno, "empty sealed segment");
@@ -1218,7 +1233,6 @@ static void check_empty(struct run *R, struct unit *u)
 		ilist_add(&u->fail, u->name, 1, 0, u->segno,
 			  "empty active segment: its name does not match the next seq %llu",
 			  (unsigned long long)(u->st.seq + 1));
-	(void)R;
 }
 
 /* ---- the index ---- */
@@ -1266,19 +1280,12 @@ static int ix_stream(void *arg, const char *stream, size_t len, uint64_t version
 	struct ixwalk *w = arg;
 	struct run *R = w->R;
 	struct vent *e;
-	struct es_pos pos;
-	int isnew = 0;
 
 	if (!w->complete)
 		return 0;
 	w->seen++;
-	/* look up without inserting: a new entry is removed again */
-	e = vmap_get(&R->gmap, stream, len, &isnew);
-	if (!e)
-		return -1;
-	if (isnew) {
-		e->used = 0; /* never seen in the log: undo */
-		R->gmap.n--;
+	e = vmap_find(&R->gmap, stream, len);
+	if (!e) {
 		ixfail(R, "stream '%.*s' is in the index but not in the log", (int)len, stream);
 		return 0;
 	}
@@ -1288,7 +1295,6 @@ static int ix_stream(void *arg, const char *stream, size_t len, uint64_t version
 		ixfail(R, "stream '%.*s': the index says version %llu, the log %llu", (int)len,
 		       stream, (unsigned long long)version, (unsigned long long)e->last_v);
 	return 0;
-	(void)pos;
 }
 
 /* Check the positions of each stream's last event (both complete and
@@ -1672,7 +1678,7 @@ static int run_units(struct run *R, size_t first, struct es_error *err)
 			if (R->u[i].size == 0 && !R->u[i].rc) {
 				if (i > first)
 					R->u[i].st = R->u[i - 1].st;
-				check_empty(R, &R->u[i]);
+				check_empty(&R->u[i]);
 			}
 		return 0;
 	}
@@ -1690,7 +1696,7 @@ static int run_units(struct run *R, size_t first, struct es_error *err)
 		}
 		if (u->store_seg && u->size == 0) {
 			u->ran = 1;
-			check_empty(R, u);
+			check_empty(u);
 			if (u->fail.n && !o->all_errors) {
 				u->stopped = 1;
 				break;
