@@ -208,6 +208,7 @@ int main(int argc, char **argv)
 	c.o.store_dir = com.store;
 	c.o.jobs = com.jobs;
 	c.o.quiet = com.quiet;
+	c.o.verbose = com.verbose;
 	c.o.stop = &stop_flag;
 	c.o.out = out;
 	c.o.note = note;

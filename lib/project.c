@@ -205,6 +205,12 @@ static int commit(struct run *r, int faulted, struct es_error *err)
 		return err->code;
 	if (es_pdir_commit(&r->pd, &r->p, &cp, r->fresh, err))
 		return err->code;
+	if (r->o->verbose)
+		note(r, "%s: committed generation %llu: seq %llu..%llu, %llu events applied, %llu keys, "
+		     "%zu alerts, %zu dead letters%s", r->spec->name, (unsigned long long)cp.gen,
+		     (unsigned long long)r->base.seq, (unsigned long long)cp.seq,
+		     (unsigned long long)(applied - r->applied_base), (unsigned long long)cp.keys,
+		     r->p.alerts.n, r->p.dead.n, faulted ? ", faulted" : "");
 	es_proj_cut_msgs(&r->p, 0);
 	r->fresh = 0;
 	r->base = r->pd.cp;
@@ -555,7 +561,12 @@ int es_project_status(const char *name, const struct es_project_opts *o, struct 
 		rc = status_one(&s, name, o, head, head_ts, err);
 	for (size_t i = 0; !rc && i < n; i++) {
 		struct es_error e1 = {0, ""};
-		int r1 = status_one(&s, names[i], o, head, head_ts, &e1);
+		struct es_pdir pd;
+		int r1 = es_pdir_open(&pd, s.dir, names[i], 0, &e1), have = pd.have;
+		es_pdir_close(&pd);
+		if (r1 == 0 && !have)
+			continue; /* not committed yet */
+		r1 = status_one(&s, names[i], o, head, head_ts, &e1);
 		if (r1 > ES_NOMATCH) {
 			*err = e1;
 			rc = r1;

@@ -338,6 +338,7 @@ struct es_project_opts {
 	int to_stdout;                  /* print the model, write nothing */
 	int alerts_only;                /* print alerts, not the model */
 	int quiet;                      /* no alerts on stdout */
+	int verbose;                    /* a note per commit */
 	int interval_ms;                /* --follow poll interval */
 	volatile sig_atomic_t *stop;
 	/* output (stdout) and notes (stderr), supplied by the program */
