@@ -749,6 +749,7 @@ static int recover(struct es_store *s, struct es_error *err)
 	memset(&genesis, 0, sizeof(genesis));
 	memcpy(genesis.hash, ES_GENESIS, ES_HASH_HEX + 1);
 	s->recovered_bytes = s->indexed = 0;
+	s->index_clean = 0;
 	if (es_store_list_segments(s, err) || es_index_begin(s->index, 1, err))
 		return err->code;
 	have = es_index_get_head(s->index, &ih) == 0;
@@ -756,6 +757,7 @@ static int recover(struct es_store *s, struct es_error *err)
 		/* Everything is archived: the log goes on after the archive. */
 		if (have && es_archive_head_matches(s, &ih)) {
 			s->head = ih;
+			s->index_clean = 1;
 			return 0;
 		}
 		if (es_index_clear(s->index, err))
@@ -783,6 +785,7 @@ static int recover(struct es_store *s, struct es_error *err)
 		/* The usual case: the index ends where the log ends. */
 		if (ih.seg == active && ih.end == size && tail_matches(s, active, size, &ih)) {
 			s->head = ih;
+			s->index_clean = 1;
 			return 0;
 		}
 		/* The index is behind: catch up from its head. */
@@ -812,8 +815,16 @@ int es_store_lock(struct es_store *s, struct es_error *err)
 		return es_fail(err, ES_IO, "index: not open");
 	if (take_lock(s, err))
 		return err->code;
-	if (recover(s, err) || es_index_put_head(s->index, &s->head, err) ||
-	    es_index_commit(s->index, err)) {
+	if (recover(s, err)) {
+		es_store_unlock(s);
+		return err->code;
+	}
+	if (s->index_clean) {
+		/* nothing changed: no commit, which would cost an fdatasync */
+		es_index_abort(s->index);
+		return 0;
+	}
+	if (es_index_put_head(s->index, &s->head, err) || es_index_commit(s->index, err)) {
 		es_store_unlock(s);
 		return err->code;
 	}

@@ -44,6 +44,7 @@ struct es_store {
 	uint64_t indexed;          /* records the last lock had to (re)index */
 	int read_fd;               /* es_store_read_pos keeps one segment open */
 	uint64_t read_seg;
+	int index_clean;           /* the last recovery found the index current */
 	int index_state;           /* es_store_index_ready's answer, once known:
 				    * 0 not asked yet, 1 ready, 2 unusable */
 	/* archive/MANIFEST (archive.h), re-read by es_store_list_segments();
