@@ -94,6 +94,12 @@ burst() {
 	[ "$(jq .generation "$(P obc)/checkpoint.json")" = 2 ]
 }
 
+@test "-v notes each commit on stderr" {
+	run -0 --separate-stderr es-project -v obc.json
+	[ "$output" = "" ]
+	[ "$stderr" = "es-project: obc: committed generation 1: seq 0..5, 4 events applied, 2 keys, 0 alerts, 0 dead letters" ]
+}
+
 @test "--rebuild builds beside the live model and swaps it in" {
 	es-project obc.json
 	run -0 --separate-stderr es-project --rebuild obc.json
