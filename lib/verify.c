@@ -1340,6 +1340,13 @@ static void lookback(struct run *R, struct es_index *ix, uint64_t from)
 	char *buf = NULL;
 	size_t cap = 0;
 	struct es_buf sk = ES_BUF_INIT;
+	struct es_store s;
+
+	/* Only what es_store_read_pos() needs (the store's index is open
+	 * already, and LMDB must not be opened twice in a process). */
+	memset(&s, 0, sizeof(s));
+	s.dir = (char *)R->dir;
+	s.lock_fd = s.active_fd = -1;
 
 	for (size_t i = 0; i < m->cap; i++) {
 		struct vent *e = &m->e[i];
@@ -1366,9 +1373,6 @@ static void lookback(struct run *R, struct es_index *ix, uint64_t from)
 				  (unsigned long long)(e->first_v - 1), (unsigned long long)from);
 			continue;
 		}
-		struct es_store s;
-		memset(&s, 0, sizeof(s));
-		s.dir = (char *)R->dir;
 		if (p.len < 2 || es_store_read_pos(&s, &p, &buf, &cap, &err) != 0 ||
 		    es_rec_parse(buf, p.len - 1, 0, &r, &why) != 0 || r.seq != p.seq ||
 		    r.version != e->first_v - 1 || stream_key(&r, &sk, &k, &kn) != 0 ||
@@ -1381,6 +1385,7 @@ static void lookback(struct run *R, struct es_index *ix, uint64_t from)
 	}
 	free(buf);
 	es_buf_release(&sk);
+	es_archive_store_release(&s);
 }
 
 /* The index against the log's head. */
