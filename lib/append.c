@@ -341,14 +341,14 @@ int es_append_batch(struct es_store *s, const struct es_batch *b, size_t from, s
 	for (int rebuilt = 0;; rebuilt = 1) {
 		if ((rc = es_index_begin(s->index, 1, err)) == 0)
 			rc = plan(s, &st, b, from, n, o, fate, ver, dup_of, err);
-		if (rc != ES_CORRUPT || rebuilt)
+		if (rc == 0 || rebuilt || (rc != ES_CORRUPT && !es_store_index_damaged(err)))
 			break;
-		/* The index disagrees with the log: it is derived data, so
-		 * rebuild it from the log (under the lock) and plan again. */
-		es_error_clear(err);
+		/* The index disagrees with the log, or LMDB found it damaged:
+		 * it is derived data, so start it again from the log (under the
+		 * lock) and plan again. */
 		json_object_clear(st.versions);
 		json_object_clear(st.ids);
-		if ((rc = es_store_rebuild_index(s, err)) || (rc = es_index_commit(s->index, err)))
+		if ((rc = es_store_reset_index(s, err)))
 			goto out;
 	}
 	if (rc)
@@ -381,7 +381,7 @@ int es_append_batch(struct es_store *s, const struct es_batch *b, size_t from, s
 	}
 	rc = emit(s, b, from, n, fate, ver, loff, dup_of, &lines, out, err);
 out:
-	if (rc)
+	if (rc && s->index)
 		es_index_abort(s->index);
 	json_decref(st.versions);
 	json_decref(st.ids);

@@ -809,26 +809,66 @@ static int recover(struct es_store *s, struct es_error *err)
 	return catch_up(s, 0, 0, genesis, 0, have ? ih.seq : 0, err);
 }
 
+int es_store_index_damaged(const struct es_error *err)
+{
+	static const char *const signs[] = {
+		"MDB_CORRUPTED", "MDB_PAGE_NOTFOUND", "MDB_INVALID", "MDB_BAD_TXN",
+		"index: read error", "disagrees with the log", NULL,
+	};
+
+	if (strncmp(err->msg, "index:", 6) != 0)
+		return 0;
+	for (size_t i = 0; signs[i]; i++)
+		if (strstr(err->msg, signs[i]))
+			return 1;
+	return 0;
+}
+
+/* Start index/ again: close it, remove its files, open it empty. */
+static int reopen_empty_index(struct es_store *s, struct es_error *err)
+{
+	char path[PATH_MAX], f[PATH_MAX + 16];
+
+	if (s->index)
+		es_index_close(s->index);
+	s->index = NULL;
+	path_of(s, "index", path, sizeof(path));
+	snprintf(f, sizeof(f), "%s/data.mdb", path);
+	unlink(f);
+	snprintf(f, sizeof(f), "%s/lock.mdb", path);
+	unlink(f);
+	return es_store_open_index(s, 1, err);
+}
+
 int es_store_lock(struct es_store *s, struct es_error *err)
 {
 	if (!s->index)
 		return es_fail(err, ES_IO, "index: not open");
 	if (take_lock(s, err))
 		return err->code;
-	if (recover(s, err)) {
-		es_store_unlock(s);
-		return err->code;
+	for (int reset = 0;; reset = 1) {
+		int rc = recover(s, err);
+		if (rc == 0 && s->index_clean) {
+			/* nothing changed: no commit, which would cost an fdatasync */
+			es_index_abort(s->index);
+			return 0;
+		}
+		if (rc == 0 && es_index_put_head(s->index, &s->head, err) == 0 &&
+		    es_index_commit(s->index, err) == 0)
+			return 0;
+		if (reset || !es_store_index_damaged(err))
+			break;
+		/* LMDB found index/ damaged: it is derived data, so start it
+		 * again, rebuilt from the log (under the lock). */
+		if (s->active_fd >= 0)
+			close(s->active_fd);
+		s->active_fd = -1;
+		es_error_clear(err);
+		if (reopen_empty_index(s, err))
+			break;
 	}
-	if (s->index_clean) {
-		/* nothing changed: no commit, which would cost an fdatasync */
-		es_index_abort(s->index);
-		return 0;
-	}
-	if (es_index_put_head(s->index, &s->head, err) || es_index_commit(s->index, err)) {
-		es_store_unlock(s);
-		return err->code;
-	}
-	return 0;
+	es_store_unlock(s);
+	return err->code;
 }
 
 int es_store_rebuild_index(struct es_store *s, struct es_error *err)
@@ -839,8 +879,25 @@ int es_store_rebuild_index(struct es_store *s, struct es_error *err)
 	memcpy(genesis.hash, ES_GENESIS, ES_HASH_HEX + 1);
 	if (es_index_clear(s->index, err))
 		return err->code;
-	return catch_up(s, 0, 0, genesis, 0, 0, err) ||
+	/* the head found at lock time was acknowledged: never cut it */
+	return catch_up(s, 0, 0, genesis, 0, s->head.seq, err) ||
 	       es_index_put_head(s->index, &s->head, err);
+}
+
+int es_store_reset_index(struct es_store *s, struct es_error *err)
+{
+	uint64_t vouched = s->head.seq;
+	struct es_head genesis;
+
+	memset(&genesis, 0, sizeof(genesis));
+	memcpy(genesis.hash, ES_GENESIS, ES_HASH_HEX + 1);
+	es_error_clear(err);
+	if (reopen_empty_index(s, err) || es_index_begin(s->index, 1, err))
+		return err->code;
+	if (catch_up(s, 0, 0, genesis, 0, vouched, err) ||
+	    es_index_put_head(s->index, &s->head, err) || es_index_commit(s->index, err))
+		return err->code;
+	return 0;
 }
 
 int es_store_prepare_append(struct es_store *s, size_t add, struct es_error *err)

@@ -78,6 +78,13 @@ int es_store_open_index(struct es_store *s, int writable, struct es_error *err);
 int es_store_note_undo(struct es_store *s, uint64_t seg, uint64_t size);
 /* Rebuild the index from the whole log (under the lock). */
 int es_store_rebuild_index(struct es_store *s, struct es_error *err);
+/* Under the lock: remove index/ and rebuild it from the log, for an index
+ * that LMDB finds damaged or that disagrees with the log. What the head
+ * found by es_store_lock() covers is never cut. */
+int es_store_reset_index(struct es_store *s, struct es_error *err);
+/* 1 when err says that index/ is damaged (LMDB's own checks, a failed
+ * read, or an answer the log contradicts): es_store_reset_index() helps. */
+int es_store_index_damaged(const struct es_error *err);
 /* Read one line at pos into buf (with its '\n'). 0 or es_status. */
 int es_store_read_pos(struct es_store *s, const struct es_pos *pos, char **buf,
 		      size_t *cap, struct es_error *err);

@@ -244,3 +244,36 @@ PY
 	run "$T/check-store" "$ES_STORE"
 	assert_success
 }
+
+@test "regression: an index/ page LMDB finds damaged is rebuilt, not a dead end" {
+	# A zeroed page of data.mdb made every append fail with
+	# "index: clear: MDB_BAD_TXN" or "put: MDB_CORRUPTED" until somebody
+	# deleted index/ by hand. The writer now starts the index again.
+	for i in $(seq 1 300); do echo '{"stream":"s'$((i % 60))'","type":"T","id":"e'$i'"}'; done | es-append -q
+	cp -a "$ES_STORE" pristine
+	pages=$(($(stat -c %s pristine/index/data.mdb) / 4096))
+	for ((pg = 2; pg < pages; pg++)); do
+		rm -rf "$ES_STORE" && cp -a pristine "$ES_STORE"
+		dd if=/dev/zero of="$ES_STORE/index/data.mdb" bs=4096 seek=$pg count=1 conv=notrunc 2>/dev/null
+		run es-append -q <<<'{"stream":"s1","type":"T","id":"new"}'
+		echo "page $pg: $output"
+		assert_success
+		ES_TORTURE_VERIFY=0 run "$T/check-store" "$ES_STORE"
+		assert_success
+		assert_output --partial "records=301 "
+	done
+}
+
+@test "regression: a damaged last record found through the index is refused, not cut" {
+	# The index's answer is checked against the log; when the record it
+	# points to was damaged, the index was rebuilt and the damaged (but
+	# acknowledged) last record cut into quarantine/ without a word.
+	three x | es-append -q
+	echo '{"stream":"a","type":"T","data":{"k":"vvvvvvvv"}}' | es-append -q
+	sed -i '$s/"version":3,/"version":7,/' "$(seg)"
+	sum=$(sha256sum <"$(seg)")
+	run -1 es-append <<<'{"stream":"a","type":"T"}'
+	assert_output --regexp 'log/[0-9]{20}\.ndjson: offset [0-9]+: seq 4: '
+	[ "$(sha256sum <"$(seg)")" = "$sum" ]
+	[ -z "$(ls "$ES_STORE/quarantine")" ]
+}
