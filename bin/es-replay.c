@@ -325,6 +325,14 @@ out:
 	return a->err.code;
 }
 
+static int store_exists(const char *dir)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/store.json", dir);
+	return access(path, F_OK) == 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct app a;
@@ -351,7 +359,12 @@ int main(int argc, char **argv)
 		rc = es_cli_report(&a.err);
 		goto out;
 	}
-	if (first < argc) {
+	if (first == argc && !a.follow && !a.com.store_given && !isatty(0) &&
+	    !store_exists(a.com.store)) {
+		/* no store here, events on stdin: `zstdcat old.zst | es-replay` */
+		rc = es_log_open_files(&lg, NULL, 0, &a.err) ? a.err.code : scan(&a, &lg);
+		es_log_close(&lg);
+	} else if (first < argc) {
 		rc = es_log_open_files(&lg, argv + first, argc - first, &a.err) ? a.err.code
 										 : scan(&a, &lg);
 		es_log_close(&lg);

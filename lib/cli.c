@@ -202,6 +202,7 @@ int es_cli_parse(const struct es_prog *p, int argc, char **argv, struct es_commo
 		if (r == 0 && (!p->handle || p->handle(key, optarg, p->ctx) != 0))
 			exit(ES_USAGE);
 	}
+	c->store_given = c->store != NULL || (getenv("ES_STORE") && *getenv("ES_STORE"));
 	c->store = es_store_dir(c->store);
 	return optind;
 }

@@ -57,6 +57,7 @@ struct es_opt {
 /* What the shared options say. */
 struct es_common {
 	const char *store;
+	int store_given;                    /* by -d or $ES_STORE, not the default */
 	const char **streams; size_t nstreams;
 	const char **types; size_t ntypes;
 	const char *category;

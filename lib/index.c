@@ -156,12 +156,21 @@ static uint64_t get_be(const unsigned char *p)
 	return v;
 }
 
-/* Build tag + stream [+ 0 + tail] into ix->key. */
+/* Build tag + stream [+ 0 + tail] into ix->key. Names longer than any
+ * stored one (ES_NAME_MAX) cannot be in the index: they get a key that
+ * matches nothing instead of overrunning the buffer. */
 static MDB_val mkkey(struct es_index *ix, char tag, const char *s, size_t len,
 		     const void *tail, size_t tlen)
 {
 	MDB_val k;
 	char *p = ix->key;
+
+	if (len > ES_NAME_MAX || tlen > ES_NAME_MAX) {
+		ix->key[0] = '~'; /* no key starts with it */
+		k.mv_data = ix->key;
+		k.mv_size = 1;
+		return k;
+	}
 
 	*p++ = tag;
 	memcpy(p, s, len);

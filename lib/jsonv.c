@@ -178,14 +178,19 @@ static int number(struct cur *c)
 		return 0;
 	}
 	if (real == 2 || n > 300) {
-		char buf[512], *e;
-		if (n >= sizeof(buf))
-			return 0; /* 300+ digits without an exponent: finite */
+		/* strtod decides overflow, as jansson's parser does */
+		char small[512], *buf = n < sizeof(small) ? small : malloc(n + 1), *e;
+		double d;
+		if (!buf)
+			return fail(c, "out of memory");
 		memcpy(buf, start, n);
 		buf[n] = '\0';
 		errno = 0;
-		double d = strtod(buf, &e);
-		if (errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL)) {
+		d = strtod(buf, &e);
+		int over = errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL);
+		if (buf != small)
+			free(buf);
+		if (over) {
 			c->p = start;
 			return fail(c, "real number overflow");
 		}

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,10 +13,29 @@
 #include "io.h"
 #include "json.h"
 
-static int add_lit(struct es_buf **v, size_t *n, const char *s, struct es_error *err)
+/* A name given on the command line must be one that could be stored. */
+static int check_name(const char *what, const char *s, struct es_error *err)
 {
-	struct es_buf *nv = realloc(*v, (*n + 1) * sizeof(**v));
+	json_t *j;
 
+	if (strlen(s) > ES_NAME_MAX)
+		return es_fail(err, ES_USAGE, "--%s: longer than %d bytes, so in no store", what,
+			       ES_NAME_MAX);
+	j = json_string(s);
+	if (!j)
+		return es_fail(err, ES_USAGE, "--%s: '%s' is not valid UTF-8", what, s);
+	json_decref(j);
+	return 0;
+}
+
+static int add_lit(struct es_buf **v, size_t *n, const char *what, const char *s,
+		   struct es_error *err)
+{
+	struct es_buf *nv;
+
+	if (check_name(what, s, err))
+		return err->code;
+	nv = realloc(*v, (*n + 1) * sizeof(**v));
 	if (!nv)
 		return es_fail(err, ES_IO, "out of memory");
 	*v = nv;
@@ -30,12 +50,14 @@ int es_sel_init(struct es_sel *sel, const struct es_common *c, struct es_error *
 {
 	memset(sel, 0, sizeof(*sel));
 	for (size_t i = 0; i < c->nstreams; i++)
-		if (add_lit(&sel->streams, &sel->nstreams, c->streams[i], err))
+		if (add_lit(&sel->streams, &sel->nstreams, "stream", c->streams[i], err))
 			return err->code;
 	for (size_t i = 0; i < c->ntypes; i++)
-		if (add_lit(&sel->types, &sel->ntypes, c->types[i], err))
+		if (add_lit(&sel->types, &sel->ntypes, "type", c->types[i], err))
 			return err->code;
 	if (c->category) {
+		if (check_name("category", c->category, err))
+			return err->code;
 		if (es_json_add_string(&sel->category, c->category, strlen(c->category)))
 			return es_fail(err, ES_IO, "out of memory");
 		sel->category.len--; /* drop the closing quote: a prefix */
@@ -106,7 +128,30 @@ static uint64_t fsize(int fd)
 	return fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
+static int visible_end(struct es_store *s, uint64_t seg, uint64_t *end, struct es_error *err);
+
+/* Writers hold the lock from their write to their fdatasync (or to cutting
+ * a failed batch back), so a shared lock while the end is found keeps
+ * readers from seeing a batch that is not durable yet. A reader that cannot
+ * open the lock file (a read-only copy of a store) goes without. */
 int es_store_visible_end(struct es_store *s, uint64_t seg, uint64_t *end, struct es_error *err)
+{
+	char path[PATH_MAX];
+	int fd = -1, rc;
+
+	if (!s->locked) {
+		snprintf(path, sizeof(path), "%s/lock", s->dir);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		while (fd >= 0 && flock(fd, LOCK_SH) != 0 && errno == EINTR)
+			;
+	}
+	rc = visible_end(s, seg, end, err);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static int visible_end(struct es_store *s, uint64_t seg, uint64_t *end, struct es_error *err)
 {
 	char path[PATH_MAX], *buf = NULL;
 	size_t block = 1 << 16;

@@ -43,6 +43,15 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 	*y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
+int es_ts_in_range(int64_t us)
+{
+	/* what the stored form can spell: 0000-01-01 to 9999-12-31, UTC */
+	static const int64_t lo = -62167219200LL * 1000000;
+	static const int64_t hi = 253402300800LL * 1000000 - 1;
+
+	return us >= lo && us <= hi;
+}
+
 static void put(char *p, int n, int64_t v)
 {
 	for (int i = n - 1; i >= 0; i--, v /= 10)
@@ -142,7 +151,7 @@ int es_ts_parse(const char *s, size_t len, int64_t *us)
 	if (i != len)
 		return -1;
 	*us = ((days * 86400 + hh * 3600 + mm * 60 + ss) - (int64_t)off * 60) * 1000000 + frac;
-	return 0;
+	return es_ts_in_range(*us) ? 0 : -1;
 }
 
 int es_duration_parse(const char *s, int64_t *us)
@@ -192,7 +201,7 @@ int es_time_parse(const char *s, int64_t now_us, int64_t *us)
 				frac += (*q - '0') * scale;
 		if (*q == '\0') {
 			*us = sec * 1000000 + frac;
-			return 0;
+			return es_ts_in_range(*us) ? 0 : -1;
 		}
 	}
 	if (es_duration_parse(s, &age) == 0) {

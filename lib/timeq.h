@@ -14,6 +14,8 @@
 
 /* Current time in microseconds (CLOCK_REALTIME). */
 int64_t es_now_us(void);
+/* Whether us can be written in the stored form (years 0000 to 9999). */
+int es_ts_in_range(int64_t us);
 /* Format us as a stored ts into out (ES_TS_LEN + 1 bytes). */
 void es_ts_format(int64_t us, char out[ES_TS_LEN + 1]);
 /* Parse a stored-form or any RFC 3339 time with offset ("2026-11-26T08:00:00Z",

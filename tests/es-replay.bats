@@ -257,3 +257,21 @@ JSON
 	run -2 --separate-stderr es-replay --limit x
 	run -2 --separate-stderr es-replay --follow file.ndjson
 }
+
+@test "with no store and no operands, events come from stdin" {
+	es-replay --events > all.ndjson
+	zstd -q all.ndjson -o all.ndjson.zst
+	unset ES_STORE
+	run -0 --separate-stderr bash -c "zstdcat all.ndjson.zst | es-replay --stream order-1"
+	[ "$(jq -r .version <<<"$output")" = 4 ]
+	[ ! -e es-store ]
+	# a store named but missing is an error, not a reason to read stdin
+	run -4 --separate-stderr bash -c "zstdcat all.ndjson.zst | es-replay -d nowhere --stream order-1"
+}
+
+@test "selector names that no store could hold are usage errors" {
+	run -2 --separate-stderr es-replay --stream "$(printf 'x%.0s' $(seq 300))"
+	[[ "$stderr" == *"longer than 200 bytes"* ]]
+	run -2 --separate-stderr es-replay --category $'\xff'
+	[[ "$stderr" == *"not valid UTF-8"* ]]
+}

@@ -94,6 +94,23 @@ int main(void)
 				jansson_ok(seeds[i], n), ours_ok(seeds[i], n), seeds[i]);
 		}
 	}
+	/* numbers longer than any buffer: 1e600 written out, tiny reals */
+	{
+		static const char *const heads[] = {"{\"n\":1", "{\"n\":-1", "{\"n\":0.", "{\"n\":1.0"};
+		static const char *const tails[] = {".0}", "}", "1}", "e400}", "e-400}", "e0}"};
+		static char big[2048];
+		for (size_t h = 0; h < 4; h++)
+			for (size_t t = 0; t < 6; t++) {
+				size_t n = (size_t)snprintf(big, sizeof(big), "%s", heads[h]);
+				memset(big + n, '0', 600);
+				n += 600;
+				n += (size_t)snprintf(big + n, sizeof(big) - n, "%s", tails[t]);
+				cases++;
+				if (jansson_ok(big, n) != ours_ok(big, n) && disagree++ < 10)
+					fprintf(stderr, "long number: jansson %d, ours %d: %s...%s\n",
+						jansson_ok(big, n), ours_ok(big, n), heads[h], tails[t]);
+			}
+	}
 	for (int round = 0; round < 1000000; round++) {
 		const char *src = seeds[next() % (sizeof(seeds) / sizeof(*seeds))];
 		size_t n = mutate(src, buf, sizeof(buf));

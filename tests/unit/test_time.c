@@ -40,6 +40,11 @@ int main(void)
 	CHECK(t("2026-11-26T25:00:00Z") == -1);
 	CHECK(t("2026-11-26T08:00:00") == -1); /* no zone: ambiguous */
 	CHECK(t("yesterday") == -1);
+	/* beyond what the stored form can spell */
+	CHECK(t("9999-12-31T23:30:00-01:00") == -1);
+	CHECK(t("0000-01-01T00:30:00+01:00") == -1);
+	CHECK(t("9999-12-31T23:59:59.999999Z") > 0);
+	CHECK(t("99999999999999") == -1);
 	CHECK(t("") == -1);
 	CHECK(es_duration_parse("10m", &us) == 0 && us == 600000000);
 	CHECK(es_duration_parse("-1s", &us) == -1);
