@@ -2,10 +2,10 @@
  * parses their envelopes and filters them; N workers each own the keys
  * whose hash falls in their partition and apply those events in log
  * order. Events travel in batches through a ring of NBATCH batches. Each
- * batch is first routed by one worker (batch k by worker k % N: it locates
- * data, extracts and hashes every key and sorts the events into per-
- * partition lists), then every worker applies its own partition's list;
- * the slot is reused once all are done with it. */
+ * batch is first routed by one worker (batch k by worker k % N: it splits
+ * and parses the lines, filters them, extracts and hashes every key and
+ * sorts the events into per-partition lists), then every worker applies
+ * its own partition's list; the slot is reused once all are done with it. */
 #include "project.h"
 
 #include <pthread.h>
@@ -39,7 +39,7 @@ struct pbatch {
 	struct chunk *ch;
 	size_t nch, cur;
 	struct es_buf keys;    /* written by the routing worker */
-	int routed;            /* under the pool's mutex */
+	int routing, routed;   /* under the pool's mutex */
 	uint64_t last_seq;     /* raw lines: the last record, found by routing */
 	char last_hash[ES_HASH_HEX + 1], last_ts[ES_TS_LEN + 1];
 	struct es_buf block;   /* a block of whole lines of a segment, split by routing */
@@ -177,22 +177,10 @@ static void route(struct es_pool *pl, int w, struct pbatch *b)
 	}
 }
 
-static void run_batch(struct es_pool *pl, int w, uint64_t k, struct pbatch *b)
+static void apply_batch(struct es_pool *pl, int w, struct pbatch *b)
 {
 	struct es_ppart *pt = &pl->p->part[w];
 
-	if (k % (uint64_t)pl->jobs == (uint64_t)w) {
-		route(pl, w, b);
-		pthread_mutex_lock(&pl->mu);
-		b->routed = 1;
-		pthread_cond_broadcast(&pl->done_cv);
-		pthread_mutex_unlock(&pl->mu);
-	} else {
-		pthread_mutex_lock(&pl->mu);
-		while (!b->routed)
-			pthread_cond_wait(&pl->done_cv, &pl->mu);
-		pthread_mutex_unlock(&pl->mu);
-	}
 	for (size_t i = 0; i < b->nidx[w]; i++) {
 		struct pev *e = &b->ev[b->idx[w][i]];
 		es_ppart_apply(pl->p, pt, e->line, e->len, &e->rec, b->keys.p + e->key, e->klen,
@@ -207,25 +195,51 @@ struct warg {
 	int w;
 };
 
+/* Under the mutex: one of w's own published batches that nobody routes yet. */
+static struct pbatch *to_route(struct es_pool *pl, int w)
+{
+	for (uint64_t k = pl->done[w]; k < pl->published; k++) {
+		struct pbatch *b = &pl->b[k % NBATCH];
+		if (k % (uint64_t)pl->jobs == (uint64_t)w && !b->routing) {
+			b->routing = 1;
+			return b;
+		}
+	}
+	return NULL;
+}
+
+/* A worker routes its own batches as soon as they are published (so the
+ * parsing runs on all workers at once), and applies its partition of every
+ * batch in order once that batch is routed. */
 static void *worker(void *arg)
 {
 	struct es_pool *pl = ((struct warg *)arg)->pl;
 	int w = ((struct warg *)arg)->w;
+	struct pbatch *b;
 
 	free(arg);
 	pthread_mutex_lock(&pl->mu);
 	for (;;) {
-		while (pl->done[w] == pl->published && !pl->quit)
-			pthread_cond_wait(&pl->work, &pl->mu);
-		if (pl->done[w] == pl->published)
+		if ((b = to_route(pl, w))) {
+			pthread_mutex_unlock(&pl->mu);
+			route(pl, w, b);
+			pthread_mutex_lock(&pl->mu);
+			b->routed = 1;
+			pthread_cond_broadcast(&pl->work);
+			continue;
+		}
+		b = &pl->b[pl->done[w] % NBATCH];
+		if (pl->done[w] < pl->published && b->routed) {
+			pthread_mutex_unlock(&pl->mu);
+			apply_batch(pl, w, b);
+			pthread_mutex_lock(&pl->mu);
+			pl->done[w]++;
+			pthread_cond_broadcast(&pl->done_cv);
+			continue;
+		}
+		if (pl->quit && pl->done[w] == pl->published)
 			break;
-		uint64_t k = pl->done[w];
-		struct pbatch *b = &pl->b[k % NBATCH];
-		pthread_mutex_unlock(&pl->mu);
-		run_batch(pl, w, k, b);
-		pthread_mutex_lock(&pl->mu);
-		pl->done[w]++;
-		pthread_cond_broadcast(&pl->done_cv);
+		pthread_cond_wait(&pl->work, &pl->mu);
 	}
 	pthread_mutex_unlock(&pl->mu);
 	return NULL;
@@ -324,7 +338,7 @@ static struct pbatch *take_batch(struct es_pool *pl)
 	b = &pl->b[pl->published % NBATCH];
 	b->n = 0;
 	b->cur = 0;
-	b->routed = 0;
+	b->routing = b->routed = 0;
 	b->last_seq = 0;
 	es_buf_reset(&b->block);
 	for (size_t i = 0; i < b->nch; i++)

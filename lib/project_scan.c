@@ -11,7 +11,7 @@
 
 #include "io.h"
 
-#define BLOCK (128u << 10)
+#define BLOCK (512u << 10)
 
 int es_pscan_open(struct es_pscan *sc, struct es_store *s, uint64_t seg, uint64_t off,
 		  struct es_error *err)
