@@ -1,13 +1,15 @@
 /* verify.h: integrity checks over a store or over NDJSON logs (es-verify).
  *
- * Record by record: a well-formed stored line (envelope keys in order, data
- * and meta balanced objects), the hash chain (chain.h), seq gapless and
+ * Record by record: a well-formed stored line (envelope keys in order, an
+ * object for data; data and meta are not parsed: the hash covers their
+ * bytes), the hash chain (chain.h), seq gapless and
  * increasing, ts never decreasing, per-stream version gapless. Over a store
  * also: store.json, segment names against their first seq, no stray files
  * in log/, sealed segments that end on a closed batch, the tail of the
  * active segment (an incomplete batch there is a warning: it was never
- * acknowledged and the next append moves it to quarantine/), and the index
- * against the log.
+ * acknowledged and the next append moves it to quarantine/), archived
+ * segments (archive.h) as part of the log, the index against the log, and
+ * with opts.snapshots the snapshots (snapshot.h).
  *
  * The library never prints: findings go into struct es_verify_report. A
  * call returns 0 when the checks ran (rep->ok tells whether everything is
@@ -30,7 +32,7 @@ struct es_verify_opts {
 	char expect_hash[ES_HASH_HEX + 1];
 	int all_errors;                    /* list every failure, do not stop */
 	int repair_index;                  /* rebuild a missing/stale/wrong index */
-	int snapshots;                     /* --snapshots (see verify.c) */
+	int snapshots;                     /* also verify snapshots/ */
 	int jobs;                          /* threads for sealed segments (>= 1) */
 	/* Called now and then from the reading thread(s), never concurrently:
 	 * bytes checked so far and the total (0 when unknown). */
