@@ -147,6 +147,7 @@ three() {
 	# the index's answer is checked against the log and, when they
 	# disagree, the index is rebuilt (it is derived data).
 	for i in 1 2 3 4 5 6 7; do echo '{"stream":"s1","type":"T"}'; done | es-append -q
+	command -v python3 >/dev/null || skip "python3 is missing"
 	python3 - "$ES_STORE/index/data.mdb" <<'PY'
 import sys
 p = sys.argv[1]
