@@ -338,6 +338,8 @@ int es_append_batch(struct es_store *s, const struct es_batch *b, size_t from, s
 		rc = es_fail(err, ES_IO, "out of memory");
 		goto out;
 	}
+	if ((rc = es_store_catch_up_index(s, err)))
+		goto out;
 	for (int rebuilt = 0;; rebuilt = 1) {
 		if ((rc = es_index_begin(s->index, 1, err)) == 0)
 			rc = plan(s, &st, b, from, n, o, fate, ver, dup_of, err);
@@ -371,7 +373,11 @@ int es_append_batch(struct es_store *s, const struct es_batch *b, size_t from, s
 		h.end = (uint64_t)sb.st_size + lines.len;
 		if (index_batch(s, b, from, n, fate, ver, loff, &lines, h.seg,
 				(uint64_t)sb.st_size, &h, err)) {
-			/* The events are stored; only the index is behind. */
+			/* The events are stored; only the index is behind: the
+			 * next batch of this run catches it up before planning,
+			 * and the next writer's recovery would anyway. */
+			es_index_abort(s->index);
+			s->index_behind = 1;
 			es_error_clear(err);
 		}
 		s->head = h;

@@ -18,10 +18,14 @@ struct es_index {
 	char key[ES_NAME_MAX * 2 + 16];
 };
 
+/* Damage LMDB reports is ES_CORRUPT (the index may be started again);
+ * anything else (no memory, no space, EIO) is an I/O error. */
 static int lmdb_fail(struct es_error *err, int rc, const char *what)
 {
-	return es_fail(err, rc == ENOMEM || rc == ENOSPC || rc == EIO ? ES_IO : ES_IO,
-		       "index: %s: %s", what, mdb_strerror(rc));
+	int damaged = rc == MDB_INVALID || rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ||
+		      rc == MDB_VERSION_MISMATCH;
+
+	return es_fail(err, damaged ? ES_CORRUPT : ES_IO, "index: %s: %s", what, mdb_strerror(rc));
 }
 
 int es_index_open(struct es_index **ixp, const char *dir, int writable, struct es_error *err)
@@ -37,14 +41,21 @@ int es_index_open(struct es_index **ixp, const char *dir, int writable, struct e
 		free(ix);
 		return es_fail_errno(err, ES_IO, "cannot create '%s'", dir);
 	}
-	rc = mdb_env_create(&ix->env);
-	if (rc == 0)
-		rc = mdb_env_set_mapsize(ix->env, (size_t)1 << 38); /* 256 GiB, sparse */
-	/* NOMETASYNC: a crash may undo the last commit, never corrupt; the
-	 * head check then finds the index behind and catches it up. */
-	if (rc == 0)
-		rc = mdb_env_open(ix->env, dir,
-				  (writable ? MDB_NOMETASYNC : MDB_RDONLY) | MDB_NOTLS, 0644);
+	/* The map is sparse: ask for 256 GiB, and less where the address
+	 * space is limited (ulimit -v, valgrind). NOMETASYNC: a crash may undo
+	 * the last commit, never corrupt it; the head check then finds the
+	 * index behind and catches it up. */
+	for (int shift = 38;; shift -= 3) {
+		rc = mdb_env_create(&ix->env);
+		if (rc == 0)
+			rc = mdb_env_set_mapsize(ix->env, (size_t)1 << shift);
+		if (rc == 0)
+			rc = mdb_env_open(ix->env, dir,
+					  (writable ? MDB_NOMETASYNC : MDB_RDONLY) | MDB_NOTLS, 0644);
+		if (rc != ENOMEM || shift <= 29)
+			break;
+		mdb_env_close(ix->env);
+	}
 	if (rc == 0)
 		rc = mdb_txn_begin(ix->env, NULL, writable ? 0 : MDB_RDONLY, &txn);
 	if (rc == 0) {

@@ -220,7 +220,12 @@ int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 		es_error_clear(err);
 		return 0;
 	}
-	/* A damaged index is derived data: start it again. */
+	if (!cut && err->code != ES_CORRUPT)
+		return err->code; /* no memory, no space: nothing to throw away */
+	/* A damaged index is derived data: start it again, under the lock so
+	 * no other process is using it meanwhile. */
+	if (take_lock(s, err))
+		return err->code;
 	char f[PATH_MAX + 16];
 	snprintf(f, sizeof(f), "%s/data.mdb", path);
 	unlink(f);
@@ -840,12 +845,10 @@ static int reopen_empty_index(struct es_store *s, struct es_error *err)
 	return es_store_open_index(s, 1, err);
 }
 
-int es_store_lock(struct es_store *s, struct es_error *err)
+/* Recovery proper, under the lock: bring the log's tail and the index to
+ * agreement. 0, or an error with the lock still held. */
+static int resync(struct es_store *s, struct es_error *err)
 {
-	if (!s->index)
-		return es_fail(err, ES_IO, "index: not open");
-	if (take_lock(s, err))
-		return err->code;
 	for (int reset = 0;; reset = 1) {
 		int rc = recover(s, err);
 		if (rc == 0 && s->index_clean) {
@@ -857,7 +860,7 @@ int es_store_lock(struct es_store *s, struct es_error *err)
 		    es_index_commit(s->index, err) == 0)
 			return 0;
 		if (reset || !es_store_index_damaged(err))
-			break;
+			return err->code;
 		/* LMDB found index/ damaged: it is derived data, so start it
 		 * again, rebuilt from the log (under the lock). */
 		if (s->active_fd >= 0)
@@ -865,10 +868,34 @@ int es_store_lock(struct es_store *s, struct es_error *err)
 		s->active_fd = -1;
 		es_error_clear(err);
 		if (reopen_empty_index(s, err))
-			break;
+			return err->code;
 	}
+}
+
+int es_store_lock(struct es_store *s, struct es_error *err)
+{
+	if (!s->index)
+		return es_fail(err, ES_IO, "index: not open");
+	if (take_lock(s, err))
+		return err->code;
+	s->index_behind = 0;
+	if (resync(s, err) == 0)
+		return 0;
 	es_store_unlock(s);
 	return err->code;
+}
+
+int es_store_catch_up_index(struct es_store *s, struct es_error *err)
+{
+	if (!s->index_behind)
+		return 0;
+	if (s->active_fd >= 0)
+		close(s->active_fd);
+	s->active_fd = -1;
+	if (resync(s, err))
+		return err->code;
+	s->index_behind = 0;
+	return 0;
 }
 
 int es_store_rebuild_index(struct es_store *s, struct es_error *err)
@@ -880,8 +907,10 @@ int es_store_rebuild_index(struct es_store *s, struct es_error *err)
 	if (es_index_clear(s->index, err))
 		return err->code;
 	/* the head found at lock time was acknowledged: never cut it */
-	return catch_up(s, 0, 0, genesis, 0, s->head.seq, err) ||
-	       es_index_put_head(s->index, &s->head, err);
+	if (catch_up(s, 0, 0, genesis, 0, s->head.seq, err) ||
+	    es_index_put_head(s->index, &s->head, err))
+		return err->code;
+	return 0;
 }
 
 int es_store_reset_index(struct es_store *s, struct es_error *err)

@@ -44,6 +44,7 @@ struct es_store {
 	uint64_t indexed;          /* records the last lock had to (re)index */
 	int read_fd;               /* es_store_read_pos keeps one segment open */
 	uint64_t read_seg;
+	int index_behind;          /* an index commit failed after a durable batch */
 	int index_clean;           /* the last recovery found the index current */
 	int index_state;           /* es_store_index_ready's answer, once known:
 				    * 0 not asked yet, 1 ready, 2 unusable */
@@ -62,6 +63,10 @@ void es_store_close(struct es_store *s);
  * Corruption that is not a torn tail is ES_CORRUPT and nothing is changed. */
 int es_store_lock(struct es_store *s, struct es_error *err);
 void es_store_unlock(struct es_store *s);
+/* Under the lock, after an index commit failed (s->index_behind): run
+ * recovery again so the index covers every durable batch before the next
+ * one is planned. */
+int es_store_catch_up_index(struct es_store *s, struct es_error *err);
 /* Re-read log/ into s->segs. */
 int es_store_list_segments(struct es_store *s, struct es_error *err);
 /* "DIR/log/<20 digits>.ndjson" into out (PATH_MAX). */
