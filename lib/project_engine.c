@@ -21,6 +21,9 @@ struct es_prow {
 	uint64_t hash;
 	json_t *state;
 	struct wstate *w;       /* spec->nwin of them, or NULL */
+	char *row;              /* the model line as last written (--follow commits */
+	size_t rlen;            /* rewrite only the rows that changed) */
+	int dirty;              /* applied to since row was made */
 	size_t klen;
 	char key[];             /* canonical JSON text, NUL-terminated */
 };
@@ -41,6 +44,7 @@ static void row_free(const struct es_pspec *sp, struct es_prow *row)
 	for (size_t i = 0; row->w && i < sp->nwin; i++)
 		free(row->w[i].ring);
 	free(row->w);
+	free(row->row);
 	json_decref(row->state);
 	free(row);
 }
@@ -54,6 +58,9 @@ static struct es_prow *row_new(const char *key, size_t klen, uint64_t hash, json
 	row->hash = hash;
 	row->state = state;
 	row->w = NULL;
+	row->row = NULL;
+	row->rlen = 0;
+	row->dirty = 1;
 	row->klen = klen;
 	memcpy(row->key, key, klen);
 	row->key[klen] = '\0';
@@ -371,6 +378,7 @@ void es_ppart_apply(struct es_proj *p, struct es_ppart *pt, const char *line, si
 	}
 	if (rc)
 		return;
+	row->dirty = 1;
 	if (sp->nwin && apply_windows(sp, pt, row, r))
 		es_ppart_fail(pt, ES_IO, r->seq, "out of memory");
 	pt->applied++;
@@ -695,11 +703,22 @@ static int window_row(const struct es_pspec *sp, const struct es_prow *row, stru
 	return es_buf_adds(b, "]}\n");
 }
 
-static int model_row(const struct es_prow *row, struct es_buf *b)
+static int model_row(struct es_prow *row, struct es_buf *b)
 {
-	return es_buf_adds(b, "{\"key\":") || es_buf_add(b, row->key, row->klen) ||
-	       es_buf_adds(b, ",\"state\":") || es_json_dump_add(b, row->state) ||
-	       es_buf_adds(b, "}\n") ? -1 : 0;
+	size_t at = b->len;
+
+	if (!row->dirty)
+		return es_buf_add(b, row->row, row->rlen);
+	if (es_buf_adds(b, "{\"key\":") || es_buf_add(b, row->key, row->klen) ||
+	    es_buf_adds(b, ",\"state\":") || es_json_dump_add(b, row->state) ||
+	    es_buf_adds(b, "}\n"))
+		return -1;
+	free(row->row);
+	row->rlen = b->len - at;
+	if ((row->row = malloc(row->rlen)))
+		memcpy(row->row, b->p + at, row->rlen);
+	row->dirty = row->row == NULL;
+	return 0;
 }
 
 int es_proj_write(struct es_proj *p, int what, int (*out)(void *arg, const char *s, size_t n),
@@ -747,7 +766,8 @@ static int canon_key(json_t *k, struct es_buf *out)
 
 /* Each line of text: parse it and hand the key's row to cb. */
 static int each_row(struct es_proj *p, const char *text, size_t len, const char *field,
-		    int (*cb)(struct es_proj *, struct es_ppart *, struct es_prow **, json_t *, uint64_t),
+		    int (*cb)(struct es_proj *, struct es_ppart *, struct es_prow **, json_t *, uint64_t,
+			      const char *, size_t),
 		    struct es_error *err)
 {
 	size_t lineno = 0;
@@ -767,7 +787,7 @@ static int each_row(struct es_proj *p, const char *text, size_t len, const char 
 		uint64_t h = es_pkey_hash(p->key.p, p->key.len);
 		struct es_ppart *pt = &p->part[es_ppart_of(p, h)];
 		struct es_prow **slot = pt->cap ? find_slot(pt, p->key.p, p->key.len, h) : NULL;
-		int rc = cb(p, pt, slot, v, h);
+		int rc = cb(p, pt, slot, v, h, s - n - 1, n);
 		json_decref(row);
 		if (rc)
 			return es_fail(err, rc < 0 ? ES_IO : ES_CORRUPT, rc < 0 ? "out of memory" :
@@ -777,7 +797,7 @@ static int each_row(struct es_proj *p, const char *text, size_t len, const char 
 }
 
 static int load_state(struct es_proj *p, struct es_ppart *pt, struct es_prow **slot, json_t *v,
-		      uint64_t h)
+		      uint64_t h, const char *line, size_t len)
 {
 	struct es_prow *row;
 
@@ -785,6 +805,13 @@ static int load_state(struct es_proj *p, struct es_ppart *pt, struct es_prow **s
 		return 1; /* the same key twice */
 	if (!(row = row_new(p->key.p, p->key.len, h, json_incref(v))))
 		return -1;
+	/* the line as written last time: rewritten only once the key changes */
+	if ((row->row = malloc(len + 1))) {
+		memcpy(row->row, line, len);
+		row->row[len] = '\n';
+		row->rlen = len + 1;
+		row->dirty = 0;
+	}
 	if (insert(pt, row)) {
 		row_free(p->spec, row);
 		return -1;
@@ -816,13 +843,15 @@ static int load_window(const struct es_pwin *w, struct wstate *ws, json_t *j)
 }
 
 static int load_windows(struct es_proj *p, struct es_ppart *pt, struct es_prow **slot, json_t *v,
-			uint64_t h)
+			uint64_t h, const char *line, size_t len)
 {
 	const struct es_pspec *sp = p->spec;
 	struct es_prow *row = slot ? *slot : NULL;
 
 	(void)pt;
 	(void)h;
+	(void)line;
+	(void)len;
 	if (!row || !json_is_array(v) || json_array_size(v) != sp->nwin || row->w)
 		return 1;
 	if (!(row->w = calloc(sp->nwin, sizeof(*row->w))))
