@@ -1,6 +1,7 @@
 /* es-append: append events to a store, durably, with optimistic concurrency. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 #include "append.h"
@@ -153,8 +154,17 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 					     (unsigned long long)b->ev[done + i].lineno,
 					     es_batch_str(b, b->ev[done + i].id),
 					     es_batch_str(b, b->ev[done + i].stream));
-		if (!com->quiet && fwrite(out.p, 1, out.len, stdout) != out.len)
-			break; /* reported by es_cli_close_stdout */
+		if (!com->quiet && (es_cli_stdout_closed() ? (errno = EBADF, 1)
+				    : fwrite(out.p, 1, out.len, stdout) != out.len ||
+				      fflush(stdout) != 0)) {
+			/* The chunk is durable; only its acknowledgement is lost.
+			 * Say so, and store nothing more that could not be told. */
+			es_cli_error("write error on standard output: %s%s", strerror(errno),
+				     done + n < b->n ? "; later events were not stored" : "");
+			es_cli_stdout_reported();
+			rc = ES_IO;
+			break;
+		}
 		if (s->snapshot_every) {
 			/* store.json asks for snapshots every N events: the
 			 * batch is durable already, so a failure only warns */

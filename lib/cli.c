@@ -13,7 +13,17 @@
 #include "timeq.h"
 
 const char *es_progname = "es";
-static int stdout_was_closed;
+static int stdout_was_closed, stdout_reported;
+
+int es_cli_stdout_closed(void)
+{
+	return stdout_was_closed;
+}
+
+void es_cli_stdout_reported(void)
+{
+	stdout_reported = 1;
+}
 
 void es_cli_init(const char *name)
 {
@@ -216,6 +226,8 @@ int es_cli_close_stdout(void)
 		bad = 1;
 	if (fclose(stdout) != 0 && errno != EBADF)
 		bad = 1;
+	if (stdout_reported)
+		return ES_IO;
 	if (stdout_was_closed && wrote != 0) {
 		es_cli_error("write error: standard output is closed");
 		return ES_IO;

@@ -94,6 +94,11 @@ void es_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void es_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Report err ("prog: msg") and return its code. */
 int es_cli_report(const struct es_error *err);
+/* Whether stdout was closed when the program started (it is /dev/null now). */
+int es_cli_stdout_closed(void);
+/* The program reported a stdout failure itself: es_cli_close_stdout stays
+ * quiet about it (and still returns ES_IO). */
+void es_cli_stdout_reported(void);
 /* Flush and close stdout; on failure report it and return ES_IO. */
 int es_cli_close_stdout(void);
 /* Whether stderr is a terminal (progress is shown only then). */

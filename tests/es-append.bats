@@ -806,7 +806,7 @@ es-append: stored before line 3: 2 events"
 @test "closed stdout exits 4 when there is something to print, 0 with -q" {
 	ev a T >"$TMP/in"
 	run -4 --separate-stderr bash -c 'es-append "$1" >&-' _ "$TMP/in"
-	assert_equal "$stderr" "es-append: write error: standard output is closed"
+	assert_equal "$stderr" "es-append: write error on standard output: Bad file descriptor"
 	run -0 --separate-stderr bash -c 'es-append -q "$1" >&-' _ "$TMP/in"
 	assert_equal "$stderr" ""
 	assert_equal "$(log_all | envelope)" "1 a 1
