@@ -109,7 +109,9 @@ w_append_absent() {
 		echo "$dir/in/new"
 		return
 	fi
-	done=$(sed -n 's/.*: \([0-9]*\) events before line [0-9]* were stored$/\1/p' "$dir/acks/$out.err")
+	# "stored before line L: N events" (older: "N events before line L were stored")
+	done=$(sed -n -e 's/.*: stored before line [0-9]*: \([0-9]*\) events\{0,1\}$/\1/p' \
+		-e 's/.*: \([0-9]*\) events before line [0-9]* were stored$/\1/p' "$dir/acks/$out.err")
 	tail -n +$((${done:-0} + 1)) "$dir/in/run" >"$dir/in/$out.unstored"
 	echo "$dir/in/$out.unstored"
 }
