@@ -23,7 +23,7 @@ struct run {
 	struct es_pdir pd;
 	struct es_proj p;
 	struct es_log lg;
-	struct es_pscan sc;      /* -j N: blocks of lines, parsed by the workers */
+	struct es_pscan sc;      /* the bulk of a run: blocks of the mapped log */
 	uint64_t next_seg, next_off; /* where the line after the base starts */
 	int store_open, lg_open, proj_open, raw;
 	int fresh;               /* building from nothing (no checkpoint, --rebuild, --from) */
@@ -116,8 +116,9 @@ static void close_source(struct run *r)
 	r->lg_open = r->raw = 0;
 }
 
-/* Open the log at the base: verify the base record, then go on through
- * es_log (-j 1, reruns, following) or in blocks for the workers (-j N). */
+/* Open the log at the base: verify the base record, then go on in blocks
+ * of the mapped log (raw), or through es_log (reruns after a fault, and
+ * following). */
 static int open_source(struct run *r, int raw, struct es_error *err)
 {
 	close_source(r);
@@ -250,7 +251,7 @@ static int fault(struct run *r, struct es_error *err)
 static int step(struct run *r, struct es_error *err)
 {
 	uint64_t before = r->p.seq;
-	int rc = r->raw ? es_pool_feed_blocks(&r->p, &r->sc, err)
+	int rc = r->raw ? es_proj_feed_scan(&r->p, &r->sc, err)
 			: es_proj_feed(&r->p, &r->lg, UINT64_MAX, err);
 
 	if (rc || es_proj_sync(&r->p, err))
@@ -328,7 +329,7 @@ static int run_store(struct run *r, struct es_error *err)
 		r->p.sink_arg = o->arg;
 		r->p.sync_every = o->jobs > 1 ? 65536 : 0;
 	}
-	if (start(r, o->jobs > 1, err))
+	if (start(r, 1, err))
 		return err->code;
 	if (!r->fresh && r->pd.cp.state == ES_PSTATE_PAUSED && !o->to_stdout) {
 		if (!o->follow)

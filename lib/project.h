@@ -232,28 +232,31 @@ static inline int es_ppart_of(const struct es_proj *p, uint64_t hash)
 uint64_t es_pkey_hash(const char *key, size_t len);
 
 /* A store's log read in blocks of whole lines, from a segment and byte
- * offset on, up to its visible end as it was at open: the workers split
- * and parse them (project_scan.c). */
+ * offset on, up to its visible end as it was at open. Segments are mapped
+ * (read-only, shared) and stay mapped until es_pscan_close, so blocks are
+ * pointers into them: nothing is copied (project_scan.c). */
 struct es_pscan {
 	struct es_store *s;
 	uint64_t *segs;
 	size_t nsegs, i;
 	uint64_t limit;                 /* visible end of the last segment */
-	int fd;
-	uint64_t pos, end;              /* next byte to read in segs[i], and where it ends */
-	struct es_buf carry;            /* a line cut by the last block */
-	uint64_t carry_off;
-	char name[64];
+	uint64_t pos, end;              /* next byte in segs[i], and where it ends */
+	const char *map;                /* segs[i] mapped, or NULL */
+	void **maps;                    /* every mapping made, and its length */
+	size_t *maplens, nmaps;
+	char (*names)[40];              /* "log/<20 digits>.ndjson" per segment */
 };
 /* Open at byte off of segment seg (its first seq; 0: the first segment). */
 int es_pscan_open(struct es_pscan *sc, struct es_store *s, uint64_t seg, uint64_t off,
 		  struct es_error *err);
-/* Fill block with whole lines of one segment: 1 (and the segment's name
- * and the block's offset in it), 0 at the end, or -(status). */
-int es_pscan_fill(struct es_pscan *sc, struct es_buf *block, const char **name, uint64_t *off,
-		  struct es_error *err);
+/* The next block of whole lines of one segment: 1 (with the segment's
+ * name and the block's offset in it), 0 at the end, or -(status). */
+int es_pscan_fill(struct es_pscan *sc, const char **block, size_t *len, const char **name,
+		  uint64_t *off, struct es_error *err);
 void es_pscan_close(struct es_pscan *sc);
-/* -j N: read sc's blocks into the workers' batches. */
+/* Apply the records of sc's blocks: parsed here (-j 1) or by the workers. */
+int es_proj_feed_scan(struct es_proj *p, struct es_pscan *sc, struct es_error *err);
+/* -j N: hand sc's blocks to the workers. */
 int es_pool_feed_blocks(struct es_proj *p, struct es_pscan *sc, struct es_error *err);
 /* The same over NDJSON files (none: stdin), blank lines skipped. */
 struct es_pfiles {

@@ -42,7 +42,8 @@ struct pbatch {
 	int routing, routed;   /* under the pool's mutex */
 	uint64_t last_seq;     /* raw lines: the last record, found by routing */
 	char last_hash[ES_HASH_HEX + 1], last_ts[ES_TS_LEN + 1];
-	struct es_buf block;   /* a block of whole lines of a segment, split by routing */
+	const char *block;     /* a block of whole lines of a mapped segment, split by */
+	size_t blen;           /* routing (blen 0: events pushed one by one) */
 	const char *block_name;
 	uint64_t block_off;
 };
@@ -96,7 +97,7 @@ static int parse_raw(const struct es_proj *p, struct pbatch *b, struct pev *e,
 	const char *why;
 
 	if (es_rec_parse(e->line, e->len, 0, &e->rec, &why)) {
-		es_fail(err, p->raw_code, "%s: %s %llu: %s", e->name, b->block.len ? "offset" : "line",
+		es_fail(err, p->raw_code, "%s: %s %llu: %s", e->name, b->blen ? "offset" : "line",
 			(unsigned long long)e->lineno, why);
 		return -1;
 	}
@@ -112,7 +113,7 @@ static int parse_raw(const struct es_proj *p, struct pbatch *b, struct pev *e,
 /* A block: one raw event per line. */
 static int split_block(struct pbatch *b)
 {
-	const char *s = b->block.p, *end = s + b->block.len;
+	const char *s = b->block, *end = s + b->blen;
 
 	b->n = 0;
 	while (s < end) {
@@ -126,7 +127,7 @@ static int split_block(struct pbatch *b)
 		e->len = len;
 		e->raw = 1;
 		e->name = b->block_name;
-		e->lineno = b->block_off + (uint64_t)(s - b->block.p);
+		e->lineno = b->block_off + (uint64_t)(s - b->block);
 		s += len + 1;
 	}
 	return 0;
@@ -142,7 +143,7 @@ static void route(struct es_pool *pl, int w, struct pbatch *b)
 	es_buf_reset(&b->keys);
 	for (int i = 0; i < pl->jobs; i++)
 		b->nidx[i] = 0;
-	if (b->block.len && split_block(b)) {
+	if (b->blen && split_block(b)) {
 		es_ppart_fail(&p->part[w], ES_IO, 0, "out of memory");
 		return;
 	}
@@ -257,7 +258,6 @@ static void batch_release(struct pbatch *b, int jobs)
 	free(b->ch);
 	free(b->ev);
 	es_buf_release(&b->keys);
-	es_buf_release(&b->block);
 }
 
 void es_pool_stop(struct es_proj *p)
@@ -340,7 +340,7 @@ static struct pbatch *take_batch(struct es_pool *pl)
 	b->cur = 0;
 	b->routing = b->routed = 0;
 	b->last_seq = 0;
-	es_buf_reset(&b->block);
+	b->blen = 0;
 	for (size_t i = 0; i < b->nch; i++)
 		b->ch[i].len = 0;
 	return b;
@@ -439,7 +439,7 @@ int es_pool_wait(struct es_proj *p, struct es_error *err)
 	struct es_pool *pl = p->pool;
 
 	(void)err;
-	if (pl->fill && (pl->fill->n || pl->fill->block.len))
+	if (pl->fill && (pl->fill->n || pl->fill->blen))
 		publish(pl);
 	pl->fill = NULL;
 	pthread_mutex_lock(&pl->mu);
@@ -480,11 +480,11 @@ int es_pool_feed_blocks(struct es_proj *p, struct es_pscan *sc, struct es_error 
 			publish(pl); /* lines pushed one by one come first */
 			continue;
 		}
-		n = es_pscan_fill(sc, &b->block, &b->block_name, &b->block_off, err);
+		n = es_pscan_fill(sc, &b->block, &b->blen, &b->block_name, &b->block_off, err);
 		if (n < 0)
 			return -n;
 		if (n == 0) {
-			es_buf_reset(&b->block);
+			b->blen = 0;
 			break;
 		}
 		p->read++;

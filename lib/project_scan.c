@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,16 +19,21 @@ int es_pscan_open(struct es_pscan *sc, struct es_store *s, uint64_t seg, uint64_
 {
 	memset(sc, 0, sizeof(*sc));
 	sc->s = s;
-	sc->fd = -1;
 	if (es_store_list_segments(s, err))
 		return err->code;
 	if (s->nsegs == 0)
 		return 0;
 	sc->segs = malloc(s->nsegs * sizeof(*sc->segs));
-	if (!sc->segs)
+	sc->maps = calloc(s->nsegs, sizeof(*sc->maps));
+	sc->maplens = calloc(s->nsegs, sizeof(*sc->maplens));
+	sc->names = calloc(s->nsegs, sizeof(*sc->names));
+	if (!sc->segs || !sc->maps || !sc->maplens || !sc->names)
 		return es_fail(err, ES_IO, "out of memory");
 	memcpy(sc->segs, s->segs, s->nsegs * sizeof(*sc->segs));
 	sc->nsegs = s->nsegs;
+	for (size_t i = 0; i < sc->nsegs; i++)
+		snprintf(sc->names[i], sizeof(sc->names[i]), "log/%020llu.ndjson",
+			 (unsigned long long)sc->segs[i]);
 	if (es_store_visible_end(s, sc->segs[sc->nsegs - 1], &sc->limit, err))
 		return err->code;
 	while (seg && sc->i < sc->nsegs && sc->segs[sc->i] != seg)
@@ -36,89 +42,94 @@ int es_pscan_open(struct es_pscan *sc, struct es_store *s, uint64_t seg, uint64_
 	return 0;
 }
 
-static int open_seg(struct es_pscan *sc, struct es_error *err)
+/* Map segs[i] up to its end (the visible end for the last one). */
+static int map_seg(struct es_pscan *sc, struct es_error *err)
 {
 	char path[PATH_MAX];
 	struct stat st;
+	void *m;
+	int fd;
 
 	es_store_seg_path(sc->s, sc->segs[sc->i], path, sizeof(path));
-	snprintf(sc->name, sizeof(sc->name), "log/%020llu.ndjson",
-		 (unsigned long long)sc->segs[sc->i]);
-	sc->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (sc->fd < 0 || fstat(sc->fd, &st) != 0)
-		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+		if (fd >= 0)
+			close(fd);
+		return err->code;
+	}
 	sc->end = sc->i + 1 == sc->nsegs ? sc->limit : (uint64_t)st.st_size;
-	es_buf_reset(&sc->carry);
-	sc->carry_off = sc->pos;
+	if (sc->end > (uint64_t)st.st_size)
+		sc->end = (uint64_t)st.st_size;
+	if (sc->pos >= sc->end) {
+		close(fd);
+		return 0;
+	}
+	m = mmap(NULL, (size_t)sc->end, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return es_fail_errno(err, ES_IO, "cannot map '%s'", path);
+	madvise(m, (size_t)sc->end, MADV_SEQUENTIAL);
+	sc->maps[sc->nmaps] = m;
+	sc->maplens[sc->nmaps++] = (size_t)sc->end;
+	sc->map = m;
 	return 0;
 }
 
-static void next_seg(struct es_pscan *sc)
-{
-	close(sc->fd);
-	sc->fd = -1;
-	sc->i++;
-	sc->pos = 0;
-}
-
-int es_pscan_fill(struct es_pscan *sc, struct es_buf *b, const char **name, uint64_t *off,
-		  struct es_error *err)
+int es_pscan_fill(struct es_pscan *sc, const char **block, size_t *len, const char **name,
+		  uint64_t *off, struct es_error *err)
 {
 	for (;;) {
-		ssize_t n;
-		char *nl;
-		if (sc->fd < 0) {
+		const char *q, *nl;
+		size_t want;
+		if (!sc->map) {
 			if (sc->i >= sc->nsegs)
 				return 0;
-			if (open_seg(sc, err))
+			if (map_seg(sc, err))
 				return -err->code;
+			if (!sc->map) {
+				sc->i++;
+				sc->pos = 0;
+				continue;
+			}
 		}
-		es_buf_reset(b);
-		if ((sc->carry.len && es_buf_add(b, sc->carry.p, sc->carry.len)) || es_buf_grow(b, BLOCK))
-			return -es_fail(err, ES_IO, "out of memory");
-		*off = sc->carry_off;
-		*name = sc->name;
-		n = sc->pos < sc->end ? es_pread_full(sc->fd, b->p + b->len,
-				sc->end - sc->pos < BLOCK ? (size_t)(sc->end - sc->pos) : BLOCK,
-				(off_t)sc->pos) : 0;
-		if (n < 0)
-			return -es_fail_errno(err, ES_IO, "cannot read '%s'", sc->name);
-		b->len += (size_t)n;
-		sc->pos += (uint64_t)n;
-		nl = b->len ? memrchr(b->p, '\n', b->len) : NULL;
-		if (n == 0 || sc->pos >= sc->end) {
-			/* the segment's end: whatever is left is its last line */
-			es_buf_reset(&sc->carry);
-			next_seg(sc);
-			if (b->len)
-				return 1;
+		if (sc->pos >= sc->end) {
+			sc->map = NULL;
+			sc->i++;
+			sc->pos = 0;
 			continue;
 		}
-		if (!nl) {
-			/* a line longer than the block: keep reading */
-			es_buf_reset(&sc->carry);
-			if (es_buf_add(&sc->carry, b->p, b->len))
-				return -es_fail(err, ES_IO, "out of memory");
-			continue;
+		q = sc->map + sc->pos;
+		want = sc->end - sc->pos < BLOCK ? (size_t)(sc->end - sc->pos) : BLOCK;
+		if (sc->pos + want < sc->end) {
+			/* end the block after its last whole line (or the first line,
+			 * when that one is longer than a block) */
+			nl = memrchr(q, '\n', want);
+			if (!nl)
+				nl = memchr(q + want, '\n', (size_t)(sc->end - sc->pos - want));
+			if (nl)
+				want = (size_t)(nl + 1 - q);
+			else
+				want = (size_t)(sc->end - sc->pos);
 		}
-		es_buf_reset(&sc->carry);
-		if (nl + 1 < b->p + b->len &&
-		    es_buf_add(&sc->carry, nl + 1, (size_t)(b->p + b->len - nl - 1)))
-			return -es_fail(err, ES_IO, "out of memory");
-		sc->carry_off = *off + (uint64_t)(nl + 1 - b->p);
-		b->len = (size_t)(nl + 1 - b->p);
+		*block = q;
+		*len = want;
+		*name = sc->names[sc->i];
+		*off = sc->pos;
+		sc->pos += want;
 		return 1;
 	}
 }
 
 void es_pscan_close(struct es_pscan *sc)
 {
-	if (sc->fd >= 0)
-		close(sc->fd);
+	for (size_t i = 0; i < sc->nmaps; i++)
+		munmap(sc->maps[i], sc->maplens[i]);
+	free(sc->maps);
+	free(sc->maplens);
+	free(sc->names);
 	free(sc->segs);
-	es_buf_release(&sc->carry);
 	memset(sc, 0, sizeof(*sc));
-	sc->fd = -1;
 }
 
 void es_pfiles_open(struct es_pfiles *pf, char **files, int nfiles)
