@@ -1,11 +1,12 @@
-/* project_pool.c: -j N. The reading thread splits the log into records,
- * parses their envelopes and filters them; N workers each own the keys
- * whose hash falls in their partition and apply those events in log
- * order. Events travel in batches through a ring of NBATCH batches. Each
- * batch is first routed by one worker (batch k by worker k % N: it splits
- * and parses the lines, filters them, extracts and hashes every key and
- * sorts the events into per-partition lists), then every worker applies
- * its own partition's list; the slot is reused once all are done with it. */
+/* project_pool.c: -j N. The reading thread hands out the log in blocks of
+ * whole lines (pointers into the mapped segments), or lines copied from
+ * files, or records es_log parsed; N workers each own the keys whose hash
+ * falls in their partition and apply those events in log order. Events
+ * travel in batches through a ring of NBATCH batches. Each batch is first
+ * routed by one worker (whichever is free first: it splits and parses the
+ * lines, filters them, extracts and hashes every key and sorts the events
+ * into per-partition lists), then every worker applies its own partition's
+ * list; the slot is reused once all are done with it. */
 #include "project.h"
 
 #include <pthread.h>
@@ -196,12 +197,12 @@ struct warg {
 	int w;
 };
 
-/* Under the mutex: one of w's own published batches that nobody routes yet. */
+/* Under the mutex: the oldest published batch nobody routes yet. */
 static struct pbatch *to_route(struct es_pool *pl, int w)
 {
 	for (uint64_t k = pl->done[w]; k < pl->published; k++) {
 		struct pbatch *b = &pl->b[k % NBATCH];
-		if (k % (uint64_t)pl->jobs == (uint64_t)w && !b->routing) {
+		if (!b->routing) {
 			b->routing = 1;
 			return b;
 		}
@@ -209,9 +210,10 @@ static struct pbatch *to_route(struct es_pool *pl, int w)
 	return NULL;
 }
 
-/* A worker routes its own batches as soon as they are published (so the
- * parsing runs on all workers at once), and applies its partition of every
- * batch in order once that batch is routed. */
+/* A worker routes any batch nobody routes yet as soon as it is published
+ * (so parsing runs on all workers at once, and one that is not scheduled
+ * holds no one up), and applies its partition of every batch in order once
+ * that batch is routed. */
 static void *worker(void *arg)
 {
 	struct es_pool *pl = ((struct warg *)arg)->pl;
