@@ -132,6 +132,14 @@ burst() {
 	[ "$output" = '{"key":"ué","state":{}}' ]
 }
 
+@test "constants in rules are not shared between keys, whatever -j" {
+	printf '{"name":"c","on":{"*":[{"op":"set","path":"s","value":{"n":0}},{"op":"inc","path":"s.n"}]}}' > c.json
+	for j in 1 2; do
+		run -0 --separate-stderr es-project --stdout --rebuild -j $j c.json
+		[ "$(jq -c .state <<<"$output" | sort -u)" = '{"s":{"n":1}}' ]
+	done
+}
+
 @test "filter: types, category, since and until" {
 	export ES_STORE="$TMP/t"
 	{ tev a X 2026-01-01T00:00:00Z; tev b Y 2026-02-01T00:00:00Z; tev a-2 X 2026-03-01T00:00:00Z
