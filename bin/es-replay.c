@@ -369,11 +369,11 @@ int main(int argc, char **argv)
 										 : scan(&a, &lg);
 		es_log_close(&lg);
 	} else {
+		a.have_store = 1; /* closed at out: even a failed open holds memory */
 		if (es_store_open(&a.store, a.com.store, 0, &a.err)) {
 			rc = es_cli_report(&a.err);
 			goto out;
 		}
-		a.have_store = 1;
 		rc = es_store_index_ready(&a.store, &a.err);
 		if (rc == 0 && (a.com.nstreams || a.com.category) && !a.follow) {
 			rc = by_stream(&a);
