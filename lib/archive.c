@@ -897,15 +897,18 @@ static int cache_get(struct es_store *s, const struct es_archive_seg *e, struct 
 		}
 	if (restore_all(s->dir, e, 0, &ne.buf, &ne.len, err))
 		return err->code;
-	/* Evict the least recently used until the new one fits (one always stays). */
+	/* Evict the most recently used until the new one fits. Readers go
+	 * through a stream's events in seq order, then the next stream's: a
+	 * cyclic scan over the segments, which defeats LRU (every access a
+	 * miss) while MRU keeps all but one of the cached segments useful. */
 	while (c->n > 0 && c->total + ne.len > c->budget) {
-		size_t lru = 0;
+		size_t mru = 0;
 		for (size_t i = 1; i < c->n; i++)
-			if (c->v[i].used < c->v[lru].used)
-				lru = i;
-		c->total -= c->v[lru].len;
-		free(c->v[lru].buf);
-		c->v[lru] = c->v[--c->n];
+			if (c->v[i].used > c->v[mru].used)
+				mru = i;
+		c->total -= c->v[mru].len;
+		free(c->v[mru].buf);
+		c->v[mru] = c->v[--c->n];
 	}
 	struct cache_ent *nv = realloc(c->v, (c->n + 1) * sizeof(*nv));
 	if (!nv) {
@@ -1320,7 +1323,7 @@ static int remove_log_copies(struct run *r, const uint64_t *segs, size_t n, int 
 		}
 		if (verify) {
 			/* Left by an interrupted run: check before removing. */
-			char *orig, *rest;
+			char *orig, *rest = NULL;
 			size_t olen, rlen;
 			orig = es_read_file(path, &olen);
 			if (!orig) {
@@ -1335,8 +1338,7 @@ static int remove_log_copies(struct run *r, const uint64_t *segs, size_t n, int 
 					     "archived copy; nothing removed",
 					     (unsigned long long)segs[i]);
 			free(orig);
-			if (rc == 0)
-				free(rest);
+			free(rest);
 			if (rc)
 				break;
 		}
