@@ -423,11 +423,27 @@ tree() {
 	same
 }
 
-@test "es-verify passes on an archived store" {
-	grep -q es_archive_verify "$ROOT/lib/verify.c" ||
-		skip "es-verify does not check archives yet (lib/verify.c does not call es_archive_verify)"
+@test "es-verify passes on an archived store, after a purge, and after a crash" {
+	grep -q es_archive "$ROOT/lib/verify.c" ||
+		skip "es-verify does not read archives yet"
+	cp -a "$ES_STORE" "$TMP/pristine"
 	es-archive -q --before $CUT
 	run -0 --separate-stderr es-verify
+	[[ $stderr == *"ok: 600 records"* ]]
+	es-archive -q --purge-before 2026-02-01
+	run -0 --separate-stderr es-verify
+	rm -rf "$ES_STORE"
+	cp -a "$TMP/pristine" "$ES_STORE"
+	run -137 env ES_CRASH=archive-after-manifest:2 es-archive -q --before $CUT
+	run -0 --separate-stderr es-verify
+	# a forged archived record is caught
+	es-archive -q --before $CUT
+	f=$(ls "$ES_STORE"/archive/*.zst | head -n 1)
+	zstdcat "$f" | sed '1s/"type":"[A-Za-z]*"/"type":"Forged"/' | zstd -q -c >"$TMP/forged"
+	mv "$TMP/forged" "$f"
+	run -1 --separate-stderr es-verify
+	run -1 --separate-stderr es-archive --verify
+	[[ $stderr == *"${f#$ES_STORE/}"* ]]
 }
 
 @test "--list to a full disk exits 4" {
