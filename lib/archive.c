@@ -1,5 +1,5 @@
 /* archive.c: the archive MANIFEST, the reader of archived segments, and
- * es-archive's protocol (see archive.h and doc/archive-format.md). */
+ * es-archive's protocol (see archive.h and es-store(5)). */
 #include "archive.h"
 
 #include <dirent.h>

@@ -1,5 +1,5 @@
 /* archive.h: cold segments (es-archive(1); the format is in
- * doc/archive-format.md, later es-store(5)).
+ * es-store(5), "Archive").
  *
  * Sealed log segments move to archive/ (or to a cold-tier directory) as one
  * zstd frame each, with a content checksum, listed in archive/MANIFEST. The

@@ -5,7 +5,7 @@
  * checking that the log still holds that event with that hash, that the
  * reducer matches, that its checksum is right and its format is known;
  * otherwise it is ignored (never applied), and a note says why. Layout and
- * format: es-store(5) (doc/snapshot-format.md until merged there):
+ * format: es-store(5), "Snapshots":
  *
  *   snapshots/<sha256(stream) hex>/<version:020>-<seq:020>-<reducer:16>.snap.zst
  *
