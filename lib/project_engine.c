@@ -394,9 +394,10 @@ int es_proj_init(struct es_proj *p, const struct es_pspec *spec, int jobs,
 	p->jobs = jobs < 1 ? 1 : jobs;
 	p->on_error = on_error;
 	memcpy(p->hash, ES_GENESIS, ES_HASH_HEX + 1);
-	p->part = calloc((size_t)p->jobs, sizeof(*p->part));
+	p->part = aligned_alloc(_Alignof(struct es_ppart), (size_t)p->jobs * sizeof(*p->part));
 	if (!p->part)
 		return es_fail(err, ES_IO, "out of memory");
+	memset(p->part, 0, (size_t)p->jobs * sizeof(*p->part));
 	if (p->jobs > 1 && es_pool_start(p, err)) {
 		free(p->part);
 		p->part = NULL;

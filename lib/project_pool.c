@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NBATCH 16
+#define NBATCH 64
 #define BATCH_EVENTS 4096
 #define CHUNK (1u << 20)
 

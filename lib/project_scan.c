@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -112,6 +113,13 @@ int es_pscan_fill(struct es_pscan *sc, const char **block, size_t *len, const ch
 			else
 				want = (size_t)(sc->end - sc->pos);
 		}
+#ifdef MADV_POPULATE_READ
+		{
+			/* fault the block in here, not in the worker that parses it */
+			uintptr_t a = (uintptr_t)q & ~(uintptr_t)4095;
+			madvise((void *)a, want + ((uintptr_t)q - a), MADV_POPULATE_READ);
+		}
+#endif
 		*block = q;
 		*len = want;
 		*name = sc->names[sc->i];
