@@ -5,9 +5,11 @@
  * that emit alert records. Four parts:
  *
  *   spec    es_pspec_*: compile and identify a spec (project_spec.c)
- *   engine  es_proj_*: fold events into one state per key, count windows,
- *           collect alerts and dead letters; -j N partitions the keys over
- *           N worker threads (project_engine.c, project_pool.c)
+ *   engine  es_proj_*: fold events into one state per key (project_engine.c,
+ *           the key table and the model's rows in project_rows.c), count
+ *           windows and fire alerts (project_window.c), collect dead
+ *           letters; -j N partitions the keys over N worker threads
+ *           (project_pool.c); the log read in mapped blocks (project_scan.c)
  *   dir     es_pdir_*: projections/NAME/ in a store: generations, the
  *           checkpoint, the writer lock, crash recovery (project_dir.c)
  *   runs    es_project_*: incremental runs, rebuilds, follow, status,
@@ -117,7 +119,27 @@ struct es_pmsgs {
 	struct es_buf text;
 };
 
-struct es_prow;                         /* one key: its state and windows */
+/* One window of one key. Sliding: the ts of the last threshold+1 counted
+ * events, oldest at head; tumbling: the current window and its count. */
+struct es_pwstate {
+	int64_t *ring;
+	uint32_t cap, n, head;
+	int64_t start;
+	uint64_t count;
+	int used;
+};
+
+/* One key of the model. */
+struct es_prow {
+	uint64_t hash;
+	json_t *state;
+	struct es_pwstate *w;           /* spec->nwin of them, or NULL */
+	char *row;                      /* the model line as last written (a commit */
+	size_t rlen;                    /* rewrites only the rows that changed) */
+	int dirty;                      /* applied to since row was made */
+	size_t klen;
+	char key[];                     /* canonical JSON text, NUL-terminated */
+};
 
 /* The keys of one partition (a worker's share with -j N). Aligned to a
  * cache line: each is written by its own worker at every event. */
@@ -225,6 +247,20 @@ int es_proj_key(const struct es_proj *p, const char *line, struct es_rec *r, str
 		struct es_error *err);
 /* Record a partition's first failure. */
 void es_ppart_fail(struct es_ppart *pt, int code, uint64_t seq, const char *msg);
+/* The key table (project_rows.c). */
+struct es_prow *es_prow_new(const char *key, size_t klen, uint64_t hash, json_t *state);
+void es_prow_free(const struct es_pspec *sp, struct es_prow *row);
+/* The slot of key in pt (empty when absent); pt must have room. */
+struct es_prow **es_ppart_slot(struct es_ppart *pt, const char *key, size_t klen, uint64_t hash);
+int es_ppart_insert(struct es_ppart *pt, struct es_prow *row);
+struct es_prow *es_ppart_lookup(struct es_ppart *pt, const char *key, size_t klen, uint64_t hash);
+/* Alerts and dead letters: begin a record, append its text, end it. */
+int es_pmsgs_begin(struct es_pmsgs *m, uint64_t seq, uint32_t sub);
+void es_pmsgs_end(struct es_pmsgs *m);
+/* Count r in row's windows, adding the alerts that fire to pt
+ * (project_window.c). 0 or -1 (no memory). */
+int es_pwin_apply(const struct es_pspec *sp, struct es_ppart *pt, struct es_prow *row,
+		  const struct es_rec *r);
 /* Which partition a key hash belongs to. */
 static inline int es_ppart_of(const struct es_proj *p, uint64_t hash)
 {

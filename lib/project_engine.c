@@ -1,5 +1,7 @@
-/* project_engine.c: folding events into one state per key, windows and
- * alerts, collecting dead letters; the model's rows in and out. */
+/* project_engine.c: folding events into one state per key (skip mode
+ * keeps a failing event out whole), collecting alerts and dead letters,
+ * feeding records from es_log, files or blocks, and gathering the
+ * partitions' results in seq order. */
 #include "project.h"
 
 #include <stdlib.h>
@@ -7,112 +9,9 @@
 
 #include "io.h"
 
-/* One window of one key. Sliding: the ts of the last threshold+1 counted
- * events, oldest at head; tumbling: the current window and its count. */
-struct wstate {
-	int64_t *ring;
-	uint32_t cap, n, head;
-	int64_t start;
-	uint64_t count;
-	int used;
-};
-
-struct es_prow {
-	uint64_t hash;
-	json_t *state;
-	struct wstate *w;       /* spec->nwin of them, or NULL */
-	char *row;              /* the model line as last written (--follow commits */
-	size_t rlen;            /* rewrite only the rows that changed) */
-	int dirty;              /* applied to since row was made */
-	size_t klen;
-	char key[];             /* canonical JSON text, NUL-terminated */
-};
-
-uint64_t es_pkey_hash(const char *key, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)key[i]) * 0x100000001b3ull;
-	return h ^ (h >> 29);
-}
-
-static void row_free(const struct es_pspec *sp, struct es_prow *row)
-{
-	if (!row)
-		return;
-	for (size_t i = 0; row->w && i < sp->nwin; i++)
-		free(row->w[i].ring);
-	free(row->w);
-	free(row->row);
-	json_decref(row->state);
-	free(row);
-}
-
-static struct es_prow *row_new(const char *key, size_t klen, uint64_t hash, json_t *state)
-{
-	struct es_prow *row = malloc(sizeof(*row) + klen + 1);
-
-	if (!row)
-		return NULL;
-	row->hash = hash;
-	row->state = state;
-	row->w = NULL;
-	row->row = NULL;
-	row->rlen = 0;
-	row->dirty = 1;
-	row->klen = klen;
-	memcpy(row->key, key, klen);
-	row->key[klen] = '\0';
-	return row;
-}
-
-static struct es_prow **find_slot(struct es_ppart *pt, const char *key, size_t klen, uint64_t hash)
-{
-	size_t mask = pt->cap - 1, i = (size_t)hash & mask;
-
-	for (;; i = (i + 1) & mask) {
-		struct es_prow *row = pt->slot[i];
-		if (!row || (row->hash == hash && row->klen == klen && memcmp(row->key, key, klen) == 0))
-			return &pt->slot[i];
-	}
-}
-
-static int grow(struct es_ppart *pt)
-{
-	size_t ncap = pt->cap ? pt->cap * 2 : 1024;
-	struct es_prow **old = pt->slot, **ns = calloc(ncap, sizeof(*ns));
-	size_t ocap = pt->cap;
-
-	if (!ns)
-		return -1;
-	pt->slot = ns;
-	pt->cap = ncap;
-	for (size_t i = 0; i < ocap; i++)
-		if (old[i])
-			*find_slot(pt, old[i]->key, old[i]->klen, old[i]->hash) = old[i];
-	free(old);
-	return 0;
-}
-
-/* Add a row (its key must not be there yet). 0 or -1. */
-static int insert(struct es_ppart *pt, struct es_prow *row)
-{
-	if ((pt->n + 1) * 2 > pt->cap && grow(pt))
-		return -1;
-	*find_slot(pt, row->key, row->klen, row->hash) = row;
-	pt->n++;
-	return 0;
-}
-
-static struct es_prow *lookup(struct es_ppart *pt, const char *key, size_t klen, uint64_t hash)
-{
-	return pt->cap ? *find_slot(pt, key, klen, hash) : NULL;
-}
-
 /* ---- messages (alerts, dead letters) ---- */
 
-static int msg_begin(struct es_pmsgs *m, uint64_t seq, uint32_t sub)
+int es_pmsgs_begin(struct es_pmsgs *m, uint64_t seq, uint32_t sub)
 {
 	if (m->n == m->cap) {
 		size_t cap = m->cap ? m->cap * 2 : 16;
@@ -128,7 +27,7 @@ static int msg_begin(struct es_pmsgs *m, uint64_t seq, uint32_t sub)
 	return 0;
 }
 
-static void msg_end(struct es_pmsgs *m)
+void es_pmsgs_end(struct es_pmsgs *m)
 {
 	m->v[m->n].len = m->text.len - m->v[m->n].off;
 	m->n++;
@@ -151,10 +50,10 @@ static int msgs_move(struct es_pmsgs *to, struct es_pmsgs *from)
 {
 	for (size_t i = 0; i < from->n; i++) {
 		struct es_pmsg *x = &from->v[i];
-		if (msg_begin(to, x->seq, x->sub) ||
+		if (es_pmsgs_begin(to, x->seq, x->sub) ||
 		    es_buf_add(&to->text, from->text.p + x->off, x->len))
 			return -1;
-		msg_end(to);
+		es_pmsgs_end(to);
 	}
 	msgs_clear(from);
 	return 0;
@@ -167,113 +66,6 @@ static int msg_cmp(const void *a, const void *b)
 	if (x->seq != y->seq)
 		return x->seq < y->seq ? -1 : 1;
 	return x->sub < y->sub ? -1 : x->sub > y->sub;
-}
-
-/* ---- windows ---- */
-
-static int type_in(const struct es_pwin *w, const struct es_rec *r)
-{
-	if (w->ntypes == 0)
-		return 1;
-	for (size_t i = 0; i < w->ntypes; i++)
-		if (w->types[i].len == r->type_len && memcmp(w->types[i].p, r->type, r->type_len) == 0)
-			return 1;
-	return 0;
-}
-
-static int add_alert(const struct es_pspec *sp, struct es_ppart *pt, size_t wi,
-		     const struct es_prow *row, const struct es_rec *r, uint64_t count,
-		     int64_t start, int64_t end)
-{
-	const struct es_pwin *w = &sp->win[wi];
-	struct es_buf *b = &pt->alerts.text;
-	char ws[ES_TS_LEN + 1], we[ES_TS_LEN + 1];
-
-	es_ts_format(start, ws);
-	es_ts_format(end, we);
-	if (msg_begin(&pt->alerts, r->seq, (uint32_t)wi) || es_buf_add(b, w->prefix.p, w->prefix.len) ||
-	    es_buf_adds(b, w->prefix.len > 1 ? ",\"projection\":" : "\"projection\":") ||
-	    es_json_add_string(b, sp->name, strlen(sp->name)) || es_buf_adds(b, ",\"window\":") ||
-	    es_json_add_string(b, w->name, strlen(w->name)) || es_buf_adds(b, ",\"key\":") ||
-	    es_buf_add(b, row->key, row->klen) ||
-	    es_buf_addf(b, ",\"count\":%llu,\"window_start\":\"%s\",\"window_end\":\"%s\",\"seq\":%llu,"
-			"\"ts\":\"%.*s\",\"stream\":", (unsigned long long)count, ws, we,
-			(unsigned long long)r->seq, ES_TS_LEN, r->ts) ||
-	    es_buf_add(b, r->stream, r->stream_len) || es_buf_adds(b, "}\n"))
-		return -1;
-	msg_end(&pt->alerts);
-	return 0;
-}
-
-/* The (threshold+1)-th newest counted event is still inside the window
- * that ends at t: the count is above the threshold. */
-static int sliding_over(const struct wstate *ws, const struct es_pwin *w, int64_t t)
-{
-	return ws->n == ws->cap && ws->ring[ws->head] > t - w->size;
-}
-
-static int sliding_push(struct wstate *ws, int64_t t)
-{
-	if (ws->n < ws->cap) {
-		ws->ring[(ws->head + ws->n) % ws->cap] = t;
-		ws->n++;
-	} else {
-		ws->ring[ws->head] = t;
-		ws->head = (ws->head + 1) % ws->cap;
-	}
-	return 0;
-}
-
-/* Count one event; 1 when it crosses the threshold (fires). */
-static int window_count(struct wstate *ws, const struct es_pwin *w, int64_t t, uint64_t *count,
-			int64_t *start, int64_t *end)
-{
-	if (w->kind == ES_PWIN_TUMBLING) {
-		int64_t st = t >= 0 ? t / w->size * w->size : -((-t + w->size - 1) / w->size) * w->size;
-		if (!ws->used || st != ws->start) {
-			ws->start = st;
-			ws->count = 0;
-			ws->used = 1;
-		}
-		*count = ++ws->count;
-		*start = st;
-		*end = st + w->size;
-		return ws->count == w->threshold + 1;
-	}
-	if (!ws->ring) {
-		ws->cap = (uint32_t)w->threshold + 1;
-		if (!(ws->ring = malloc(ws->cap * sizeof(*ws->ring))))
-			return -1;
-	}
-	int before = sliding_over(ws, w, t);
-	sliding_push(ws, t);
-	ws->used = 1;
-	*count = w->threshold + 1;
-	*start = t - w->size;
-	*end = t;
-	return !before && sliding_over(ws, w, t);
-}
-
-static int apply_windows(const struct es_pspec *sp, struct es_ppart *pt, struct es_prow *row,
-			 const struct es_rec *r)
-{
-	int64_t t = 0, start, end;
-	uint64_t count;
-	int have_t = 0;
-
-	for (size_t i = 0; i < sp->nwin; i++) {
-		int fire;
-		if (!type_in(&sp->win[i], r))
-			continue;
-		if (!row->w && !(row->w = calloc(sp->nwin, sizeof(*row->w))))
-			return -1;
-		if (!have_t && es_ts_parse(r->ts, ES_TS_LEN, &t) == 0)
-			have_t = 1;
-		fire = window_count(&row->w[i], &sp->win[i], t, &count, &start, &end);
-		if (fire < 0 || (fire && add_alert(sp, pt, i, row, r, count, start, end)))
-			return -1;
-	}
-	return 0;
 }
 
 /* ---- applying ---- */
@@ -308,12 +100,12 @@ static int dead_letter(struct es_ppart *pt, const char *line, size_t len, const 
 {
 	struct es_buf *b = &pt->dead.text;
 
-	if (msg_begin(&pt->dead, r->seq, 0) ||
+	if (es_pmsgs_begin(&pt->dead, r->seq, 0) ||
 	    es_buf_addf(b, "{\"seq\":%llu,\"reason\":", (unsigned long long)r->seq) ||
 	    es_json_add_string(b, why, strlen(why)) || es_buf_adds(b, ",\"event\":") ||
 	    es_buf_add(b, line, len) || es_buf_adds(b, "}\n"))
 		return -1;
-	msg_end(&pt->dead);
+	es_pmsgs_end(&pt->dead);
 	return 0;
 }
 
@@ -358,7 +150,7 @@ void es_ppart_apply(struct es_proj *p, struct es_ppart *pt, const char *line, si
 
 	if (pt->failed)
 		return;
-	row = lookup(pt, key, klen, hash);
+	row = es_ppart_lookup(pt, key, klen, hash);
 	if (row) {
 		rc = reduce(p, pt, &row->state, line, len, r);
 	} else {
@@ -368,8 +160,8 @@ void es_ppart_apply(struct es_proj *p, struct es_ppart *pt, const char *line, si
 			return;
 		}
 		rc = reduce(p, pt, &state, line, len, r);
-		if (rc == 0 && (!(row = row_new(key, klen, hash, state)) || insert(pt, row))) {
-			row_free(sp, row);
+		if (rc == 0 && (!(row = es_prow_new(key, klen, hash, state)) || es_ppart_insert(pt, row))) {
+			es_prow_free(sp, row);
 			es_ppart_fail(pt, ES_IO, r->seq, "out of memory");
 			return;
 		}
@@ -379,7 +171,7 @@ void es_ppart_apply(struct es_proj *p, struct es_ppart *pt, const char *line, si
 	if (rc)
 		return;
 	row->dirty = 1;
-	if (sp->nwin && apply_windows(sp, pt, row, r))
+	if (sp->nwin && es_pwin_apply(sp, pt, row, r))
 		es_ppart_fail(pt, ES_IO, r->seq, "out of memory");
 	pt->applied++;
 }
@@ -409,7 +201,7 @@ int es_proj_init(struct es_proj *p, const struct es_pspec *spec, int jobs,
 static void part_clear(const struct es_pspec *sp, struct es_ppart *pt)
 {
 	for (size_t i = 0; i < pt->cap; i++)
-		row_free(sp, pt->slot[i]);
+		es_prow_free(sp, pt->slot[i]);
 	free(pt->slot);
 	pt->slot = NULL;
 	pt->cap = pt->n = 0;
@@ -675,233 +467,5 @@ int es_proj_sync(struct es_proj *p, struct es_error *err)
 		es_proj_cut_msgs(p, p->fail_seq);
 	if (p->alert_sink)
 		return emit_alerts(p, &p->alerts, err);
-	return 0;
-}
-
-/* ---- rows in and out ---- */
-
-static int row_cmp(const void *a, const void *b)
-{
-	const struct es_prow *x = *(const struct es_prow *const *)a;
-	const struct es_prow *y = *(const struct es_prow *const *)b;
-	int c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
-
-	return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
-}
-
-static struct es_prow **sorted_rows(struct es_proj *p, size_t *n)
-{
-	struct es_prow **v = malloc((es_proj_keys(p) + 1) * sizeof(*v));
-
-	*n = 0;
-	if (!v)
-		return NULL;
-	for (int i = 0; i < p->jobs; i++)
-		for (size_t s = 0; s < p->part[i].cap; s++)
-			if (p->part[i].slot[s])
-				v[(*n)++] = p->part[i].slot[s];
-	if (*n > 1)
-		qsort(v, *n, sizeof(*v), row_cmp);
-	return v;
-}
-
-static int window_row(const struct es_pspec *sp, const struct es_prow *row, struct es_buf *b)
-{
-	if (es_buf_adds(b, "{\"key\":") || es_buf_add(b, row->key, row->klen) ||
-	    es_buf_adds(b, ",\"w\":["))
-		return -1;
-	for (size_t i = 0; i < sp->nwin; i++) {
-		const struct wstate *ws = &row->w[i];
-		if (i && es_buf_addc(b, ','))
-			return -1;
-		if (!ws->used) {
-			if (es_buf_adds(b, "null"))
-				return -1;
-		} else if (sp->win[i].kind == ES_PWIN_TUMBLING) {
-			if (es_buf_addf(b, "{\"start\":%lld,\"count\":%llu}", (long long)ws->start,
-					(unsigned long long)ws->count))
-				return -1;
-		} else {
-			if (es_buf_adds(b, "{\"ts\":["))
-				return -1;
-			for (uint32_t k = 0; k < ws->n; k++)
-				if (es_buf_addf(b, "%s%lld", k ? "," : "",
-						(long long)ws->ring[(ws->head + k) % ws->cap]))
-					return -1;
-			if (es_buf_adds(b, "]}"))
-				return -1;
-		}
-	}
-	return es_buf_adds(b, "]}\n");
-}
-
-static int model_row(struct es_prow *row, struct es_buf *b)
-{
-	size_t at = b->len;
-
-	if (!row->dirty)
-		return es_buf_add(b, row->row, row->rlen);
-	if (es_buf_adds(b, "{\"key\":") || es_buf_add(b, row->key, row->klen) ||
-	    es_buf_adds(b, ",\"state\":") || es_json_dump_add(b, row->state) ||
-	    es_buf_adds(b, "}\n"))
-		return -1;
-	free(row->row);
-	row->rlen = b->len - at;
-	if ((row->row = malloc(row->rlen)))
-		memcpy(row->row, b->p + at, row->rlen);
-	row->dirty = row->row == NULL;
-	return 0;
-}
-
-int es_proj_write(struct es_proj *p, int what, int (*out)(void *arg, const char *s, size_t n),
-		  void *arg, struct es_error *err)
-{
-	struct es_buf b = ES_BUF_INIT;
-	size_t n;
-	struct es_prow **v = sorted_rows(p, &n);
-	int rc = 0;
-
-	if (!v)
-		return es_fail(err, ES_IO, "out of memory");
-	for (size_t i = 0; i < n && !rc; i++) {
-		if (what == 2 && !v[i]->w)
-			continue;
-		if (what == 2 ? window_row(p->spec, v[i], &b) : model_row(v[i], &b))
-			rc = es_fail(err, ES_IO, "out of memory");
-		else if (b.len >= (1 << 20) || i + 1 == n) {
-			if (out(arg, b.p, b.len))
-				rc = es_fail(err, ES_IO, "cannot write the model");
-			es_buf_reset(&b);
-		}
-	}
-	if (!rc && b.len && out(arg, b.p, b.len))
-		rc = es_fail(err, ES_IO, "cannot write the model");
-	es_buf_release(&b);
-	free(v);
-	return rc;
-}
-
-static int canon_key(json_t *k, struct es_buf *out)
-{
-	char *d;
-	int rc;
-
-	if (json_is_string(k))
-		return es_json_add_string(out, json_string_value(k), json_string_length(k));
-	d = json_dumps(k, ES_JSON_DUMP_FLAGS | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-	if (!d)
-		return -1;
-	rc = es_buf_adds(out, d);
-	free(d);
-	return rc;
-}
-
-/* Each line of text: parse it and hand the key's row to cb. */
-static int each_row(struct es_proj *p, const char *text, size_t len, const char *field,
-		    int (*cb)(struct es_proj *, struct es_ppart *, struct es_prow **, json_t *, uint64_t,
-			      const char *, size_t),
-		    struct es_error *err)
-{
-	size_t lineno = 0;
-
-	for (const char *s = text, *end = text + len; s < end;) {
-		const char *nl = memchr(s, '\n', (size_t)(end - s));
-		size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
-		json_t *row = json_loadb(s, n, 0, NULL), *k = json_object_get(row, "key");
-		json_t *v = json_object_get(row, field);
-		lineno++;
-		s += n + 1;
-		es_buf_reset(&p->key);
-		if (!k || !v || canon_key(k, &p->key)) {
-			json_decref(row);
-			return es_fail(err, ES_CORRUPT, "line %zu: not a model row", lineno);
-		}
-		uint64_t h = es_pkey_hash(p->key.p, p->key.len);
-		struct es_ppart *pt = &p->part[es_ppart_of(p, h)];
-		struct es_prow **slot = pt->cap ? find_slot(pt, p->key.p, p->key.len, h) : NULL;
-		int rc = cb(p, pt, slot, v, h, s - n - 1, n);
-		json_decref(row);
-		if (rc)
-			return es_fail(err, rc < 0 ? ES_IO : ES_CORRUPT, rc < 0 ? "out of memory" :
-				       "line %zu: not a model row", lineno);
-	}
-	return 0;
-}
-
-static int load_state(struct es_proj *p, struct es_ppart *pt, struct es_prow **slot, json_t *v,
-		      uint64_t h, const char *line, size_t len)
-{
-	struct es_prow *row;
-
-	if (slot && *slot)
-		return 1; /* the same key twice */
-	if (!(row = row_new(p->key.p, p->key.len, h, json_incref(v))))
-		return -1;
-	/* the line as written last time: rewritten only once the key changes */
-	if ((row->row = malloc(len + 1))) {
-		memcpy(row->row, line, len);
-		row->row[len] = '\n';
-		row->rlen = len + 1;
-		row->dirty = 0;
-	}
-	if (insert(pt, row)) {
-		row_free(p->spec, row);
-		return -1;
-	}
-	return 0;
-}
-
-static int load_window(const struct es_pwin *w, struct wstate *ws, json_t *j)
-{
-	json_t *ts = json_object_get(j, "ts"), *t;
-	size_t i;
-
-	if (json_is_null(j))
-		return 0;
-	ws->used = 1;
-	if (w->kind == ES_PWIN_TUMBLING) {
-		ws->start = json_integer_value(json_object_get(j, "start"));
-		ws->count = (uint64_t)json_integer_value(json_object_get(j, "count"));
-		return 0;
-	}
-	ws->cap = (uint32_t)w->threshold + 1;
-	if (!json_is_array(ts) || json_array_size(ts) > ws->cap)
-		return 1;
-	if (!(ws->ring = malloc(ws->cap * sizeof(*ws->ring))))
-		return -1;
-	json_array_foreach(ts, i, t)
-		ws->ring[ws->n++] = json_integer_value(t);
-	return 0;
-}
-
-static int load_windows(struct es_proj *p, struct es_ppart *pt, struct es_prow **slot, json_t *v,
-			uint64_t h, const char *line, size_t len)
-{
-	const struct es_pspec *sp = p->spec;
-	struct es_prow *row = slot ? *slot : NULL;
-
-	(void)pt;
-	(void)h;
-	(void)line;
-	(void)len;
-	if (!row || !json_is_array(v) || json_array_size(v) != sp->nwin || row->w)
-		return 1;
-	if (!(row->w = calloc(sp->nwin, sizeof(*row->w))))
-		return -1;
-	for (size_t i = 0; i < sp->nwin; i++) {
-		int rc = load_window(&sp->win[i], &row->w[i], json_array_get(v, i));
-		if (rc)
-			return rc;
-	}
-	return 0;
-}
-
-int es_proj_load(struct es_proj *p, const char *model, size_t mlen, const char *windows,
-		 size_t wlen, struct es_error *err)
-{
-	if (each_row(p, model, mlen, "state", load_state, err))
-		return es_error_prefix(err, "model.ndjson");
-	if (windows && each_row(p, windows, wlen, "w", load_windows, err))
-		return es_error_prefix(err, "windows.ndjson");
 	return 0;
 }
