@@ -962,6 +962,25 @@ int es_archive_read_pos(struct es_store *s, const struct es_pos *pos, char **buf
 	return 0;
 }
 
+int es_archive_segment(struct es_store *s, uint64_t seg, const char **buf, size_t *len,
+		       struct es_error *err)
+{
+	const struct es_archive_seg *e = es_archive_find(s->archive, seg);
+	struct cache_ent *ce = NULL;
+
+	if (!e) {
+		if (es_archive_refresh(s, err))
+			return err->code;
+		if (!(e = es_archive_find(s->archive, seg)))
+			return 1;
+	}
+	if (cache_get(s, e, &ce, err))
+		return err->code;
+	*buf = ce->buf;
+	*len = ce->len;
+	return 0;
+}
+
 /* ---- es-archive: archiving, finishing, purging ---- */
 
 void es_archive_opts_init(struct es_archive_opts *o)

@@ -130,6 +130,13 @@ void es_archive_rd_close(struct es_archive_rd *rd);
 int es_archive_read_pos(struct es_store *s, const struct es_pos *pos, char **buf,
 			size_t *cap, struct es_error *err);
 
+/* The whole restored archived segment named seg (the original bytes of
+ * log/<seg>), for readers that work on blocks of a segment rather than on
+ * lines. *buf stays valid until the next call on s. 0, 1 when seg is not
+ * archived, or a status. */
+int es_archive_segment(struct es_store *s, uint64_t seg, const char **buf, size_t *len,
+		       struct es_error *err);
+
 /* ---- es-archive ---- */
 
 /* What a run did or would do, one call per action, for the front end. */
