@@ -13,8 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "io.h"
 #include "store.h"
+#include "timeseek.h"
 
 struct run {
 	const struct es_pspec *spec;
@@ -25,6 +27,7 @@ struct run {
 	struct es_log lg;
 	struct es_pscan sc;      /* the bulk of a run: blocks of the mapped log */
 	uint64_t next_seg, next_off; /* where the line after the base starts */
+	uint64_t arc_until;      /* read the archive through es_log up to this seq first */
 	int store_open, lg_open, proj_open, raw;
 	int fresh;               /* building from nothing (no checkpoint, --rebuild, --from) */
 	struct es_pckpt base;    /* the checkpoint the engine's model started from */
@@ -116,13 +119,28 @@ static void close_source(struct run *r)
 	r->lg_open = r->raw = 0;
 }
 
-/* Open the log at the base: verify the base record, then go on in blocks
- * of the mapped log (raw), or through es_log (reruns after a fault, and
- * following). */
-static int open_source(struct run *r, int raw, struct es_error *err)
+static int open_scan(struct run *r, uint64_t seg, uint64_t off, struct es_error *err)
 {
 	close_source(r);
+	if (es_pscan_open(&r->sc, &r->s, seg, off, err)) {
+		es_pscan_close(&r->sc);
+		return err->code;
+	}
+	r->raw = 1;
+	return 0;
+}
+
+/* Open the log at the base: verify the base record, then go on in blocks
+ * of the mapped log (raw), or through es_log (reruns after a fault, and
+ * following). Archived history is read through es_log first, up to
+ * arc_until, and the blocks begin after it. */
+static int open_source(struct run *r, int raw, struct es_error *err)
+{
+	uint64_t arc;
+
+	close_source(r);
 	r->next_seg = r->next_off = 0;
+	r->arc_until = 0;
 	if (es_log_open_store(&r->lg, &r->s, r->base.seq ? r->base.seq : 1, err))
 		return err->code;
 	r->lg_open = 1;
@@ -130,13 +148,13 @@ static int open_source(struct run *r, int raw, struct es_error *err)
 		return err->code;
 	if (!raw)
 		return 0;
-	close_source(r);
-	if (es_pscan_open(&r->sc, &r->s, r->next_seg, r->next_off, err)) {
-		es_pscan_close(&r->sc);
-		return err->code;
+	arc = es_pscan_archive_end(&r->s);
+	if (r->base.seq < arc) {
+		r->arc_until = arc; /* es_log first; open_scan(0) after it */
+		return 0;
 	}
-	r->raw = 1;
-	return 0;
+	return open_scan(r, r->base.seq && r->base.seq == arc ? 0 : r->next_seg,
+			 r->base.seq && r->base.seq == arc ? 0 : r->next_off, err);
 }
 
 static int load_base(struct run *r, struct es_error *err)
@@ -158,6 +176,46 @@ static int load_base(struct run *r, struct es_error *err)
 	return 0;
 }
 
+/* --from: find the first record at or after the time by binary search and
+ * start there; the records before it count as read (filtered out), so the
+ * base is the last of them. */
+static int seek_from(struct run *r, struct es_error *err)
+{
+	struct es_seek k;
+	struct es_seek_pos pos;
+	const char *line;
+	size_t len;
+	struct es_rec rec;
+	int rc;
+
+	if (es_seek_init(&k, &r->s, err))
+		return err->code;
+	rc = es_seek_time(&k, r->p.since, 0, &pos, err);
+	es_seek_release(&k);
+	if (rc)
+		return rc;
+	if (pos.older || (!pos.at_end && pos.seq <= es_pscan_archive_end(&r->s)))
+		return 0; /* in the archive: read from the start, filtered by time */
+	close_source(r);
+	if (pos.prev_seq) {
+		if (es_log_open_store(&r->lg, &r->s, pos.prev_seq, err))
+			return err->code;
+		r->lg_open = 1;
+		rc = es_log_next(&r->lg, &line, &len, &rec, 0, err);
+		if (rc < 0)
+			return -rc;
+		if (rc == 0 || rec.seq != pos.prev_seq)
+			return es_fail(err, ES_CORRUPT, "seq %llu: not found where the time search "
+				       "put it", (unsigned long long)pos.prev_seq);
+		r->p.seq = rec.seq;
+		memcpy(r->p.hash, rec.hash, ES_HASH_HEX);
+		memcpy(r->p.ts, rec.ts, ES_TS_LEN);
+		close_source(r);
+	}
+	r->arc_until = 0;
+	return open_scan(r, pos.at_end ? UINT64_MAX : pos.seg, pos.off, err);
+}
+
 /* Reset the engine to the base checkpoint and open the log right after it. */
 static int start(struct run *r, int raw, struct es_error *err)
 {
@@ -172,6 +230,8 @@ static int start(struct run *r, int raw, struct es_error *err)
 	r->p.seq = r->base.seq;
 	memcpy(r->p.hash, r->base.seq ? r->base.hash : ES_GENESIS, ES_HASH_HEX + 1);
 	memcpy(r->p.ts, r->base.ts, sizeof(r->p.ts));
+	if (raw && r->fresh && r->p.has_since)
+		return seek_from(r, err);
 	return 0;
 }
 
@@ -251,8 +311,18 @@ static int fault(struct run *r, struct es_error *err)
 static int step(struct run *r, struct es_error *err)
 {
 	uint64_t before = r->p.seq;
-	int rc = r->raw ? es_proj_feed_scan(&r->p, &r->sc, err)
-			: es_proj_feed(&r->p, &r->lg, UINT64_MAX, err);
+	int rc = 0;
+
+	if (r->arc_until) {
+		rc = es_proj_feed(&r->p, &r->lg, r->arc_until, err);
+		if (!rc && !stopped(r)) {
+			r->arc_until = 0;
+			rc = open_scan(r, 0, 0, err);
+		}
+	}
+	if (!rc && !r->arc_until)
+		rc = r->raw ? es_proj_feed_scan(&r->p, &r->sc, err)
+			    : es_proj_feed(&r->p, &r->lg, UINT64_MAX, err);
 
 	if (rc || es_proj_sync(&r->p, err))
 		return err->code;
@@ -275,8 +345,9 @@ static void nap(int ms)
 static int follow(struct run *r, struct es_error *err)
 {
 	/* new events come a few at a time: through es_log, which follows */
-	if (r->raw) {
+	if (r->raw || r->arc_until) {
 		close_source(r);
+		r->arc_until = 0;
 		if (es_log_open_store(&r->lg, &r->s, r->p.seq + 1, err))
 			return err->code;
 		r->lg_open = 1;
@@ -460,6 +531,14 @@ static int head_of(struct es_store *s, uint64_t *seq, char ts[ES_TS_LEN + 1], st
 			close(fd);
 			return ok ? 0 : es_fail(err, ES_CORRUPT, "%s: the last record: %s", path, why);
 		}
+	}
+	if (s->archive) {
+		/* everything is archived */
+		struct es_head h;
+		es_archive_end(s->archive, &h);
+		*seq = h.seq;
+		if (h.seq)
+			es_ts_format(h.ts, ts);
 	}
 	return 0;
 }

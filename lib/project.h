@@ -283,9 +283,13 @@ struct es_pscan {
 	size_t *maplens, nmaps;
 	char (*names)[40];              /* "log/<20 digits>.ndjson" per segment */
 };
-/* Open at byte off of segment seg (its first seq; 0: the first segment). */
+/* Open at byte off of segment seg (its first seq; 0: the first log/
+ * segment after the archive; UINT64_MAX: the end). Archived segments are
+ * not read here: es_log reads them (es_pscan_archive_end tells how far). */
 int es_pscan_open(struct es_pscan *sc, struct es_store *s, uint64_t seg, uint64_t off,
 		  struct es_error *err);
+/* The last seq held by the archive (after es_store_list_segments), or 0. */
+uint64_t es_pscan_archive_end(struct es_store *s);
 /* The next block of whole lines of one segment: 1 (with the segment's
  * name and the block's offset in it), 0 at the end, or -(status). */
 int es_pscan_fill(struct es_pscan *sc, const char **block, size_t *len, const char **name,

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "io.h"
 
 #define BLOCK (512u << 10)
@@ -37,10 +38,28 @@ int es_pscan_open(struct es_pscan *sc, struct es_store *s, uint64_t seg, uint64_
 			 (unsigned long long)sc->segs[i]);
 	if (es_store_visible_end(s, sc->segs[sc->nsegs - 1], &sc->limit, err))
 		return err->code;
-	while (seg && sc->i < sc->nsegs && sc->segs[sc->i] != seg)
-		sc->i++;
-	sc->pos = off;
+	if (seg) {
+		while (sc->i < sc->nsegs && sc->segs[sc->i] != seg)
+			sc->i++;
+		sc->pos = off;
+	} else {
+		/* from the start of log/, after what the archive holds (a log/
+		 * copy of an archived segment is a leftover: the archive wins) */
+		uint64_t arc = es_pscan_archive_end(s);
+		while (sc->i < sc->nsegs && sc->segs[sc->i] <= arc)
+			sc->i++;
+	}
 	return 0;
+}
+
+uint64_t es_pscan_archive_end(struct es_store *s)
+{
+	struct es_head h;
+
+	if (!s->archive)
+		return 0;
+	es_archive_end(s->archive, &h);
+	return h.seq;
 }
 
 /* Map segs[i] up to its end (the visible end for the last one). */
