@@ -439,36 +439,22 @@ static void reader_close(struct reader *rd)
 	rd->buf = NULL;
 }
 
+/* The stored line at pos, through the store (which keeps the segment open
+ * and restores archived segments). */
 static int read_at(struct reader *rd, const struct es_pos *pos, struct es_rec *r, int flags,
 		   struct es_error *err)
 {
 	const char *why;
+	int rc = es_store_read_pos(rd->s, pos, &rd->buf, &rd->cap, err);
 
-	if (rd->fd < 0 || rd->seg != pos->seg) {
-		char path[PATH_MAX];
-		if (rd->fd >= 0)
-			close(rd->fd);
-		es_store_seg_path(rd->s, pos->seg, path, sizeof(path));
-		rd->fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (rd->fd < 0)
-			return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
-		rd->seg = pos->seg;
-	}
-	if (rd->cap < (size_t)pos->len + 1) {
-		char *nb = realloc(rd->buf, (size_t)pos->len + 1);
-		if (!nb)
-			return es_fail(err, ES_IO, "out of memory");
-		rd->buf = nb;
-		rd->cap = (size_t)pos->len + 1;
-	}
-	if (pos->len < 2 || es_pread_full(rd->fd, rd->buf, pos->len, (off_t)pos->off) != (ssize_t)pos->len ||
-	    rd->buf[pos->len - 1] != '\n' ||
-	    es_rec_parse(rd->buf, pos->len - 1, flags, r, &why) != 0 || r->seq != pos->seq)
+	if (rc)
+		return rc;
+	if (pos->len < 2 || es_rec_parse(rd->buf, pos->len - 1, flags, r, &why) != 0 ||
+	    r->seq != pos->seq)
 		return es_fail(err, ES_CORRUPT,
 			       "log/%020llu.ndjson: offset %llu: seq %llu: not the record the index names",
 			       (unsigned long long)pos->seg, (unsigned long long)pos->off,
 			       (unsigned long long)pos->seq);
-	rd->buf[pos->len] = '\0';
 	return 0;
 }
 
