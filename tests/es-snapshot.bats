@@ -617,3 +617,22 @@ ignored() {
 	run -0 --separate-stderr es-replay --stream auto --no-snapshots
 	assert_equal "$(jq -r .version <<<"$output")" 12
 }
+
+@test "snapshots are taken and used on a store whose history is archived" {
+	command -v es-archive >/dev/null || skip "es-archive is not built"
+	export ES_STORE="$TMP/archived-store"
+	echo '{"stream":"seed","type":"T","ts":"2026-01-01T00:00:00Z"}' | es-append -q --import-ts
+	jq -c '.segment_size=4096' "$ES_STORE/store.json" > s.json && mv s.json "$ES_STORE/store.json"
+	for i in $(seq 1 120); do
+		printf '{"stream":"arc-%d","type":"T","ts":"2026-01-01T%02d:%02d:00Z","data":{"n":%d}}\n' \
+			$((i % 3)) $((i / 60)) $((i % 60)) "$i"
+	done | es-append -q --import-ts --batch-size 7
+	run -0 --separate-stderr es-archive --before 2026-06-01
+	[ -n "$(ls "$ES_STORE/archive/"*.zst)" ]
+	run -0 --separate-stderr es-snapshot --category arc-
+	run -0 --separate-stderr es-replay --category arc-
+	with=$output
+	run -0 --separate-stderr es-replay --category arc- --no-snapshots
+	[ "$output" = "$with" ]
+	run -0 --separate-stderr es-verify --snapshots
+}
