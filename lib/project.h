@@ -269,18 +269,18 @@ static inline int es_ppart_of(const struct es_proj *p, uint64_t hash)
 uint64_t es_pkey_hash(const char *key, size_t len);
 
 /* A store's log read in blocks of whole lines, from a segment and byte
- * offset on, up to its visible end as it was at open. Segments are mapped
- * (read-only, shared) and stay mapped until es_pscan_close, so blocks are
- * pointers into them: nothing is copied (project_scan.c). */
+ * offset on, up to its visible end as it was at open. The segments are all
+ * mapped at open (read-only, shared) and stay mapped until es_pscan_close,
+ * so blocks are pointers into them (nothing is copied) and es-archive may
+ * remove them meanwhile (project_scan.c). */
 struct es_pscan {
 	struct es_store *s;
 	uint64_t *segs;
 	size_t nsegs, i;
 	uint64_t limit;                 /* visible end of the last segment */
-	uint64_t pos, end;              /* next byte in segs[i], and where it ends */
-	const char *map;                /* segs[i] mapped, or NULL */
-	void **maps;                    /* every mapping made, and its length */
-	size_t *maplens, nmaps;
+	uint64_t pos;                   /* next byte in segs[i] */
+	void **maps;                    /* per segment: its mapping (or NULL) */
+	uint64_t *ends;                 /* and the length mapped */
 	char (*names)[40];              /* "log/<20 digits>.ndjson" per segment */
 };
 /* Open at byte off of segment seg (its first seq; 0: the first log/

@@ -2,6 +2,7 @@
  * es_proj_feed_lines (-j N), which parses them on the worker threads. */
 #include "project.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -16,20 +17,70 @@
 
 #define BLOCK (512u << 10)
 
-int es_pscan_open(struct es_pscan *sc, struct es_store *s, uint64_t seg, uint64_t off,
-		  struct es_error *err)
+/* Map segs[i] up to its end (the visible end for the last one): 0, 1 when
+ * it is gone (archived meanwhile), or an error. */
+static int map_seg(struct es_pscan *sc, size_t i, struct es_error *err)
 {
-	memset(sc, 0, sizeof(*sc));
-	sc->s = s;
+	char path[PATH_MAX];
+	struct stat st;
+	uint64_t end;
+	void *m;
+	int fd;
+
+	es_store_seg_path(sc->s, sc->segs[i], path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 1;
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+		if (fd >= 0)
+			close(fd);
+		return err->code;
+	}
+	end = i + 1 == sc->nsegs ? sc->limit : (uint64_t)st.st_size;
+	if (end > (uint64_t)st.st_size)
+		end = (uint64_t)st.st_size;
+	sc->ends[i] = end;
+	if (end == 0) {
+		close(fd);
+		return 0;
+	}
+	m = mmap(NULL, (size_t)end, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return es_fail_errno(err, ES_IO, "cannot map '%s'", path);
+	madvise(m, (size_t)end, MADV_SEQUENTIAL);
+	sc->maps[i] = m;
+	return 0;
+}
+
+static void unmap_all(struct es_pscan *sc)
+{
+	for (size_t i = 0; i < sc->nsegs; i++)
+		if (sc->maps && sc->maps[i])
+			munmap(sc->maps[i], (size_t)sc->ends[i]);
+	free(sc->maps);
+	free(sc->ends);
+	free(sc->names);
+	free(sc->segs);
+}
+
+/* List the segments and map, at once, every one from the start on: what
+ * is mapped stays readable even if es-archive removes it afterwards. */
+static int open_once(struct es_pscan *sc, uint64_t seg, uint64_t off, struct es_error *err)
+{
+	struct es_store *s = sc->s;
+	int rc;
+
 	if (es_store_list_segments(s, err))
 		return err->code;
 	if (s->nsegs == 0)
 		return 0;
 	sc->segs = malloc(s->nsegs * sizeof(*sc->segs));
 	sc->maps = calloc(s->nsegs, sizeof(*sc->maps));
-	sc->maplens = calloc(s->nsegs, sizeof(*sc->maplens));
+	sc->ends = calloc(s->nsegs, sizeof(*sc->ends));
 	sc->names = calloc(s->nsegs, sizeof(*sc->names));
-	if (!sc->segs || !sc->maps || !sc->maplens || !sc->names)
+	if (!sc->segs || !sc->maps || !sc->ends || !sc->names)
 		return es_fail(err, ES_IO, "out of memory");
 	memcpy(sc->segs, s->segs, s->nsegs * sizeof(*sc->segs));
 	sc->nsegs = s->nsegs;
@@ -41,6 +92,8 @@ int es_pscan_open(struct es_pscan *sc, struct es_store *s, uint64_t seg, uint64_
 	if (seg) {
 		while (sc->i < sc->nsegs && sc->segs[sc->i] != seg)
 			sc->i++;
+		if (sc->i == sc->nsegs && seg != UINT64_MAX)
+			return 1; /* archived meanwhile */
 		sc->pos = off;
 	} else {
 		/* from the start of log/, after what the archive holds (a log/
@@ -49,7 +102,26 @@ int es_pscan_open(struct es_pscan *sc, struct es_store *s, uint64_t seg, uint64_
 		while (sc->i < sc->nsegs && sc->segs[sc->i] <= arc)
 			sc->i++;
 	}
+	for (size_t i = sc->i; i < sc->nsegs; i++)
+		if ((rc = map_seg(sc, i, err)) != 0)
+			return rc;
 	return 0;
+}
+
+int es_pscan_open(struct es_pscan *sc, struct es_store *s, uint64_t seg, uint64_t off,
+		  struct es_error *err)
+{
+	for (int tries = 0; tries < 3; tries++) {
+		int rc;
+		memset(sc, 0, sizeof(*sc));
+		sc->s = s;
+		rc = open_once(sc, seg, off, err);
+		if (rc != 1)
+			return rc;
+		unmap_all(sc);
+		memset(sc, 0, sizeof(*sc));
+	}
+	return es_fail(err, ES_IO, "log/ keeps changing (es-archive is running?): run again");
 }
 
 uint64_t es_pscan_archive_end(struct es_store *s)
@@ -62,75 +134,25 @@ uint64_t es_pscan_archive_end(struct es_store *s)
 	return h.seq;
 }
 
-/* Map segs[i] up to its end (the visible end for the last one). */
-static int map_seg(struct es_pscan *sc, struct es_error *err)
-{
-	char path[PATH_MAX];
-	struct stat st;
-	void *m;
-	int fd;
-
-	es_store_seg_path(sc->s, sc->segs[sc->i], path, sizeof(path));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) != 0) {
-		es_fail_errno(err, ES_IO, "cannot open '%s'", path);
-		if (fd >= 0)
-			close(fd);
-		return err->code;
-	}
-	sc->end = sc->i + 1 == sc->nsegs ? sc->limit : (uint64_t)st.st_size;
-	if (sc->end > (uint64_t)st.st_size)
-		sc->end = (uint64_t)st.st_size;
-	if (sc->pos >= sc->end) {
-		close(fd);
-		return 0;
-	}
-	m = mmap(NULL, (size_t)sc->end, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED)
-		return es_fail_errno(err, ES_IO, "cannot map '%s'", path);
-	madvise(m, (size_t)sc->end, MADV_SEQUENTIAL);
-	sc->maps[sc->nmaps] = m;
-	sc->maplens[sc->nmaps++] = (size_t)sc->end;
-	sc->map = m;
-	return 0;
-}
-
 int es_pscan_fill(struct es_pscan *sc, const char **block, size_t *len, const char **name,
 		  uint64_t *off, struct es_error *err)
 {
-	for (;;) {
-		const char *q, *nl;
+	(void)err;
+	for (; sc->i < sc->nsegs; sc->i++, sc->pos = 0) {
+		const char *map = sc->maps[sc->i], *q, *nl;
+		uint64_t end = sc->ends[sc->i];
 		size_t want;
-		if (!sc->map) {
-			if (sc->i >= sc->nsegs)
-				return 0;
-			if (map_seg(sc, err))
-				return -err->code;
-			if (!sc->map) {
-				sc->i++;
-				sc->pos = 0;
-				continue;
-			}
-		}
-		if (sc->pos >= sc->end) {
-			sc->map = NULL;
-			sc->i++;
-			sc->pos = 0;
+		if (!map || sc->pos >= end)
 			continue;
-		}
-		q = sc->map + sc->pos;
-		want = sc->end - sc->pos < BLOCK ? (size_t)(sc->end - sc->pos) : BLOCK;
-		if (sc->pos + want < sc->end) {
+		q = map + sc->pos;
+		want = end - sc->pos < BLOCK ? (size_t)(end - sc->pos) : BLOCK;
+		if (sc->pos + want < end) {
 			/* end the block after its last whole line (or the first line,
 			 * when that one is longer than a block) */
 			nl = memrchr(q, '\n', want);
 			if (!nl)
-				nl = memchr(q + want, '\n', (size_t)(sc->end - sc->pos - want));
-			if (nl)
-				want = (size_t)(nl + 1 - q);
-			else
-				want = (size_t)(sc->end - sc->pos);
+				nl = memchr(q + want, '\n', (size_t)(end - sc->pos - want));
+			want = nl ? (size_t)(nl + 1 - q) : (size_t)(end - sc->pos);
 		}
 #ifdef MADV_POPULATE_READ
 		{
@@ -146,16 +168,12 @@ int es_pscan_fill(struct es_pscan *sc, const char **block, size_t *len, const ch
 		sc->pos += want;
 		return 1;
 	}
+	return 0;
 }
 
 void es_pscan_close(struct es_pscan *sc)
 {
-	for (size_t i = 0; i < sc->nmaps; i++)
-		munmap(sc->maps[i], sc->maplens[i]);
-	free(sc->maps);
-	free(sc->maplens);
-	free(sc->names);
-	free(sc->segs);
+	unmap_all(sc);
 	memset(sc, 0, sizeof(*sc));
 }
 
