@@ -210,10 +210,10 @@ static struct pbatch *to_route(struct es_pool *pl, int w)
 	return NULL;
 }
 
-/* A worker routes any batch nobody routes yet as soon as it is published
- * (so parsing runs on all workers at once, and one that is not scheduled
- * holds no one up), and applies its partition of every batch in order once
- * that batch is routed. */
+/* A worker applies its partition of every batch in order once that batch
+ * is routed, and meanwhile routes any batch nobody routes yet (so parsing
+ * runs on all workers at once, and one that is not scheduled holds no one
+ * up for long). */
 static void *worker(void *arg)
 {
 	struct es_pool *pl = ((struct warg *)arg)->pl;
@@ -223,14 +223,8 @@ static void *worker(void *arg)
 	free(arg);
 	pthread_mutex_lock(&pl->mu);
 	for (;;) {
-		if ((b = to_route(pl, w))) {
-			pthread_mutex_unlock(&pl->mu);
-			route(pl, w, b);
-			pthread_mutex_lock(&pl->mu);
-			b->routed = 1;
-			pthread_cond_broadcast(&pl->work);
-			continue;
-		}
+		/* applying first: a batch just routed here is still in this
+		 * core's cache */
 		b = &pl->b[pl->done[w] % NBATCH];
 		if (pl->done[w] < pl->published && b->routed) {
 			pthread_mutex_unlock(&pl->mu);
@@ -238,6 +232,14 @@ static void *worker(void *arg)
 			pthread_mutex_lock(&pl->mu);
 			pl->done[w]++;
 			pthread_cond_broadcast(&pl->done_cv);
+			continue;
+		}
+		if ((b = to_route(pl, w))) {
+			pthread_mutex_unlock(&pl->mu);
+			route(pl, w, b);
+			pthread_mutex_lock(&pl->mu);
+			b->routed = 1;
+			pthread_cond_broadcast(&pl->work);
 			continue;
 		}
 		if (pl->quit && pl->done[w] == pl->published)
