@@ -694,19 +694,6 @@ static int rd_fill(struct es_archive_rd *rd, struct es_error *err)
 	}
 }
 
-static char *put_u64(char *p, uint64_t v)
-{
-	char tmp[24];
-	int n = 0;
-
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10) > 0);
-	while (n > 0)
-		*p++ = tmp[--n];
-	return p;
-}
-
 /* Give an archived line its "seq" and "hash" back. */
 static int restore(struct es_archive_rd *rd, const char *s, size_t n, struct es_error *err)
 {
@@ -720,7 +707,7 @@ static int restore(struct es_archive_rd *rd, const char *s, size_t n, struct es_
 		return es_fail(err, ES_IO, "out of memory");
 	p = rd->line.p;
 	memcpy(p, "{\"seq\":", 7);
-	p = put_u64(p + 7, rd->seq);
+	p = es_put_u64(p + 7, rd->seq);
 	*p++ = ',';
 	memcpy(p, s + 1, n - 2);
 	p += n - 2;

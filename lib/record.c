@@ -310,7 +310,7 @@ int es_uuid7(int64_t us, char out[37])
 	return 0;
 }
 
-static char *put_u64(char *p, uint64_t v)
+char *es_put_u64(char *p, uint64_t v)
 {
 	char tmp[24];
 	int n = 0;
@@ -338,12 +338,12 @@ int es_record_build(struct es_buf *out, struct es_chain *chain,
 		return -1;
 	start = p = out->p + out->len;
 	PUT("{\"seq\":");
-	p = put_u64(p, seq);
+	p = es_put_u64(p, seq);
 	PUT(",\"stream\":");
 	memcpy(p, b->text.p + ev->stream_js, ev->stream_js_len);
 	p += ev->stream_js_len;
 	PUT(",\"version\":");
-	p = put_u64(p, version);
+	p = es_put_u64(p, version);
 	PUT(",\"type\":");
 	memcpy(p, b->text.p + ev->type_js, ev->type_js_len);
 	p += ev->type_js_len;
@@ -355,7 +355,7 @@ int es_record_build(struct es_buf *out, struct es_chain *chain,
 	p += ev->id_js_len;
 	if (ev->schema > 0) {
 		PUT(",\"schema\":");
-		p = put_u64(p, (uint64_t)ev->schema);
+		p = es_put_u64(p, (uint64_t)ev->schema);
 	}
 	PUT(",\"data\":");
 	memcpy(p, b->text.p + ev->data, ev->data_len);
