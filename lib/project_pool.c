@@ -382,22 +382,43 @@ static char *room(struct pbatch *b, size_t n)
 	return at;
 }
 
-#define REBASE(f) (r->f ? dst + (r->f - line) : NULL)
-
-int es_pool_push(struct es_proj *p, const char *line, size_t len, const struct es_rec *r,
-		 struct es_error *err)
+/* A new event slot in the batch being filled, holding a copy of line. */
+static struct pev *add_line(struct es_pool *pl, const char *line, size_t len,
+			    struct es_error *err)
 {
-	struct es_pool *pl = p->pool;
 	struct pbatch *b = pl->fill;
 	char *dst;
 	struct pev *e;
 
 	if (!b)
 		b = pl->fill = take_batch(pl);
-	if (grow_to((void **)&b->ev, &b->cap, b->n + 1, sizeof(*b->ev)) || !(dst = room(b, len)))
-		return es_fail(err, ES_IO, "out of memory");
+	if (grow_to((void **)&b->ev, &b->cap, b->n + 1, sizeof(*b->ev)) || !(dst = room(b, len))) {
+		es_fail(err, ES_IO, "out of memory");
+		return NULL;
+	}
 	memcpy(dst, line, len);
 	e = &b->ev[b->n++];
+	e->line = dst;
+	e->len = len;
+	return e;
+}
+
+/* Once its slot is filled in: hand a full batch to the workers. */
+static void added(struct es_pool *pl)
+{
+	if (pl->fill->n == BATCH_EVENTS)
+		publish(pl);
+}
+
+#define REBASE(f) (r->f ? e->line + (r->f - line) : NULL)
+
+int es_pool_push(struct es_proj *p, const char *line, size_t len, const struct es_rec *r,
+		 struct es_error *err)
+{
+	struct pev *e = add_line(p->pool, line, len, err);
+
+	if (!e)
+		return err->code;
 	e->rec = *r;
 	e->rec.stream = REBASE(stream);
 	e->rec.type = REBASE(type);
@@ -406,35 +427,22 @@ int es_pool_push(struct es_proj *p, const char *line, size_t len, const struct e
 	e->rec.data = REBASE(data);
 	e->rec.meta = REBASE(meta);
 	e->rec.hash = REBASE(hash);
-	e->line = dst;
-	e->len = len;
 	e->raw = 0;
-	if (b->n == BATCH_EVENTS)
-		publish(pl);
+	added(p->pool);
 	return 0;
 }
 
 int es_pool_push_raw(struct es_proj *p, const char *line, size_t len, const char *name,
 		     uint64_t lineno, struct es_error *err)
 {
-	struct es_pool *pl = p->pool;
-	struct pbatch *b = pl->fill;
-	char *dst;
-	struct pev *e;
+	struct pev *e = add_line(p->pool, line, len, err);
 
-	if (!b)
-		b = pl->fill = take_batch(pl);
-	if (grow_to((void **)&b->ev, &b->cap, b->n + 1, sizeof(*b->ev)) || !(dst = room(b, len)))
-		return es_fail(err, ES_IO, "out of memory");
-	memcpy(dst, line, len);
-	e = &b->ev[b->n++];
-	e->line = dst;
-	e->len = len;
+	if (!e)
+		return err->code;
 	e->raw = 1;
 	e->name = name;
 	e->lineno = lineno;
-	if (b->n == BATCH_EVENTS)
-		publish(pl);
+	added(p->pool);
 	return 0;
 }
 
