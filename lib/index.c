@@ -42,7 +42,7 @@ int es_index_open(struct es_index **ixp, const char *dir, int writable, struct e
 		return es_fail_errno(err, ES_IO, "cannot create '%s'", dir);
 	}
 	/* The map is sparse: ask for 256 GiB, and less where the address
-	 * space is limited (ulimit -v, valgrind). NOMETASYNC: a crash may undo
+	 * space is limited (ulimit -v: ENOMEM; valgrind: EINVAL). NOMETASYNC: a crash may undo
 	 * the last commit, never corrupt it; the head check then finds the
 	 * index behind and catches it up. */
 	for (int shift = 38;; shift -= 3) {
@@ -52,7 +52,7 @@ int es_index_open(struct es_index **ixp, const char *dir, int writable, struct e
 		if (rc == 0)
 			rc = mdb_env_open(ix->env, dir,
 					  (writable ? MDB_NOMETASYNC : MDB_RDONLY) | MDB_NOTLS, 0644);
-		if (rc != ENOMEM || shift <= 29)
+		if ((rc != ENOMEM && rc != EINVAL) || shift <= 29)
 			break;
 		mdb_env_close(ix->env);
 	}
