@@ -20,6 +20,10 @@ void es_chain_free(struct es_chain *c);
 /* out = hex(sha256(prev || bytes)); out has room for 65 bytes. 0 or -1. */
 int es_chain_hash(struct es_chain *c, const char prev[ES_HASH_HEX],
 		  const char *bytes, size_t len, char out[ES_HASH_HEX + 1]);
+/* 1 when hex(sha256(prev || bytes)) is expect, 0 when not, -1 on failure.
+ * A match also proves that expect is 64 lowercase hex digits. */
+int es_chain_check(struct es_chain *c, const char prev[ES_HASH_HEX], const char *bytes,
+		   size_t len, const char expect[ES_HASH_HEX]);
 /* Plain sha256 of a buffer, hex. 0 or -1. */
 int es_sha256_hex(const void *data, size_t len, char out[ES_HASH_HEX + 1]);
 /* Whether s holds 64 lowercase hex digits. */

@@ -456,7 +456,7 @@ int es_rec_parse(const char *line, size_t len, int flags, struct es_rec *r,
 		return -1;
 	}
 	r->hash = tail + 9;
-	if (!es_is_hash_hex(r->hash, ES_HASH_HEX)) {
+	if (!(flags & ES_REC_HEX_LATER) && !es_is_hash_hex(r->hash, ES_HASH_HEX)) {
 		*why = "\"hash\" is not 64 lowercase hex digits";
 		return -1;
 	}
@@ -503,9 +503,5 @@ int es_rec_parse(const char *line, size_t len, int flags, struct es_rec *r,
 int es_rec_check(struct es_chain *chain, const char prev[ES_HASH_HEX],
 		 const char *line, const struct es_rec *r)
 {
-	char h[ES_HASH_HEX + 1];
-
-	if (es_chain_hash(chain, prev, line, r->body_len, h))
-		return 0;
-	return memcmp(h, r->hash, ES_HASH_HEX) == 0;
+	return es_chain_check(chain, prev, line, r->body_len, r->hash) == 1;
 }

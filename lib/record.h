@@ -98,6 +98,10 @@ struct es_rec {
 };
 
 #define ES_REC_BODY 1 /* also locate data and meta (costs a scan of data) */
+/* Leave the check that "hash" is 64 lowercase hex digits to the caller:
+ * for one that compares it with a computed hash (es_rec_check), a match
+ * proves it, so only a mismatch needs es_is_hash_hex. */
+#define ES_REC_HEX_LATER 2
 
 /* Parse a stored line (without its '\n'). 0, or -1 with a reason in *why. */
 int es_rec_parse(const char *line, size_t len, int flags, struct es_rec *r,

@@ -55,6 +55,43 @@ int main(void)
 	CHECK(es_json_skip("{\"a\":[1,2", 9, 0) == (size_t)-1);
 	CHECK(es_json_depth("[[[\"[[[[\"]]]", 12) == 3);
 
+	/* the 8-bytes-at-a-time string skip against a byte-at-a-time one:
+	 * a quote, an escaped quote or an escaped backslash at every place
+	 * of a word, high bytes (UTF-8) around them, and strings cut short */
+	{
+		static const char *marks[] = {"\"", "\\\"", "\\\\", "\xc3\xa9", "\x80\xff"};
+		char str[64];
+		int bad = 0;
+		for (int at = 0; at < 24; at++)
+			for (size_t m = 0; m < sizeof(marks) / sizeof(*marks); m++)
+				for (int cut = 0; cut < 2; cut++) {
+					size_t n = 0, want = (size_t)-1;
+					str[n++] = '"';
+					for (int k = 0; k < at; k++)
+						str[n++] = (char)('a' + k % 26);
+					memcpy(str + n, marks[m], strlen(marks[m]));
+					n += strlen(marks[m]);
+					for (int k = 0; k < 9; k++)
+						str[n++] = 'z';
+					str[n++] = '"';
+					str[n++] = 'x'; /* what follows the string */
+					/* the reference: byte by byte */
+					for (size_t i = 1; i < n; i++) {
+						if (str[i] == '\\') {
+							i++;
+						} else if (str[i] == '"') {
+							want = i + 1;
+							break;
+						}
+					}
+					size_t len = cut ? want - 1 : n;
+					if (cut)
+						want = (size_t)-1;
+					bad += es_json_skip_string(str, len, 0) != want;
+				}
+		CHECK(bad == 0);
+	}
+
 	/* paths over raw text: objects, arrays, escaped keys, absent */
 	const char *doc = "{\"items\":[{\"sku\":\"A\",\"qty\":2},{\"sku\":\"B\",\"qty\":3}],"
 			  "\"n\\u0061me\":\"x\",\"deep\":{\"a\":{\"b\":null}}}";
