@@ -262,23 +262,32 @@ static int index_batch(struct es_store *s, const struct es_batch *b, size_t from
 		       const struct es_head *h, struct es_error *err)
 {
 	uint64_t seq = s->head.seq;
+	struct es_index_event *ie = malloc((n ? n : 1) * sizeof(*ie));
+	size_t m = 0;
+	int rc;
 
+	if (!ie)
+		return es_fail(err, ES_IO, "index: out of memory");
 	for (size_t i = 0; i < n; i++) {
 		const struct es_event *ev = &b->ev[from + i];
 		const char *nl;
-		struct es_pos pos;
 		if (fate[i] != ES_STORED)
 			continue;
 		nl = memchr(lines->p + loff[i], '\n', lines->len - loff[i]);
-		pos.seq = ++seq;
-		pos.seg = seg;
-		pos.off = base + loff[i];
-		pos.len = (uint32_t)(nl - (lines->p + loff[i]) + 1);
-		if (es_index_put_event(s->index, es_batch_str(b, ev->stream), ev->stream_len, ver[i],
-				       es_batch_str(b, ev->id), ev->id_len, &pos, err))
-			return err->code;
+		ie[m].stream = es_batch_str(b, ev->stream);
+		ie[m].stream_len = ev->stream_len;
+		ie[m].id = es_batch_str(b, ev->id);
+		ie[m].id_len = ev->id_len;
+		ie[m].version = ver[i];
+		ie[m].pos.seq = ++seq;
+		ie[m].pos.seg = seg;
+		ie[m].pos.off = base + loff[i];
+		ie[m].pos.len = (uint32_t)(nl - (lines->p + loff[i]) + 1);
+		m++;
 	}
-	if (es_index_put_head(s->index, h, err))
+	rc = es_index_put_events(s->index, ie, m, err);
+	free(ie);
+	if (rc || es_index_put_head(s->index, h, err))
 		return err->code;
 	return es_index_commit(s->index, err);
 }

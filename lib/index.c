@@ -260,6 +260,17 @@ int es_index_find_id(struct es_index *ix, const char *stream, size_t len,
 	return 0;
 }
 
+static void pos_bytes(const struct es_pos *pos, unsigned char p[28])
+{
+	put_be(p, pos->seq);
+	put_be(p + 8, pos->seg);
+	put_be(p + 16, pos->off);
+	p[24] = (unsigned char)(pos->len >> 24);
+	p[25] = (unsigned char)(pos->len >> 16);
+	p[26] = (unsigned char)(pos->len >> 8);
+	p[27] = (unsigned char)pos->len;
+}
+
 int es_index_put_event(struct es_index *ix, const char *stream, size_t len,
 		       uint64_t version, const char *id, size_t idlen,
 		       const struct es_pos *pos, struct es_error *err)
@@ -269,13 +280,7 @@ int es_index_put_event(struct es_index *ix, const char *stream, size_t len,
 	int rc;
 
 	put_be(ver, version);
-	put_be(p, pos->seq);
-	put_be(p + 8, pos->seg);
-	put_be(p + 16, pos->off);
-	p[24] = (unsigned char)(pos->len >> 24);
-	p[25] = (unsigned char)(pos->len >> 16);
-	p[26] = (unsigned char)(pos->len >> 8);
-	p[27] = (unsigned char)pos->len;
+	pos_bytes(pos, p);
 	k = mkkey(ix, 'e', stream, len, ver, 8);
 	v.mv_data = p;
 	v.mv_size = sizeof(p);
@@ -292,6 +297,126 @@ int es_index_put_event(struct es_index *ix, const char *stream, size_t len,
 		v.mv_size = 8;
 		rc = mdb_put(ix->txn, ix->dbi, &k, &v, 0);
 	}
+	return rc ? lmdb_fail(err, rc, "put") : 0;
+}
+
+/* A key of es_index_put_events: its first 16 bytes as two numbers (most
+ * comparisons end there: "e" and a stream name), where the rest is in the
+ * arena, and its event. */
+struct pkey {
+	uint64_t h0, h1;
+	size_t off, ev;
+	uint32_t len;
+	unsigned char kind;
+};
+
+/* LMDB's default order (memcmp, then the shorter first), then input order. */
+static int cmp_pkey(const void *a, const void *b, void *arena)
+{
+	const struct pkey *x = a, *y = b;
+	const unsigned char *ar = arena;
+	uint32_t m = x->len < y->len ? x->len : y->len;
+	int d;
+
+	if (x->h0 != y->h0)
+		return x->h0 < y->h0 ? -1 : 1;
+	if (x->h1 != y->h1)
+		return x->h1 < y->h1 ? -1 : 1;
+	d = m > 16 ? memcmp(ar + x->off + 16, ar + y->off + 16, m - 16) : 0;
+	if (d == 0 && x->len != y->len)
+		d = x->len < y->len ? -1 : 1;
+	if (d == 0 && x->ev != y->ev)
+		d = x->ev < y->ev ? -1 : 1;
+	return d;
+}
+
+static size_t add_key(unsigned char *arena, size_t at, char tag, const char *s, size_t len,
+		      const void *tail, size_t tlen, struct pkey *k)
+{
+	unsigned char *p = arena + at;
+
+	*p++ = (unsigned char)tag;
+	memcpy(p, s, len);
+	p += len;
+	if (tail) {
+		*p++ = '\0';
+		memcpy(p, tail, tlen);
+		p += tlen;
+	}
+	k->off = at;
+	k->len = (uint32_t)(p - (arena + at));
+	k->h0 = k->h1 = 0;
+	for (uint32_t i = 0; i < 8; i++) {
+		k->h0 = k->h0 << 8 | (i < k->len ? arena[at + i] : 0);
+		k->h1 = k->h1 << 8 | (i + 8 < k->len ? arena[at + i + 8] : 0);
+	}
+	return at + k->len;
+}
+
+
+int es_index_put_events(struct es_index *ix, const struct es_index_event *ev, size_t n,
+			struct es_error *err)
+{
+	size_t bytes = 0, nk = 0, at = 0;
+	unsigned char *arena;
+	struct pkey *keys;
+	MDB_cursor *cur = NULL;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ev[i].stream_len > ES_NAME_MAX || ev[i].id_len > ES_NAME_MAX)
+			return es_fail(err, ES_IO, "index: name too long");
+		bytes += 3 * (ev[i].stream_len + 2) + 8 + ev[i].id_len;
+	}
+	arena = malloc(bytes ? bytes : 1);
+	keys = malloc((3 * n + 1) * sizeof(*keys));
+	if (!arena || !keys) {
+		free(arena);
+		free(keys);
+		return es_fail(err, ES_IO, "index: out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ver[8];
+		put_be(ver, ev[i].version);
+		at = add_key(arena, at, 'e', ev[i].stream, ev[i].stream_len, ver, 8, &keys[nk]);
+		keys[nk].ev = i;
+		keys[nk++].kind = 'e';
+		if (ev[i].id_len > 0) {
+			at = add_key(arena, at, 'i', ev[i].stream, ev[i].stream_len, ev[i].id,
+				     ev[i].id_len, &keys[nk]);
+			keys[nk].ev = i;
+			keys[nk++].kind = 'i';
+		}
+		at = add_key(arena, at, 's', ev[i].stream, ev[i].stream_len, NULL, 0, &keys[nk]);
+		keys[nk].ev = i;
+		keys[nk++].kind = 's';
+	}
+	qsort_r(keys, nk, sizeof(*keys), cmp_pkey, arena);
+	rc = mdb_cursor_open(ix->txn, ix->dbi, &cur);
+	for (size_t i = 0; i < nk && rc == 0; i++) {
+		const struct pkey *k = &keys[i];
+		unsigned char val[28];
+		MDB_val kv, vv;
+		/* the same key again later (a stream's version): that one wins */
+		if (i + 1 < nk && keys[i + 1].len == k->len &&
+		    memcmp(arena + keys[i + 1].off, arena + k->off, k->len) == 0)
+			continue;
+		kv.mv_data = arena + k->off;
+		kv.mv_size = k->len;
+		vv.mv_data = val;
+		if (k->kind == 'e') {
+			pos_bytes(&ev[k->ev].pos, val);
+			vv.mv_size = 28;
+		} else {
+			put_be(val, ev[k->ev].version);
+			vv.mv_size = 8;
+		}
+		rc = mdb_cursor_put(cur, &kv, &vv, 0);
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	free(arena);
+	free(keys);
 	return rc ? lmdb_fail(err, rc, "put") : 0;
 }
 
