@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -543,7 +542,7 @@ struct es_archive_rd {
 	struct es_chain *chain;
 	char prev[ES_HASH_HEX + 1];
 	uint64_t seq, off, events, file_bytes;
-	EVP_MD_CTX *md;
+	struct es_sha256 *md;
 };
 
 void es_archive_rd_close(struct es_archive_rd *rd)
@@ -557,7 +556,7 @@ void es_archive_rd_close(struct es_archive_rd *rd)
 	free(rd->out);
 	es_buf_release(&rd->line);
 	es_chain_free(rd->chain);
-	EVP_MD_CTX_free(rd->md);
+	es_sha256_free(rd->md);
 	free(rd);
 }
 
@@ -586,7 +585,7 @@ int es_archive_rd_open_path(struct es_archive_rd **out, const char *path,
 	rd->out = malloc(rd->out_cap);
 	rd->chain = es_chain_new();
 	if ((flags & ES_ARD_SHA256) &&
-	    (!(rd->md = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(rd->md, EVP_sha256(), NULL))) {
+	    !(rd->md = es_sha256_begin())) {
 		es_archive_rd_close(rd);
 		return es_fail(err, ES_IO, "out of memory");
 	}
@@ -661,7 +660,7 @@ static int rd_fill(struct es_archive_rd *rd, struct es_error *err)
 			if (r == 0)
 				rd->zin_eof = 1;
 			if (rd->md && r > 0)
-				EVP_DigestUpdate(rd->md, rd->zin, (size_t)r);
+				es_sha256_add(rd->md, rd->zin, (size_t)r);
 			rd->file_bytes += (uint64_t)r;
 			rd->zin_len = (size_t)r;
 			rd->zin_pos = 0;
@@ -756,17 +755,9 @@ static int rd_finish(struct es_archive_rd *rd, struct es_error *err)
 		snprintf(msg, sizeof(msg), "the file has %llu bytes, the MANIFEST says %llu",
 			 (unsigned long long)rd->file_bytes, (unsigned long long)rd->e.bytes);
 	else if (rd->md) {
-		unsigned char d[EVP_MAX_MD_SIZE];
-		unsigned dn = 0;
 		char hex[ES_HASH_HEX + 1];
-		static const char digits[] = "0123456789abcdef";
-		if (!EVP_DigestFinal_ex(rd->md, d, &dn))
+		if (es_sha256_end(rd->md, hex))
 			return es_fail(err, ES_IO, "sha256 failed");
-		for (unsigned i = 0; i < dn && i < 32; i++) {
-			hex[2 * i] = digits[d[i] >> 4];
-			hex[2 * i + 1] = digits[d[i] & 15];
-		}
-		hex[ES_HASH_HEX] = '\0';
 		if (memcmp(hex, rd->e.sha256, ES_HASH_HEX) == 0)
 			return 0;
 		snprintf(msg, sizeof(msg), "sha256 of the file is %s, the MANIFEST says %s", hex,

@@ -120,11 +120,78 @@ int es_sha256_hex(const void *data, size_t len, char out[ES_HASH_HEX + 1])
 	if (!EVP_Digest(data, len, d, &n, EVP_sha256(), NULL))
 		return -1;
 #else
-	SHA256(data, len, d);
+	/* not SHA256(): in OpenSSL 3 it goes through EVP_Q_digest */
+	SHA256_CTX x;
+
+	if (!SHA256_Init(&x) || !SHA256_Update(&x, data, len) || !SHA256_Final(d, &x))
+		return -1;
 	n = SHA256_DIGEST_LENGTH;
 #endif
 	to_hex(d, n, out);
 	return 0;
+}
+
+struct es_sha256 {
+#ifdef ES_CHAIN_EVP
+	EVP_MD_CTX *ctx;
+#else
+	SHA256_CTX ctx;
+#endif
+	int failed;
+};
+
+struct es_sha256 *es_sha256_begin(void)
+{
+	struct es_sha256 *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+#ifdef ES_CHAIN_EVP
+	h->ctx = EVP_MD_CTX_new();
+	if (!h->ctx || !EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL)) {
+		es_sha256_free(h);
+		return NULL;
+	}
+#else
+	h->failed = !SHA256_Init(&h->ctx);
+#endif
+	return h;
+}
+
+void es_sha256_add(struct es_sha256 *h, const void *data, size_t len)
+{
+#ifdef ES_CHAIN_EVP
+	h->failed |= !EVP_DigestUpdate(h->ctx, data, len);
+#else
+	h->failed |= !SHA256_Update(&h->ctx, data, len);
+#endif
+}
+
+int es_sha256_end(struct es_sha256 *h, char out[ES_HASH_HEX + 1])
+{
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+
+#ifdef ES_CHAIN_EVP
+	h->failed |= !EVP_DigestFinal_ex(h->ctx, d, &n);
+#else
+	h->failed |= !SHA256_Final(d, &h->ctx);
+	n = SHA256_DIGEST_LENGTH;
+#endif
+	if (h->failed)
+		return -1;
+	to_hex(d, n, out);
+	return 0;
+}
+
+void es_sha256_free(struct es_sha256 *h)
+{
+	if (!h)
+		return;
+#ifdef ES_CHAIN_EVP
+	EVP_MD_CTX_free(h->ctx);
+#endif
+	free(h);
 }
 
 int es_is_hash_hex(const char *s, size_t len)

@@ -26,6 +26,13 @@ int es_chain_check(struct es_chain *c, const char prev[ES_HASH_HEX], const char 
 		   size_t len, const char expect[ES_HASH_HEX]);
 /* Plain sha256 of a buffer, hex. 0 or -1. */
 int es_sha256_hex(const void *data, size_t len, char out[ES_HASH_HEX + 1]);
+/* A running sha256 over bytes that come in pieces (an archive file). */
+struct es_sha256;
+struct es_sha256 *es_sha256_begin(void); /* NULL when out of memory */
+void es_sha256_add(struct es_sha256 *h, const void *data, size_t len);
+/* out = the hex digest of everything added. 0 or -1. h stays to be freed. */
+int es_sha256_end(struct es_sha256 *h, char out[ES_HASH_HEX + 1]);
+void es_sha256_free(struct es_sha256 *h);
 /* Whether s holds 64 lowercase hex digits. */
 int es_is_hash_hex(const char *s, size_t len);
 
