@@ -15,8 +15,10 @@ void es_json_init(void)
 }
 
 /* Nonzero when one of the 8 bytes of w is a quote or a backslash (the
- * classic "has a zero byte" test on w ^ the byte repeated; exact, no false
- * positives, since the borrow only runs upward from a real zero byte). */
+ * classic "has a zero byte" test on w ^ the byte repeated). The lowest
+ * flagged byte is always a real match (a borrow only runs upward from a
+ * real zero byte), so on a little-endian machine its trailing zero count
+ * says where the first one is. */
 static inline uint64_t quote_or_backslash(uint64_t w)
 {
 	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
@@ -34,10 +36,14 @@ size_t es_json_skip_string(const char *s, size_t len, size_t i)
 		/* Jump to the next quote or backslash, 8 bytes at a time while
 		 * there are 8 (names and ids are tens of bytes long). */
 		while (end - q >= 8) {
-			uint64_t w;
+			uint64_t w, m;
 			memcpy(&w, q, 8);
-			if (quote_or_backslash(w))
+			if ((m = quote_or_backslash(w)) != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+				q += __builtin_ctzll(m) / 8;
+#endif
 				break;
+			}
 			q += 8;
 		}
 		while (q < end && *q != '"' && *q != '\\')
@@ -141,7 +147,11 @@ int es_json_add_string(struct es_buf *out, const char *s, size_t len)
 		json_decref(j);
 		return -1;
 	}
-	json_dumpb(j, out->p + out->len, n, JSON_ENCODE_ANY);
+	/* it allocates too: unchecked, a failure left garbage in out */
+	if (json_dumpb(j, out->p + out->len, n, JSON_ENCODE_ANY) != n) {
+		json_decref(j);
+		return -1;
+	}
 	out->len += n;
 	out->p[out->len] = '\0';
 	json_decref(j);
@@ -413,7 +423,8 @@ int es_json_dump_add(struct es_buf *out, const json_t *v)
 
 	if (n == 0 || es_buf_grow(out, n))
 		return -1;
-	json_dumpb(v, out->p + out->len, n, flags);
+	if (json_dumpb(v, out->p + out->len, n, flags) != n) /* it allocates too */
+		return -1;
 	out->len += n;
 	out->p[out->len] = '\0';
 	return 0;
