@@ -1,6 +1,7 @@
 /* project_spec.c: compiling a projection spec (see es-project(1)). */
 #include "project.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -339,12 +340,19 @@ static int reads(json_t *on)
 
 static int spec_id(struct es_pspec *sp, struct es_error *err)
 {
-	json_t *copy = json_copy(sp->json);
+	json_t *copy = json_object(), *v;
+	const char *key;
 	char *canon;
 	int rc = -1;
 
+	/* not json_copy(), which drops a key it has no memory for: another
+	 * id, and the model looked built from another spec */
+	json_object_foreach(sp->json, key, v)
+		if (copy && strcmp(key, "description") != 0 && json_object_set(copy, key, v) != 0) {
+			json_decref(copy);
+			copy = NULL;
+		}
 	if (copy) {
-		json_object_del(copy, "description");
 		canon = json_dumps(copy, JSON_SORT_KEYS | JSON_COMPACT);
 		if (canon)
 			rc = es_sha256_hex(canon, strlen(canon), sp->sha);
@@ -429,8 +437,12 @@ int es_pspec_load(struct es_pspec **spp, const char *path, struct es_error *err)
 	int rc;
 
 	*spp = NULL;
+	errno = 0;
 	spec = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!spec) {
+		/* jansson reports a failed allocation as a parse error */
+		if (errno == ENOMEM)
+			return es_fail(err, ES_IO, "%s: out of memory", path);
 		if (jerr.line < 1)
 			return es_fail(err, ES_IO, "%s: %s", path, jerr.text);
 		return es_fail(err, ES_DATA, "%s: line %d: %s", path, jerr.line, jerr.text);

@@ -21,7 +21,10 @@ static int check_name(const char *what, const char *s, struct es_error *err)
 	if (strlen(s) > ES_NAME_MAX)
 		return es_fail(err, ES_USAGE, "--%s: longer than %d bytes, so in no store", what,
 			       ES_NAME_MAX);
+	errno = 0;
 	j = json_string(s);
+	if (!j && errno == ENOMEM) /* not a bad name: no memory to check it */
+		return es_fail(err, ES_IO, "out of memory");
 	if (!j)
 		return es_fail(err, ES_USAGE, "--%s: '%s' is not valid UTF-8", what, s);
 	json_decref(j);

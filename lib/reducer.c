@@ -1,5 +1,6 @@
 #include "reducer.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -301,7 +302,12 @@ int es_reducer_compile_rules(struct es_reducer **rp, json_t *on, json_t *init,
 			r->nsets++;
 			goto fail;
 		}
-		json_object_set_new(r->types, type, json_integer((json_int_t)r->nsets++));
+		/* unchecked, a failed allocation left the type out: its events
+		 * were silently not applied */
+		if (json_object_set_new(r->types, type, json_integer((json_int_t)r->nsets++))) {
+			es_fail(err, ES_IO, "out of memory");
+			goto fail;
+		}
 	}
 	*rp = r;
 	return 0;
@@ -343,7 +349,10 @@ int es_reducer_load(struct es_reducer **rp, const char *path, struct es_error *e
 
 	if (!path)
 		return es_reducer_default(rp, err);
+	errno = 0;
 	spec = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!spec && errno == ENOMEM) /* jansson reports it as a parse error */
+		return es_fail(err, ES_IO, "%s: out of memory", path);
 	if (!spec)
 		return es_fail(err, jerr.line < 1 ? ES_IO : ES_DATA, "%s: %s%s", path, jerr.text,
 			       jerr.line < 1 ? "" : "");
