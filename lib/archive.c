@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "input.h"
 #include "io.h"
+#include "json.h"
 #include "reader.h"
 #include "record.h"
 #include "store.h"
@@ -301,7 +302,7 @@ int es_archive_load(const char *storedir, struct es_archive **out, struct es_err
 
 static int add_line(struct es_buf *b, json_t *o)
 {
-	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	char *s = es_json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	int rc;
 
 	json_decref(o);

@@ -7,7 +7,38 @@
 
 #include "io.h"
 
-static void *jmalloc(size_t n) { return es_malloc(n); }
+/* jansson's allocations that failed: jansson 2.14, out of memory while
+ * dumping an object's key to a growing buffer (json_dumps,
+ * json_dump_callback), leaves the key out and returns the malformed text
+ * as a success. */
+static unsigned long jfailures;
+
+static void *jmalloc(size_t n)
+{
+	void *p = es_malloc(n);
+
+	if (!p)
+		__atomic_add_fetch(&jfailures, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+unsigned long es_json_alloc_failures(void)
+{
+	return __atomic_load_n(&jfailures, __ATOMIC_RELAXED);
+}
+
+char *es_json_dumps(const json_t *v, size_t flags)
+{
+	unsigned long before = es_json_alloc_failures();
+	char *s = json_dumps(v, flags);
+
+	if (s && es_json_alloc_failures() != before) {
+		free(s);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return s;
+}
 
 void es_json_init(void)
 {

@@ -67,6 +67,13 @@ int es_merge_patch(json_t **target, json_t *patch);
 /* RFC 7386 diff: a patch p with merge(a, p) == b. New reference or NULL. */
 json_t *es_merge_diff(json_t *a, json_t *b);
 
+/* json_dumps(), but NULL when one of jansson's allocations failed meanwhile
+ * (jansson 2.14 then may return malformed text, a key left out, as a
+ * success). Use it for any text that is hashed or stored. */
+char *es_json_dumps(const json_t *v, size_t flags);
+/* How many of jansson's allocations failed so far (to check a dump). */
+unsigned long es_json_alloc_failures(void);
+
 /* Append json_dumps(v, ES_JSON_DUMP_FLAGS | JSON_ENCODE_ANY). 0 or -1. */
 int es_json_dump_add(struct es_buf *out, const json_t *v);
 

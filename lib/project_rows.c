@@ -195,7 +195,7 @@ static int canon_key(json_t *k, struct es_buf *out)
 
 	if (json_is_string(k))
 		return es_json_add_string(out, json_string_value(k), json_string_length(k));
-	d = json_dumps(k, ES_JSON_DUMP_FLAGS | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	d = es_json_dumps(k, ES_JSON_DUMP_FLAGS | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 	if (!d)
 		return -1;
 	rc = es_buf_adds(out, d);

@@ -87,7 +87,7 @@ static int canon_object(const char *s, size_t n, struct es_buf *out)
 
 	if (!v)
 		return 1;
-	d = json_dumps(v, ES_JSON_DUMP_FLAGS | JSON_SORT_KEYS);
+	d = es_json_dumps(v, ES_JSON_DUMP_FLAGS | JSON_SORT_KEYS);
 	json_decref(v);
 	if (!d)
 		return -1;
@@ -353,7 +353,7 @@ static int spec_id(struct es_pspec *sp, struct es_error *err)
 			copy = NULL;
 		}
 	if (copy) {
-		canon = json_dumps(copy, JSON_SORT_KEYS | JSON_COMPACT);
+		canon = es_json_dumps(copy, JSON_SORT_KEYS | JSON_COMPACT);
 		if (canon)
 			rc = es_sha256_hex(canon, strlen(canon), sp->sha);
 		free(canon);

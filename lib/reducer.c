@@ -135,7 +135,7 @@ void es_reducer_free(struct es_reducer *r)
 
 static int id_of(struct es_reducer *r, json_t *spec)
 {
-	char *canon = json_dumps(spec, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+	char *canon = es_json_dumps(spec, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
 	int rc;
 
 	if (!canon)

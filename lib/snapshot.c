@@ -663,10 +663,12 @@ static int dump_cb(const char *buf, size_t size, void *data)
 static int dump_state(const json_t *state, struct es_buf *out)
 {
 	size_t start = out->len;
+	unsigned long failures = es_json_alloc_failures(); /* see es_json_dumps() */
 	json_t *back;
 	int same;
 
-	if (json_dump_callback(state, dump_cb, out, STATE_FLAGS | JSON_REAL_PRECISION(15)) != 0)
+	if (json_dump_callback(state, dump_cb, out, STATE_FLAGS | JSON_REAL_PRECISION(15)) != 0 ||
+	    es_json_alloc_failures() != failures)
 		return -1;
 	back = json_loadb(out->p + start, out->len - start, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 	same = back && json_equal(back, state);
@@ -674,7 +676,10 @@ static int dump_state(const json_t *state, struct es_buf *out)
 	if (same)
 		return 0;
 	out->len = start;
-	return json_dump_callback(state, dump_cb, out, STATE_FLAGS | JSON_REAL_PRECISION(17));
+	if (json_dump_callback(state, dump_cb, out, STATE_FLAGS | JSON_REAL_PRECISION(17)) != 0 ||
+	    es_json_alloc_failures() != failures)
+		return -1;
+	return 0;
 }
 
 /* The record line for f (stream literal, version, seq, ts, state). */
