@@ -130,16 +130,19 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 	size_t chunk = c->batch_size ? (size_t)c->batch_size : b->n, done = 0;
 	struct es_append_opts ao = c->ao;
 	unsigned char *fate = malloc(chunk ? chunk : 1);
+	struct es_append_run *run = es_append_run_new();
 	int rc = 0;
 
-	if (!fate) {
+	if (!fate || !run) {
+		free(fate);
+		es_append_run_free(run);
 		es_cli_error("out of memory");
 		return ES_IO;
 	}
 	while (done < b->n) {
 		size_t n = b->n - done < chunk ? b->n - done : chunk;
 		es_buf_reset(&out);
-		rc = es_append_batch(s, b, done, n, &ao, &out, fate, &err);
+		rc = es_append_batch(s, run, b, done, n, &ao, &out, fate, &err);
 		if (rc) {
 			report(&err);
 			if (done > 0)
@@ -182,6 +185,7 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 	}
 	es_buf_release(&out);
 	free(fate);
+	es_append_run_free(run);
 	return rc;
 }
 

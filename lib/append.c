@@ -1,21 +1,62 @@
 #include "append.h"
 
 #include <errno.h>
-#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "io.h"
+#include "strmap.h"
 #include "timeq.h"
 
-/* Per batch: each stream's version so far, each (stream, id) seen. */
+/* Per batch: each stream's version so far, each (stream, id) seen (the
+ * value: the event's index in the batch). */
 struct state {
-	json_t *versions;   /* stream -> integer */
-	json_t *ids;        /* stream "\0" id -> index of the event */
+	struct es_strmap versions;
+	struct es_strmap ids;
 	struct es_buf key;
 };
+
+/* What a run of batches under one lock knows for sure (see append.h). */
+struct es_append_run {
+	/* stream -> 2 * version + 1 when the stream had no event before the
+	 * run ("fresh"): every id it has is then in ids below */
+	struct es_strmap versions;
+	/* stream "\0" id -> version, for the fresh streams' events */
+	struct es_strmap ids;
+};
+
+struct es_append_run *es_append_run_new(void)
+{
+	return calloc(1, sizeof(struct es_append_run));
+}
+
+void es_append_run_free(struct es_append_run *run)
+{
+	if (!run)
+		return;
+	es_strmap_release(&run->versions);
+	es_strmap_release(&run->ids);
+	free(run);
+}
+
+static void run_forget(struct es_append_run *run)
+{
+	if (run) {
+		es_strmap_clear(&run->versions);
+		es_strmap_clear(&run->ids);
+	}
+}
+
+/* st->key = stream "\0" id */
+static int id_key(struct state *st, const struct es_batch *b, const struct es_event *ev)
+{
+	es_buf_reset(&st->key);
+	return es_buf_add(&st->key, es_batch_str(b, ev->stream), ev->stream_len + 1) ||
+	       es_buf_add(&st->key, es_batch_str(b, ev->id), ev->id_len);
+}
 
 /* The index is derived data: check what it says against the log before it
  * decides a version or a duplicate. 1 when it disagrees: (stream, version)
@@ -55,27 +96,90 @@ static int index_disagrees(struct es_store *s, const struct es_batch *b,
 }
 
 /* The stream's version before this event: 0, -1 (read error) or 1 (the
- * index disagrees with the log). */
-static int cur_version(struct es_store *s, struct state *st, const struct es_batch *b,
-		       const struct es_event *ev, uint64_t *v)
+ * index disagrees with the log). What the index says (checked against the
+ * log) is kept in run, so the next batch of the run asks neither again. */
+static int cur_version(struct es_store *s, struct es_append_run *run, struct state *st,
+		       const struct es_batch *b, const struct es_event *ev, uint64_t *v)
 {
 	const char *stream = es_batch_str(b, ev->stream);
-	json_t *j = json_object_getn(st->versions, stream, ev->stream_len);
+	const uint64_t *known = es_strmap_get(&st->versions, stream, ev->stream_len);
+	uint64_t *rv;
+	int added;
 
-	if (j) {
-		*v = (uint64_t)json_integer_value(j);
+	if (known) {
+		*v = *known;
+		return 0;
+	}
+	if (run && (known = es_strmap_get(&run->versions, stream, ev->stream_len))) {
+		*v = *known >> 1;
 		return 0;
 	}
 	if (es_index_version(s->index, stream, ev->stream_len, v) != 0)
 		return -1;
-	return index_disagrees(s, b, ev, *v, 1, 0);
+	if (index_disagrees(s, b, ev, *v, 1, 0))
+		return 1;
+	if (run) {
+		if (!(rv = es_strmap_put(&run->versions, stream, ev->stream_len, &added)))
+			return -1;
+		*rv = 2 * *v + (*v == 0);
+	}
+	return 0;
+}
+
+/* Whether the stream had no event before the run: then its ids are all
+ * in run->ids, and the index need not be asked. */
+static int fresh_in_run(const struct es_append_run *run, const struct es_batch *b,
+			const struct es_event *ev)
+{
+	const uint64_t *known;
+
+	if (!run)
+		return 0;
+	known = es_strmap_get(&run->versions, es_batch_str(b, ev->stream), ev->stream_len);
+	return known && (*known & 1);
+}
+
+/* After a batch is durable: its streams' versions and (fresh streams') ids. */
+static int run_learn(struct es_append_run *run, struct state *st, const struct es_batch *b,
+		     size_t from, size_t n, const unsigned char *fate, const uint64_t *ver)
+{
+	int added;
+
+	if (!run)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct es_event *ev = &b->ev[from + i];
+		uint64_t *rv;
+		int fresh;
+		if (fate[i] != ES_STORED)
+			continue;
+		fresh = fresh_in_run(run, b, ev);
+		rv = es_strmap_put(&run->versions, es_batch_str(b, ev->stream), ev->stream_len,
+				   &added);
+		if (!rv)
+			return -1;
+		*rv = 2 * ver[i] + (unsigned)fresh;
+		if (fresh) {
+			if (id_key(st, b, ev) ||
+			    !(rv = es_strmap_put(&run->ids, st->key.p, st->key.len, &added)))
+				return -1;
+			*rv = ver[i];
+		}
+	}
+	return 0;
 }
 
 static int set_version(struct state *st, const struct es_batch *b, const struct es_event *ev,
 		       uint64_t v)
 {
-	return json_object_setn_new(st->versions, es_batch_str(b, ev->stream), ev->stream_len,
-				    json_integer((json_int_t)v));
+	int added;
+	uint64_t *p = es_strmap_put(&st->versions, es_batch_str(b, ev->stream), ev->stream_len,
+				    &added);
+
+	if (!p)
+		return -1;
+	*p = v;
+	return 0;
 }
 
 static const char *expect_name(enum es_expect e, uint64_t v, char *buf, size_t n)
@@ -99,18 +203,19 @@ static int expect_ok(enum es_expect e, uint64_t want, uint64_t cur)
 }
 
 /* Decide fate, version and expectation of every event. */
-static int plan(struct es_store *s, struct state *st, const struct es_batch *b, size_t from,
-		size_t n, const struct es_append_opts *o, unsigned char *fate, uint64_t *ver,
-		size_t *dup_of, struct es_error *err)
+static int plan(struct es_store *s, struct es_append_run *run, struct state *st,
+		const struct es_batch *b, size_t from, size_t n, const struct es_append_opts *o,
+		unsigned char *fate, uint64_t *ver, size_t *dup_of, struct es_error *err)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct es_event *ev = &b->ev[from + i];
 		const char *stream = es_batch_str(b, ev->stream);
 		uint64_t cur, found;
-		int first_of_stream = json_object_getn(st->versions, stream, ev->stream_len) == NULL;
-		json_t *seen;
+		int first_of_stream = es_strmap_get(&st->versions, stream, ev->stream_len) == NULL;
+		const uint64_t *seen;
+		int added;
 
-		int cv = cur_version(s, st, b, ev, &cur);
+		int cv = cur_version(s, run, st, b, ev, &cur);
 		if (cv < 0)
 			return es_fail(err, ES_IO, "index: read error");
 		if (cv > 0)
@@ -119,32 +224,42 @@ static int plan(struct es_store *s, struct state *st, const struct es_batch *b, 
 		fate[i] = ES_STORED;
 		dup_of[i] = (size_t)-1;
 		if (ev->id_given) {
-			es_buf_reset(&st->key);
-			if (es_buf_add(&st->key, stream, ev->stream_len + 1) ||
-			    es_buf_add(&st->key, es_batch_str(b, ev->id), ev->id_len))
+			uint64_t *slot;
+			if (id_key(st, b, ev))
 				return es_fail(err, ES_IO, "out of memory");
-			seen = json_object_getn(st->ids, st->key.p, st->key.len);
+			seen = es_strmap_get(&st->ids, st->key.p, st->key.len);
 			if (seen) {
 				fate[i] = ES_DUPLICATE;
-				dup_of[i] = (size_t)json_integer_value(seen);
+				dup_of[i] = (size_t)*seen;
 				ver[i] = ver[dup_of[i]];
 				continue;
 			}
-			int r = es_index_find_id(s->index, stream, ev->stream_len,
-						 es_batch_str(b, ev->id), ev->id_len, &found);
-			if (r < 0)
-				return es_fail(err, ES_IO, "index: read error");
-			if (r == 0) {
-				if (index_disagrees(s, b, ev, found, 0, 1))
-					return es_fail(err, ES_CORRUPT, "index: stream '%s': an event id "
-						       "disagrees with the log", stream);
-				fate[i] = ES_DUPLICATE;
-				ver[i] = found;
-				continue;
+			if (fresh_in_run(run, b, ev)) {
+				/* stored by this run, or not at all */
+				seen = es_strmap_get(&run->ids, st->key.p, st->key.len);
+				if (seen) {
+					fate[i] = ES_DUPLICATE;
+					ver[i] = *seen;
+					continue;
+				}
+			} else {
+				int r = es_index_find_id(s->index, stream, ev->stream_len,
+							 es_batch_str(b, ev->id), ev->id_len, &found);
+				if (r < 0)
+					return es_fail(err, ES_IO, "index: read error");
+				if (r == 0) {
+					if (index_disagrees(s, b, ev, found, 0, 1))
+						return es_fail(err, ES_CORRUPT,
+							       "index: stream '%s': an event id "
+							       "disagrees with the log", stream);
+					fate[i] = ES_DUPLICATE;
+					ver[i] = found;
+					continue;
+				}
 			}
-			if (json_object_setn_new(st->ids, st->key.p, st->key.len,
-						 json_integer((json_int_t)i)))
+			if (!(slot = es_strmap_put(&st->ids, st->key.p, st->key.len, &added)))
 				return es_fail(err, ES_IO, "out of memory");
+			*slot = i;
 		}
 		enum es_expect e = ev->expect;
 		uint64_t want = ev->expect_version;
@@ -329,11 +444,11 @@ static int emit(struct es_store *s, const struct es_batch *b, size_t from, size_
 	return rc;
 }
 
-int es_append_batch(struct es_store *s, const struct es_batch *b, size_t from, size_t n,
-		    const struct es_append_opts *o, struct es_buf *out, unsigned char *fate,
-		    struct es_error *err)
+int es_append_batch(struct es_store *s, struct es_append_run *run, const struct es_batch *b,
+		    size_t from, size_t n, const struct es_append_opts *o, struct es_buf *out,
+		    unsigned char *fate, struct es_error *err)
 {
-	struct state st = {json_object(), json_object(), ES_BUF_INIT};
+	struct state st = {ES_STRMAP_INIT, ES_STRMAP_INIT, ES_BUF_INIT};
 	struct es_buf lines = ES_BUF_INIT;
 	uint64_t *ver = calloc(n ? n : 1, sizeof(*ver));
 	size_t *loff = calloc(n ? n : 1, sizeof(*loff));
@@ -343,7 +458,7 @@ int es_append_batch(struct es_store *s, const struct es_batch *b, size_t from, s
 	size_t stored = 0;
 	int rc;
 
-	if (!st.versions || !st.ids || !ver || !loff || !dup_of) {
+	if (!ver || !loff || !dup_of) {
 		rc = es_fail(err, ES_IO, "out of memory");
 		goto out;
 	}
@@ -351,14 +466,15 @@ int es_append_batch(struct es_store *s, const struct es_batch *b, size_t from, s
 		goto out;
 	for (int rebuilt = 0;; rebuilt = 1) {
 		if ((rc = es_index_begin(s->index, 1, err)) == 0)
-			rc = plan(s, &st, b, from, n, o, fate, ver, dup_of, err);
+			rc = plan(s, run, &st, b, from, n, o, fate, ver, dup_of, err);
 		if (rc == 0 || rebuilt || (rc != ES_CORRUPT && !es_store_index_damaged(err)))
 			break;
 		/* The index disagrees with the log, or LMDB found it damaged:
 		 * it is derived data, so start it again from the log (under the
 		 * lock) and plan again. */
-		json_object_clear(st.versions);
-		json_object_clear(st.ids);
+		es_strmap_clear(&st.versions);
+		es_strmap_clear(&st.ids);
+		run_forget(run);
 		if ((rc = es_store_reset_index(s, err)))
 			goto out;
 	}
@@ -391,6 +507,8 @@ int es_append_batch(struct es_store *s, const struct es_batch *b, size_t from, s
 		}
 		s->head = h;
 		es_crash_point("after-index");
+		if (run_learn(run, &st, b, from, n, fate, ver))
+			run_forget(run); /* no memory to remember: ask the index again */
 	} else {
 		es_index_abort(s->index);
 	}
@@ -398,8 +516,8 @@ int es_append_batch(struct es_store *s, const struct es_batch *b, size_t from, s
 out:
 	if (rc && s->index)
 		es_index_abort(s->index);
-	json_decref(st.versions);
-	json_decref(st.ids);
+	es_strmap_release(&st.versions);
+	es_strmap_release(&st.ids);
 	es_buf_release(&st.key);
 	es_buf_release(&lines);
 	free(ver);

@@ -25,12 +25,23 @@ struct es_append_opts {
 /* What became of each input event. */
 enum es_fate { ES_STORED = 0, ES_DUPLICATE = 1 };
 
+/* What a run of batches under one lock has learnt: each stream's version
+ * (once the index's answer was checked against the log, or once the run
+ * stored it), and the ids of streams that had no event before the run. A
+ * later batch of the run asks the index neither again: in a bulk import of
+ * 10,000-event chunks those lookups and checks were a sixth of the time.
+ * Make one after es_store_lock and free it before es_store_unlock. */
+struct es_append_run;
+struct es_append_run *es_append_run_new(void); /* NULL: out of memory */
+void es_append_run_free(struct es_append_run *run);
+
 /* Append events [from, from+n) of b as one atomic batch. The store must be
- * locked. On success out holds, in input order, the stored line of every
- * event (for a duplicate, the line already in the log) and fate[i] tells
- * which (fate has n entries). On failure nothing is stored. */
-int es_append_batch(struct es_store *s, const struct es_batch *b, size_t from, size_t n,
-		    const struct es_append_opts *o, struct es_buf *out, unsigned char *fate,
-		    struct es_error *err);
+ * locked; run is NULL or what earlier batches under the same lock learnt.
+ * On success out holds, in input order, the stored line of every event
+ * (for a duplicate, the line already in the log) and fate[i] tells which
+ * (fate has n entries). On failure nothing is stored. */
+int es_append_batch(struct es_store *s, struct es_append_run *run, const struct es_batch *b,
+		    size_t from, size_t n, const struct es_append_opts *o, struct es_buf *out,
+		    unsigned char *fate, struct es_error *err);
 
 #endif

@@ -795,6 +795,42 @@ es-append: stored before line 3: 2 events"
 3 a 3"
 }
 
+@test "--batch-size: a later chunk knows the ids and versions of earlier ones and of the store" {
+	# "old" has history with id o1; "new" is created by this run
+	printf '%s\n' '{"stream":"old","type":"T","id":"o1"}' | es-append -q
+	printf '%s\n' '{"stream":"new","type":"T","id":"n1"}' \
+		'{"stream":"old","type":"T","id":"o2"}' \
+		'{"stream":"new","type":"T","id":"n1"}' \
+		'{"stream":"old","type":"T","id":"o1"}' \
+		'{"stream":"new","type":"T","id":"n2","expect":1}' \
+		'{"stream":"old","type":"T","id":"o2","expect":2}' \
+		'{"stream":"new","type":"T","expect":2}' >"$TMP/in"
+	local first6="2 new 1
+3 old 2
+2 new 1
+1 old 1
+4 new 2
+3 old 2"
+	run -0 --separate-stderr es-append --batch-size 2 <"$TMP/in"
+	# each duplicate prints the line stored first, and stores nothing
+	assert_equal "$(envelope <<<"$output")" "$first6
+5 new 3"
+	assert_equal "$stderr" "es-append: line 3: event id 'n1' already stored in stream 'new'
+es-append: line 4: event id 'o1' already stored in stream 'old'
+es-append: line 6: event id 'o2' already stored in stream 'old'"
+	assert_equal "$(log_all | envelope)" "1 old 1
+2 new 1
+3 old 2
+4 new 2
+5 new 3"
+	# and a later run still finds them (through the index): every line
+	# with an id is a duplicate, expectations and all
+	head -n 6 "$TMP/in" >"$TMP/retry"
+	run -0 --separate-stderr es-append --batch-size 1 <"$TMP/retry"
+	assert_equal "$(envelope <<<"$output")" "$first6"
+	assert_equal "$(log_all | wc -l)" 5
+}
+
 # --- output and I/O errors ----------------------------------------------------
 
 @test "stdout on a full disk (/dev/full) exits 4 with a write error" {

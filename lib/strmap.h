@@ -1,0 +1,40 @@
+/* strmap.h: a map from byte strings to numbers, for the writer's per-batch
+ * and per-run bookkeeping (stream -> version, stream+id -> version).
+ *
+ * Open addressing with the keys in one arena: a million ids cost a few
+ * dozen bytes each and a lookup is one probe that usually hits, where a
+ * jansson object costs an allocation per entry and a chained bucket.
+ */
+#ifndef ES_STRMAP_H
+#define ES_STRMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+struct es_strmap_slot {
+	uint64_t h, val;
+	size_t key;        /* offset in the arena */
+	uint32_t klen, used;
+};
+
+struct es_strmap {
+	struct es_strmap_slot *slot;
+	size_t nslots, n;
+	struct es_buf keys;
+};
+#define ES_STRMAP_INIT {NULL, 0, 0, ES_BUF_INIT}
+
+void es_strmap_release(struct es_strmap *m);
+void es_strmap_clear(struct es_strmap *m);
+/* The value of key k, or NULL when absent. */
+uint64_t *es_strmap_get(const struct es_strmap *m, const char *k, size_t n);
+/* The value of key k, added (as 0, *added = 1) when absent; NULL when out
+ * of memory. The pointer is good until the next es_strmap_put. */
+uint64_t *es_strmap_put(struct es_strmap *m, const char *k, size_t n, int *added);
+/* Walk the entries: start with *i = 0; 1 with an entry, 0 at the end. */
+int es_strmap_next(const struct es_strmap *m, size_t *i, const char **k, size_t *n,
+		   uint64_t *val);
+
+#endif
