@@ -139,6 +139,14 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 		es_cli_error("out of memory");
 		return ES_IO;
 	}
+	/* Several chunks: sync the index once at the end, not per chunk
+	 * (es_store_bulk_begin says why that is safe). */
+	if (chunk < b->n && es_store_bulk_begin(s, &err)) {
+		report(&err);
+		free(fate);
+		es_append_run_free(run);
+		return err.code;
+	}
 	while (done < b->n) {
 		size_t n = b->n - done < chunk ? b->n - done : chunk;
 		es_buf_reset(&out);
@@ -182,6 +190,11 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 		/* --expect is the stream's version before the whole input, so
 		 * only the first chunk is checked against it. */
 		ao.expect = ES_EXPECT_UNSET;
+	}
+	if (es_store_bulk_end(s, &err)) {
+		/* the events are stored; the index is rebuilt after a reboot */
+		es_cli_error("warning: %s (the events are stored)", err.msg);
+		es_error_clear(&err);
 	}
 	es_buf_release(&out);
 	free(fate);

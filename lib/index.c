@@ -85,6 +85,20 @@ void es_index_close(struct es_index *ix)
 	free(ix);
 }
 
+int es_index_set_nosync(struct es_index *ix, int on, struct es_error *err)
+{
+	int rc = mdb_env_set_flags(ix->env, MDB_NOSYNC, on);
+
+	return rc ? lmdb_fail(err, rc, "set flags") : 0;
+}
+
+int es_index_sync(struct es_index *ix, struct es_error *err)
+{
+	int rc = mdb_env_sync(ix->env, 1);
+
+	return rc ? lmdb_fail(err, rc, "sync") : 0;
+}
+
 int es_index_begin(struct es_index *ix, int write, struct es_error *err)
 {
 	int rc;

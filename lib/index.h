@@ -45,6 +45,12 @@ struct es_index;
 int es_index_open(struct es_index **ix, const char *dir, int writable, struct es_error *err);
 void es_index_close(struct es_index *ix);
 
+/* Commit without fdatasync (on = 1) or with it (0, the default); see
+ * es_store_bulk_begin for when that is safe. es_index_sync flushes every
+ * commit so far to disk. */
+int es_index_set_nosync(struct es_index *ix, int on, struct es_error *err);
+int es_index_sync(struct es_index *ix, struct es_error *err);
+
 /* Transactions: one write transaction at a time, or a read snapshot. */
 int es_index_begin(struct es_index *ix, int write, struct es_error *err);
 int es_index_commit(struct es_index *ix, struct es_error *err);

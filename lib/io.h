@@ -50,6 +50,8 @@ char *es_read_file(const char *path, size_t *len);
  *   before-rename  a temp file is complete and synced, not yet renamed
  *   after-rename   renamed, directory not yet fsync'ed
  *   after-index    the index is updated, nothing printed yet
+ *   before-unsynced  a bulk run synced the index, index/unsynced is
+ *                  not yet removed (store.c, es_store_bulk_end)
  * es-archive (archive.c), once per segment:
  *   archive-after-write     the compressed segment is written, synced and
  *                           checked under its temp name, not yet renamed

@@ -149,6 +149,84 @@ static int create_store(struct es_store *s, struct es_error *err)
 	return 0;
 }
 
+/* ---- bulk runs: index/unsynced ---- */
+
+#define UNSYNCED "unsynced"
+
+static int boot_id(char out[64])
+{
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, out, 63);
+	close(fd);
+	if (n < 16)
+		return -1;
+	out[n] = '\0';
+	return 0;
+}
+
+int es_store_index_unsynced(const char *index_dir)
+{
+	char f[PATH_MAX + 16], now[64], *note;
+	int same;
+
+	snprintf(f, sizeof(f), "%s/" UNSYNCED, index_dir);
+	note = es_read_file(f, NULL);
+	if (!note)
+		return errno == ENOENT ? 0 : 2;
+	same = boot_id(now) == 0 && strcmp(note, now) == 0;
+	free(note);
+	return same ? 1 : 2;
+}
+
+/* Remove the note, durably. */
+static int drop_unsynced(struct es_store *s, struct es_error *err)
+{
+	char dir[PATH_MAX], f[PATH_MAX + 16];
+
+	path_of(s, "index", dir, sizeof(dir));
+	snprintf(f, sizeof(f), "%s/" UNSYNCED, dir);
+	if ((unlink(f) != 0 && errno != ENOENT) || es_fsync_dir(dir) != 0)
+		return es_fail_errno(err, ES_IO, "cannot remove '%s'", f);
+	return 0;
+}
+
+int es_store_bulk_begin(struct es_store *s, struct es_error *err)
+{
+	char dir[PATH_MAX], f[PATH_MAX + 16], id[64];
+
+	if (s->bulk || !s->index)
+		return 0;
+	if (boot_id(id) != 0)
+		return 0; /* no way to tell a later boot: keep syncing */
+	path_of(s, "index", dir, sizeof(dir));
+	snprintf(f, sizeof(f), "%s/" UNSYNCED, dir);
+	if (es_write_file_atomic(f, id, strlen(id), 0644) != 0)
+		return es_fail_errno(err, ES_IO, "cannot write '%s'", f);
+	if (es_index_set_nosync(s->index, 1, err))
+		return err->code;
+	s->bulk = 1;
+	return 0;
+}
+
+int es_store_bulk_end(struct es_store *s, struct es_error *err)
+{
+	if (!s->bulk)
+		return 0;
+	s->bulk = 0;
+	if (!s->index)
+		return 0;
+	es_index_abort(s->index);
+	/* the note stays when the sync fails: the index is not known durable */
+	if (es_index_sync(s->index, err) || es_index_set_nosync(s->index, 0, err))
+		return err->code;
+	es_crash_point("before-unsynced");
+	return drop_unsynced(s, err);
+}
+
 /* LMDB maps data.mdb and trusts it: a file shorter than its newest meta
  * page says (cut by damage: no crash does that) kills the process with
  * SIGBUS at the first page past its end. 1 when index/ is so cut. */
@@ -198,7 +276,7 @@ static int index_lock_room(const char *dir, int writable)
 int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 {
 	char path[PATH_MAX];
-	int cut;
+	int cut, torn;
 
 	if (s->index)
 		es_index_close(s->index);
@@ -212,15 +290,17 @@ int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 			return 0; /* readers fall back to scanning the log */
 		return es_fail_errno(err, ES_IO, "cannot make room for '%s/lock.mdb'", path);
 	}
-	cut = index_cut_short(path);
-	if (!cut && es_index_open(&s->index, path, writable, err) == 0)
+	/* not synced before the machine went down: maybe torn, rebuild it */
+	torn = es_store_index_unsynced(path) == 2;
+	cut = !torn && index_cut_short(path);
+	if (!torn && !cut && es_index_open(&s->index, path, writable, err) == 0)
 		return 0;
 	if (!writable) {
 		s->index = NULL; /* readers fall back to scanning the log */
 		es_error_clear(err);
 		return 0;
 	}
-	if (!cut && err->code != ES_CORRUPT)
+	if (!torn && !cut && err->code != ES_CORRUPT)
 		return err->code; /* no memory, no space: nothing to throw away */
 	/* A damaged index is derived data: start it again, under the lock so
 	 * no other process is using it meanwhile. */
@@ -232,6 +312,8 @@ int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 	snprintf(f, sizeof(f), "%s/lock.mdb", path);
 	unlink(f);
 	es_error_clear(err);
+	if (torn && drop_unsynced(s, err))
+		return err->code;
 	return es_index_open(&s->index, path, writable, err);
 }
 
@@ -279,6 +361,9 @@ void es_store_close(struct es_store *s)
 
 void es_store_unlock(struct es_store *s)
 {
+	struct es_error err = {0, ""};
+
+	es_store_bulk_end(s, &err); /* its caller ends it and reports; this is a last resort */
 	if (s->index)
 		es_index_abort(s->index);
 	if (s->active_fd >= 0)
@@ -755,6 +840,15 @@ static int recover(struct es_store *s, struct es_error *err)
 	memcpy(genesis.hash, ES_GENESIS, ES_HASH_HEX + 1);
 	s->recovered_bytes = s->indexed = 0;
 	s->index_clean = 0;
+	if (!s->bulk) {
+		/* a bulk writer of this boot died before its sync: its commits
+		 * are whole in the page cache, so sync them and drop the note */
+		char dir[PATH_MAX];
+		path_of(s, "index", dir, sizeof(dir));
+		if (es_store_index_unsynced(dir) == 1 &&
+		    (es_index_sync(s->index, err) || drop_unsynced(s, err)))
+			return err->code;
+	}
 	if (es_store_list_segments(s, err) || es_index_begin(s->index, 1, err))
 		return err->code;
 	have = es_index_get_head(s->index, &ih) == 0;

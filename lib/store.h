@@ -45,6 +45,7 @@ struct es_store {
 	int read_fd;               /* es_store_read_pos keeps one segment open */
 	uint64_t read_seg;
 	int index_behind;          /* an index commit failed after a durable batch */
+	int bulk;                  /* es_store_bulk_begin: index commits not synced */
 	int index_clean;           /* the last recovery found the index current */
 	int index_state;           /* es_store_index_ready's answer, once known:
 				    * 0 not asked yet, 1 ready, 2 unusable */
@@ -63,6 +64,22 @@ void es_store_close(struct es_store *s);
  * Corruption that is not a torn tail is ES_CORRUPT and nothing is changed. */
 int es_store_lock(struct es_store *s, struct es_error *err);
 void es_store_unlock(struct es_store *s);
+/* A run of many batches under one lock (es-append --batch-size) need not
+ * sync the index after every batch: the log holds every acknowledged event
+ * and a crash of the process leaves the page cache, and so the index,
+ * whole. Only a crash of the machine can tear an index whose commits were
+ * not synced. So, under the lock: es_store_bulk_begin makes a note,
+ * index/unsynced, holding the boot id (durably), and turns the index's
+ * syncs off; es_store_bulk_end syncs the index once and removes the note.
+ * A note from this boot (its writer died) is settled by the next recovery
+ * (sync, remove); one from an earlier boot means the machine went down
+ * before the sync, so the index is rebuilt from the log and readers do not
+ * use it meanwhile. es_store_unlock ends a bulk run that is still on. */
+int es_store_bulk_begin(struct es_store *s, struct es_error *err);
+int es_store_bulk_end(struct es_store *s, struct es_error *err);
+/* The note in the index directory: 0 none, 1 from this boot, 2 from an
+ * earlier boot (or the boot id cannot be read: treated as earlier). */
+int es_store_index_unsynced(const char *index_dir);
 /* Under the lock, after an index commit failed (s->index_behind): run
  * recovery again so the index covers every durable batch before the next
  * one is planned. */

@@ -1262,7 +1262,7 @@ static void check_empty(struct unit *u)
 
 /* ---- the index ---- */
 
-enum { IX_NONE, IX_MISSING, IX_UNREADABLE, IX_STALE, IX_BAD, IX_OK };
+enum { IX_NONE, IX_MISSING, IX_UNREADABLE, IX_UNSYNCED, IX_STALE, IX_BAD, IX_OK };
 
 static int open_index(const char *dir, struct es_index **ix, struct es_error *err)
 {
@@ -1272,6 +1272,8 @@ static int open_index(const char *dir, struct es_index **ix, struct es_error *er
 	snprintf(f, sizeof(f), "%s/data.mdb", path);
 	if (access(f, F_OK) != 0)
 		return IX_MISSING;
+	if (es_store_index_unsynced(path) == 2)
+		return IX_UNSYNCED; /* maybe torn: not to be judged, nor used */
 	if (es_index_open(ix, path, 0, err) != 0)
 		return IX_UNREADABLE;
 	return IX_OK;
@@ -1426,6 +1428,12 @@ static void check_index(struct run *R, struct es_index *ix, const struct pos *he
 	if (R->index_state == IX_MISSING) {
 		ilist_add(&R->warn, "index/", 0, 0, 0,
 			  "missing: rebuilt by the next append, or by --repair-index");
+		return;
+	}
+	if (R->index_state == IX_UNSYNCED) {
+		ilist_add(&R->warn, "index/", 0, 0, 0,
+			  "not synced before the machine went down (index/unsynced is from an "
+			  "earlier boot): rebuilt by the next append or read, or by --repair-index");
 		return;
 	}
 	if (R->index_state == IX_UNREADABLE) {
