@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "append.h"
+#include "ingest.h"
 #include "cli.h"
-#include "input.h"
 #include "record.h"
 #include "snapshot.h"
 #include "store.h"
@@ -56,14 +56,6 @@ static int handle(int key, const char *arg, void *p)
 	return ES_USAGE;
 }
 
-static int blank(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (s[i] != ' ' && s[i] != '\t')
-			return 0;
-	return 1;
-}
-
 /* Report a failure. An I/O or system error always says that the events
  * were not stored (the library's own messages may not), unless the message
  * already tells what became of them. */
@@ -73,43 +65,6 @@ static int report(struct es_error *err)
 	    strncmp(err->msg, "not acknowledged", 16) != 0)
 		es_error_prefix(err, "not stored");
 	return es_cli_report(err);
-}
-
-/* Read and validate every input line before anything is stored. */
-static int read_all(char **files, int nfiles, int flags, struct es_batch *b)
-{
-	struct es_error err = {0, ""};
-	static char *dash[] = {(char *)"-"};
-
-	if (nfiles == 0) {
-		files = dash;
-		nfiles = 1;
-	}
-	for (int f = 0; f < nfiles; f++) {
-		struct es_input in;
-		const char *line;
-		size_t len;
-		int r;
-		if (es_input_open(&in, files[f], &err))
-			return report(&err);
-		while ((r = es_input_next(&in, &line, &len, &err)) == 1) {
-			if (blank(line, len))
-				continue;
-			if (es_batch_add_line(b, line, len, in.lineno, flags, &err)) {
-				if (strcmp(in.name, "-") == 0)
-					es_error_prefix(&err, "line %llu", (unsigned long long)in.lineno);
-				else
-					es_error_prefix(&err, "%s: line %llu", in.name,
-							(unsigned long long)in.lineno);
-				es_input_close(&in);
-				return report(&err);
-			}
-		}
-		es_input_close(&in);
-		if (r < 0)
-			return report(&err);
-	}
-	return 0;
 }
 
 static int single_stream(const struct es_batch *b)
@@ -214,15 +169,17 @@ int main(int argc, char **argv)
 	struct es_batch b;
 	struct es_store s;
 	struct es_error err = {0, ""};
-	int first, rc;
+	int first, rc = 0;
 
 	memset(&c, 0, sizeof(c));
 	es_cli_init("es-append");
 	first = es_cli_parse(&prog, argc, argv, &com);
 	es_batch_init(&b);
-	rc = read_all(argv + first, argc - first, c.ao.import_ts ? ES_PARSE_TS : 0, &b);
-	if (rc)
+	/* every input line is read and validated before anything is stored */
+	if (es_ingest(&b, argv + first, argc - first, c.ao.import_ts ? ES_PARSE_TS : 0, &err)) {
+		rc = report(&err);
 		goto out_batch;
+	}
 	if (c.ao.expect != ES_EXPECT_UNSET && b.n > 0 && !single_stream(&b)) {
 		es_cli_error("--expect needs a single-stream batch; use \"expect\" per line");
 		rc = ES_USAGE;

@@ -1,6 +1,7 @@
 #include "io.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
@@ -21,25 +22,35 @@ static const char *hook_env(const char *name, const char **cache, int *done)
 	return *cache;
 }
 
-/* Count calls per op and decide whether this one fails. */
+/* Count calls per op and decide whether this one fails. Threads (input
+ * validation, projections) count under one mutex: the Nth call is then
+ * the Nth of the process, whichever thread makes it. */
 static int fault(const char *op)
 {
 	static struct { const char *op; unsigned long n; } calls[16];
 	static const char *cache;
 	static int done;
-	const char *spec = hook_env("ES_FAULT", &cache, &done);
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	const char *spec;
 	unsigned long n = 0;
 	size_t oplen = strlen(op), i;
 
-	if (!spec || !*spec)
+	pthread_mutex_lock(&mu);
+	spec = hook_env("ES_FAULT", &cache, &done);
+	if (!spec || !*spec) {
+		pthread_mutex_unlock(&mu);
 		return 0;
+	}
 	for (i = 0; i < 16 && calls[i].op; i++)
 		if (strcmp(calls[i].op, op) == 0)
 			break;
-	if (i == 16)
+	if (i == 16) {
+		pthread_mutex_unlock(&mu);
 		return 0;
+	}
 	calls[i].op = op;
 	n = ++calls[i].n;
+	pthread_mutex_unlock(&mu);
 	for (const char *p = spec; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
 		if (strncmp(p, op, oplen) == 0 && p[oplen] == ':') {
 			char *end;

@@ -189,6 +189,41 @@ static int grow_events(struct es_batch *b)
 	return 0;
 }
 
+int es_batch_move(struct es_batch *dst, struct es_batch *src)
+{
+	size_t base = dst->text.len;
+
+	if (src->n > 0) {
+		size_t cap = dst->cap;
+		while (cap < dst->n + src->n)
+			cap = cap ? cap * 2 : 64;
+		if (cap != dst->cap) {
+			struct es_event *ev = es_realloc(dst->ev, cap * sizeof(*ev));
+			if (!ev)
+				return -1;
+			dst->ev = ev;
+			dst->cap = cap;
+		}
+	}
+	if (es_buf_add(&dst->text, src->text.p, src->text.len))
+		return -1;
+	for (size_t i = 0; i < src->n; i++) {
+		struct es_event *e = &dst->ev[dst->n + i];
+		*e = src->ev[i];
+		e->stream += base;
+		e->stream_js += base;
+		e->type_js += base;
+		e->id += base;
+		e->id_js += base;
+		e->data += base;
+		e->meta += base;
+	}
+	dst->n += src->n;
+	src->n = 0;
+	es_buf_reset(&src->text);
+	return 0;
+}
+
 /* Objects too wide for the validator's duplicate check go to jansson. */
 static int wide_check(const char *line, size_t len, struct es_error *err)
 {
@@ -282,8 +317,9 @@ fail:
 
 int es_uuid7(int64_t us, char out[37])
 {
-	static unsigned char pool[4096];
-	static size_t left;
+	/* per thread: input lines are validated on several */
+	static _Thread_local unsigned char pool[4096];
+	static _Thread_local size_t left;
 	static const char hex[] = "0123456789abcdef";
 	unsigned char u[16];
 	uint64_t ms = (uint64_t)(us / 1000);

@@ -64,6 +64,8 @@ static inline const char *es_batch_str(const struct es_batch *b, size_t off)
 {
 	return b->text.p + off;
 }
+/* Move src's events to the end of dst (src is left empty). 0 or -1. */
+int es_batch_move(struct es_batch *dst, struct es_batch *src);
 /* Validate one input line and add it to the batch. ES_DATA with a reason
  * (without the line number) in err for bad input, ES_IO for no memory. */
 int es_batch_add_line(struct es_batch *b, const char *line, size_t len,

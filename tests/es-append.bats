@@ -543,6 +543,27 @@ store.json"
 	[ ! -e "$ES_STORE" ]
 }
 
+@test "a large input (validated on two threads) keeps its order and names its first bad line" {
+	for i in $(seq 5000); do ev "s$i" T; done >"$TMP/big"
+	sed '4000s/.*/{"stream":"x"}/' "$TMP/big" >"$TMP/late"
+	sed '1500s/.*/{"type":"T"}/' "$TMP/late" >"$TMP/both"
+	run -3 --separate-stderr es-append <"$TMP/late"
+	assert_equal "$stderr" 'es-append: line 4000: "type" is missing'
+	run -3 --separate-stderr es-append <"$TMP/both"
+	assert_equal "$stderr" 'es-append: line 1500: "stream" is missing'
+	# over several files: the file is named, and a later file's bad line
+	# stops the whole input
+	run -3 --separate-stderr es-append "$TMP/big" "$TMP/late"
+	assert_equal "$stderr" "es-append: $TMP/late: line 4000: \"type\" is missing"
+	[ ! -e "$ES_STORE" ]
+	run -0 --separate-stderr es-append -q --batch-size 1000 "$TMP/big" "$TMP/big"
+	log_all | envelope >"$TMP/env"
+	assert_equal "$(wc -l <"$TMP/env")" 10000
+	# seq order is input order: s1..s5000 at version 1, then again at 2
+	assert_equal "$(awk '{ print $2 }' "$TMP/env" | head -n 5000)" "$(seq -f 's%g' 5000)"
+	assert_equal "$(awk '$3 == 2 { print $2 }' "$TMP/env")" "$(seq -f 's%g' 5000)"
+}
+
 # --- --import-ts --------------------------------------------------------------
 
 @test "--import-ts stores the given times in UTC with microseconds" {
