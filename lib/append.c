@@ -24,8 +24,8 @@ struct es_append_run {
 	/* stream -> 2 * version + 1 when the stream had no event before the
 	 * run ("fresh"): every id it has is then in ids below */
 	struct es_strmap versions;
-	/* stream "\0" id -> version, for the fresh streams' events */
-	struct es_strmap ids;
+	/* hashes of stream "\0" id of the fresh streams' events */
+	struct es_hashset ids;
 };
 
 struct es_append_run *es_append_run_new(void)
@@ -38,7 +38,7 @@ void es_append_run_free(struct es_append_run *run)
 	if (!run)
 		return;
 	es_strmap_release(&run->versions);
-	es_strmap_release(&run->ids);
+	es_hashset_release(&run->ids);
 	free(run);
 }
 
@@ -46,7 +46,7 @@ static void run_forget(struct es_append_run *run)
 {
 	if (run) {
 		es_strmap_clear(&run->versions);
-		es_strmap_clear(&run->ids);
+		es_hashset_clear(&run->ids);
 	}
 }
 
@@ -127,7 +127,7 @@ static int cur_version(struct es_store *s, struct es_append_run *run, struct sta
 }
 
 /* Whether the stream had no event before the run: then its ids are all
- * in run->ids, and the index need not be asked. */
+ * in run->ids, and the index need not be asked about any other. */
 static int fresh_in_run(const struct es_append_run *run, const struct es_batch *b,
 			const struct es_event *ev)
 {
@@ -161,9 +161,8 @@ static int run_learn(struct es_append_run *run, struct state *st, const struct e
 		*rv = 2 * ver[i] + (unsigned)fresh;
 		if (fresh) {
 			if (id_key(st, b, ev) ||
-			    !(rv = es_strmap_put(&run->ids, st->key.p, st->key.len, &added)))
+			    es_hashset_add(&run->ids, es_strmap_hash(st->key.p, st->key.len)))
 				return -1;
-			*rv = ver[i];
 		}
 	}
 	return 0;
@@ -234,15 +233,10 @@ static int plan(struct es_store *s, struct es_append_run *run, struct state *st,
 				ver[i] = ver[dup_of[i]];
 				continue;
 			}
-			if (fresh_in_run(run, b, ev)) {
-				/* stored by this run, or not at all */
-				seen = es_strmap_get(&run->ids, st->key.p, st->key.len);
-				if (seen) {
-					fate[i] = ES_DUPLICATE;
-					ver[i] = *seen;
-					continue;
-				}
-			} else {
+			/* A stream new in this run has only ids the run stored:
+			 * ask the index only when the run's set may hold it. */
+			if (!fresh_in_run(run, b, ev) ||
+			    es_hashset_has(&run->ids, es_strmap_hash(st->key.p, st->key.len))) {
 				int r = es_index_find_id(s->index, stream, ev->stream_len,
 							 es_batch_str(b, ev->id), ev->id_len, &found);
 				if (r < 0)

@@ -4,7 +4,7 @@
 #include <string.h>
 
 /* FNV-1a, 8 bytes at a time, folded: names and ids are short. */
-static uint64_t hash_key(const char *s, size_t n)
+uint64_t es_strmap_hash(const char *s, size_t n)
 {
 	uint64_t h = 1469598103934665603ull;
 	size_t i = 0;
@@ -54,7 +54,7 @@ uint64_t *es_strmap_get(const struct es_strmap *m, const char *k, size_t n)
 
 	if (!m->nslots)
 		return NULL;
-	i = find(m, k, n, hash_key(k, n));
+	i = find(m, k, n, es_strmap_hash(k, n));
 	return m->slot[i].used ? &m->slot[i].val : NULL;
 }
 
@@ -85,7 +85,7 @@ static int grow(struct es_strmap *m)
 
 uint64_t *es_strmap_put(struct es_strmap *m, const char *k, size_t n, int *added)
 {
-	uint64_t h = hash_key(k, n);
+	uint64_t h = es_strmap_hash(k, n);
 	size_t i;
 
 	*added = 0;
@@ -120,5 +120,64 @@ int es_strmap_next(const struct es_strmap *m, size_t *i, const char **k, size_t 
 		(*i)++;
 		return 1;
 	}
+	return 0;
+}
+
+/* ---- es_hashset: 0 marks an empty slot, so a hash of 0 is stored as 1 */
+
+void es_hashset_release(struct es_hashset *s)
+{
+	free(s->h);
+	memset(s, 0, sizeof(*s));
+}
+
+void es_hashset_clear(struct es_hashset *s)
+{
+	if (s->h)
+		memset(s->h, 0, s->nslots * sizeof(*s->h));
+	s->n = 0;
+}
+
+int es_hashset_has(const struct es_hashset *s, uint64_t h)
+{
+	size_t mask = s->nslots - 1;
+
+	if (!s->nslots)
+		return 0;
+	h = h ? h : 1;
+	for (size_t i = h & mask; s->h[i]; i = (i + 1) & mask)
+		if (s->h[i] == h)
+			return 1;
+	return 0;
+}
+
+static void hs_put(uint64_t *slots, size_t nslots, uint64_t h)
+{
+	size_t i;
+
+	for (i = h & (nslots - 1); slots[i] && slots[i] != h; i = (i + 1) & (nslots - 1))
+		;
+	slots[i] = h;
+}
+
+int es_hashset_add(struct es_hashset *s, uint64_t h)
+{
+	h = h ? h : 1;
+	if (2 * (s->n + 1) > s->nslots) {
+		size_t ns = s->nslots ? 2 * s->nslots : 1024;
+		uint64_t *nh = calloc(ns, sizeof(*nh));
+		if (!nh)
+			return -1;
+		for (size_t i = 0; i < s->nslots; i++)
+			if (s->h[i])
+				hs_put(nh, ns, s->h[i]);
+		free(s->h);
+		s->h = nh;
+		s->nslots = ns;
+	}
+	if (es_hashset_has(s, h))
+		return 0;
+	hs_put(s->h, s->nslots, h);
+	s->n++;
 	return 0;
 }

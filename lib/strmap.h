@@ -37,4 +37,20 @@ uint64_t *es_strmap_put(struct es_strmap *m, const char *k, size_t n, int *added
 int es_strmap_next(const struct es_strmap *m, size_t *i, const char **k, size_t *n,
 		   uint64_t *val);
 
+/* A set of 64-bit hashes of byte strings: membership may be a false
+ * positive (two strings, one hash), never a false negative; for a caller
+ * that has a slower exact answer to ask on a hit. 8 bytes an entry. */
+struct es_hashset {
+	uint64_t *h;
+	size_t nslots, n;
+};
+#define ES_HASHSET_INIT {NULL, 0, 0}
+
+uint64_t es_strmap_hash(const char *k, size_t n);
+void es_hashset_release(struct es_hashset *s);
+void es_hashset_clear(struct es_hashset *s);
+int es_hashset_has(const struct es_hashset *s, uint64_t h);
+/* 0, or -1 when out of memory. */
+int es_hashset_add(struct es_hashset *s, uint64_t h);
+
 #endif

@@ -74,5 +74,22 @@ int main(void)
 	CHECK(m.n == 0 && es_strmap_get(&m, key[5], klen[5]) == NULL);
 	CHECK(es_strmap_put(&m, key[5], klen[5], &added) != NULL && added);
 	es_strmap_release(&m);
+
+	/* the hash set: no false negatives; 0 is a hash like any other */
+	{
+		struct es_hashset hs = ES_HASHSET_INIT;
+		CHECK(!es_hashset_has(&hs, 42));
+		for (uint64_t h = 0; h < 50000; h += 2)
+			bad += es_hashset_add(&hs, h * 0x9e3779b97f4a7c15ull) != 0;
+		bad += es_hashset_add(&hs, 2 * 0x9e3779b97f4a7c15ull) != 0; /* again */
+		CHECK(hs.n == 25000);
+		for (uint64_t h = 0; h < 50000; h++)
+			bad += es_hashset_has(&hs, h * 0x9e3779b97f4a7c15ull) != (h % 2 == 0);
+		CHECK(bad == 0);
+		CHECK(es_strmap_hash("a", 1) != es_strmap_hash("b", 1));
+		es_hashset_clear(&hs);
+		CHECK(!es_hashset_has(&hs, 0));
+		es_hashset_release(&hs);
+	}
 	return unit_done("strmap");
 }
