@@ -35,8 +35,9 @@
 w_append_available() { [ -x "$ES_BIN/es-append" ]; }
 
 w_append_points() {
+	# before-unsynced: only runs of several chunks (the chunks scenario)
 	printf '%s\n' before-write mid-write after-write after-sync before-rename \
-		after-rename after-index
+		after-rename after-index before-unsynced
 }
 
 # existing   a multi-stream batch onto a store with history
