@@ -243,6 +243,7 @@ w_archive_check() {
 	fi
 	last=$(jq -r 'select(.file) | .last_seq' "$st/archive/MANIFEST" | tail -n 1)
 	for f in "$st"/log/*.ndjson; do
+		[ -e "$f" ] || continue
 		n=${f##*/}
 		[ $((10#${n%.ndjson})) -le "${last:-0}" ] && { t_own_fail "$dir" "log/$n: archived, still in log/"; return 1; }
 	done
