@@ -96,12 +96,8 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 	}
 	/* Several chunks: sync the index once at the end, not per chunk
 	 * (es_store_bulk_begin says why that is safe). */
-	if (chunk < b->n && es_store_bulk_begin(s, &err)) {
-		report(&err);
-		free(fate);
-		es_append_run_free(run);
-		return err.code;
-	}
+	if (chunk < b->n && es_store_bulk_begin(s, &err))
+		es_error_clear(&err); /* then every chunk syncs the index, as usual */
 	while (done < b->n) {
 		size_t n = b->n - done < chunk ? b->n - done : chunk;
 		es_buf_reset(&out);
@@ -147,8 +143,9 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 		ao.expect = ES_EXPECT_UNSET;
 	}
 	if (es_store_bulk_end(s, &err)) {
-		/* the events are stored; the index is rebuilt after a reboot */
-		es_cli_error("warning: %s (the events are stored)", err.msg);
+		/* the events are stored; the next writer rebuilds the index */
+		es_cli_error("warning: %s (the events are stored; the index will be rebuilt)",
+			     err.msg);
 		es_error_clear(&err);
 	}
 	es_buf_release(&out);

@@ -28,7 +28,8 @@ int es_buf_add(struct es_buf *b, const void *data, size_t n)
 {
 	if (es_buf_grow(b, n))
 		return -1;
-	memcpy(b->p + b->len, data, n);
+	if (n) /* data may be NULL then (an empty buffer's) */
+		memcpy(b->p + b->len, data, n);
 	b->len += n;
 	b->p[b->len] = '\0';
 	return 0;

@@ -139,8 +139,15 @@ int es_ingest(struct es_batch *b, char **files, int nfiles, int flags, struct es
 		const char *line;
 		size_t len;
 		int r;
-		if ((rc = es_input_open(&in, files[f], err)) != 0)
+		if ((rc = es_input_open(&in, files[f], err)) != 0) {
+			/* lines already read come first */
+			struct es_error oerr = *err;
+			if ((rc = flush(&k, b, &spare, files, flags, err)) == 0) {
+				*err = oerr;
+				rc = oerr.code;
+			}
 			break;
+		}
 		while ((r = es_input_next(&in, &line, &len, err)) == 1) {
 			if (blank(line, len))
 				continue;

@@ -15,9 +15,9 @@
 /* The hooks' settings, read once: getenv on every malloc would cost. */
 static const char *hook_env(const char *name, const char **cache, int *done)
 {
-	if (!*done) {
+	if (!__atomic_load_n(done, __ATOMIC_ACQUIRE)) {
 		*cache = getenv(name);
-		*done = 1;
+		__atomic_store_n(done, 1, __ATOMIC_RELEASE);
 	}
 	return *cache;
 }
@@ -35,6 +35,9 @@ static int fault(const char *op)
 	unsigned long n = 0;
 	size_t oplen = strlen(op), i;
 
+	/* without ES_FAULT (the usual case) no lock: done is set once */
+	if (__atomic_load_n(&done, __ATOMIC_ACQUIRE) && (!cache || !*cache))
+		return 0;
 	pthread_mutex_lock(&mu);
 	spec = hook_env("ES_FAULT", &cache, &done);
 	if (!spec || !*spec) {

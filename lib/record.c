@@ -193,7 +193,9 @@ int es_batch_move(struct es_batch *dst, struct es_batch *src)
 {
 	size_t base = dst->text.len;
 
-	if (src->n > 0) {
+	if (src->n == 0)
+		return 0;
+	{
 		size_t cap = dst->cap;
 		while (cap < dst->n + src->n)
 			cap = cap ? cap * 2 : 64;

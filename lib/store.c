@@ -182,6 +182,25 @@ int es_store_index_unsynced(const char *index_dir)
 	return same ? 1 : 2;
 }
 
+/* A sync of an unsynced index failed: it must never be trusted again,
+ * nor the sync retried (after a failed writeback Linux marks the pages
+ * clean, so a second fdatasync could lie). A note that is no boot id
+ * reads as one from an earlier boot: the next open rebuilds the index.
+ * When even the note cannot be written, the index goes. */
+static void distrust_index(struct es_store *s)
+{
+	static const char failed[] = "sync-failed\n";
+	char dir[PATH_MAX], f[PATH_MAX + 16];
+
+	path_of(s, "index", dir, sizeof(dir));
+	snprintf(f, sizeof(f), "%s/" UNSYNCED, dir);
+	if (es_write_file_atomic(f, failed, sizeof(failed) - 1, 0644) == 0)
+		return;
+	snprintf(f, sizeof(f), "%s/data.mdb", dir);
+	unlink(f);
+	es_fsync_dir(dir);
+}
+
 /* Remove the note, durably. */
 static int drop_unsynced(struct es_store *s, struct es_error *err)
 {
@@ -220,8 +239,11 @@ int es_store_bulk_end(struct es_store *s, struct es_error *err)
 	if (!s->index)
 		return 0;
 	es_index_abort(s->index);
-	/* the note stays when the sync fails: the index is not known durable */
-	if (es_index_sync(s->index, err) || es_index_set_nosync(s->index, 0, err))
+	if (es_index_sync(s->index, err)) {
+		distrust_index(s);
+		return err->code;
+	}
+	if (es_index_set_nosync(s->index, 0, err))
 		return err->code;
 	es_crash_point("before-unsynced");
 	return drop_unsynced(s, err);
@@ -306,6 +328,11 @@ int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 	 * no other process is using it meanwhile. */
 	if (take_lock(s, err))
 		return err->code;
+	if (torn && es_store_index_unsynced(path) != 2) {
+		/* another writer rebuilt it while this one waited for the lock */
+		es_error_clear(err);
+		return es_index_open(&s->index, path, writable, err);
+	}
 	char f[PATH_MAX + 16];
 	snprintf(f, sizeof(f), "%s/data.mdb", path);
 	unlink(f);
@@ -845,9 +872,14 @@ static int recover(struct es_store *s, struct es_error *err)
 		 * are whole in the page cache, so sync them and drop the note */
 		char dir[PATH_MAX];
 		path_of(s, "index", dir, sizeof(dir));
-		if (es_store_index_unsynced(dir) == 1 &&
-		    (es_index_sync(s->index, err) || drop_unsynced(s, err)))
-			return err->code;
+		if (es_store_index_unsynced(dir) == 1) {
+			if (es_index_sync(s->index, err)) {
+				distrust_index(s);
+				return err->code;
+			}
+			if (drop_unsynced(s, err))
+				return err->code;
+		}
 	}
 	if (es_store_list_segments(s, err) || es_index_begin(s->index, 1, err))
 		return err->code;

@@ -74,7 +74,9 @@ void es_store_unlock(struct es_store *s);
  * A note from this boot (its writer died) is settled by the next recovery
  * (sync, remove); one from an earlier boot means the machine went down
  * before the sync, so the index is rebuilt from the log and readers do not
- * use it meanwhile. es_store_unlock ends a bulk run that is still on. */
+ * use it meanwhile. A sync that fails is never retried: the note is
+ * rewritten so that it reads as an earlier boot's (rule 3 of
+ * reliability.md). es_store_unlock ends a bulk run that is still on. */
 int es_store_bulk_begin(struct es_store *s, struct es_error *err);
 int es_store_bulk_end(struct es_store *s, struct es_error *err);
 /* The note in the index directory: 0 none, 1 from this boot, 2 from an
