@@ -375,10 +375,11 @@ static int follow(struct run *r, struct es_error *err)
 static int run_store(struct run *r, struct es_error *err)
 {
 	const struct es_project_opts *o = r->o;
+	int rc = es_store_open(&r->s, o->store_dir, 0, err);
 
-	if (es_store_open(&r->s, o->store_dir, 0, err))
+	r->store_open = 1; /* closed even when the open failed: it may hold memory */
+	if (rc)
 		return err->code;
-	r->store_open = 1;
 	if (es_pdir_open(&r->pd, o->store_dir, r->spec->name, !o->to_stdout, err))
 		return err->code;
 	if (!o->to_stdout && es_pdir_lock(&r->pd, err))
@@ -632,8 +633,10 @@ int es_project_status(const char *name, const struct es_project_opts *o, struct 
 	size_t n = 0;
 	int rc, worst = 0;
 
-	if (es_store_open(&s, o->store_dir, 0, err))
+	if (es_store_open(&s, o->store_dir, 0, err)) {
+		es_store_close(&s); /* a failed open may hold memory */
 		return err->code;
+	}
 	rc = head_of(&s, &head, head_ts, err);
 	if (!rc && !name)
 		rc = list_names(s.dir, &names, &n, err);
@@ -668,8 +671,10 @@ int es_project_set_state(const char *name, enum es_pstate state, const struct es
 	struct es_store s;
 	int rc;
 
-	if (es_store_open(&s, o->store_dir, 0, err))
+	if (es_store_open(&s, o->store_dir, 0, err)) {
+		es_store_close(&s); /* a failed open may hold memory */
 		return err->code;
+	}
 	rc = es_pdir_open(&pd, o->store_dir, name, 0, err);
 	if (!rc && !pd.have)
 		rc = es_fail(err, ES_NOMATCH, "no projection '%s' in '%s'", name, o->store_dir);
