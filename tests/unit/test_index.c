@@ -67,7 +67,8 @@ int main(void)
 			struct es_pos pa = {0, 0, 0, 0}, pb = {1, 1, 1, 1};
 			int ra = es_index_get_pos(ia, names[s], n, v, &pa);
 			int rb = es_index_get_pos(ib, names[s], n, v, &pb);
-			bad += ra != rb || (ra == 0 && memcmp(&pa, &pb, sizeof(pa)) != 0);
+			bad += ra != rb || (ra == 0 && (pa.seq != pb.seq || pa.seg != pb.seg ||
+							 pa.off != pb.off || pa.len != pb.len));
 		}
 	}
 	for (int i = 0; i < NEV; i++) {
