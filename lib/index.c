@@ -181,6 +181,15 @@ static uint64_t get_be(const unsigned char *p)
 	return v;
 }
 
+/* A position from its 28 stored bytes. */
+static void pos_parse(const unsigned char *p, struct es_pos *pos)
+{
+	pos->seq = get_be(p);
+	pos->seg = get_be(p + 8);
+	pos->off = get_be(p + 16);
+	pos->len = (uint32_t)p[24] << 24 | (uint32_t)p[25] << 16 | (uint32_t)p[26] << 8 | p[27];
+}
+
 /* Build tag + stream [+ 0 + tail] into ix->key. Names longer than any
  * stored one (ES_NAME_MAX) cannot be in the index: they get a key that
  * matches nothing instead of overrunning the buffer. */
@@ -438,7 +447,6 @@ int es_index_get_pos(struct es_index *ix, const char *stream, size_t len,
 		     uint64_t version, struct es_pos *pos)
 {
 	unsigned char ver[8];
-	const unsigned char *p;
 	MDB_val k, v;
 	int rc;
 
@@ -449,12 +457,59 @@ int es_index_get_pos(struct es_index *ix, const char *stream, size_t len,
 		return 1;
 	if (rc != 0 || v.mv_size != 28)
 		return -1;
-	p = v.mv_data;
-	pos->seq = get_be(p);
-	pos->seg = get_be(p + 8);
-	pos->off = get_be(p + 16);
-	pos->len = (uint32_t)p[24] << 24 | (uint32_t)p[25] << 16 | (uint32_t)p[26] << 8 | p[27];
+	pos_parse(v.mv_data, pos);
 	return 0;
+}
+
+int es_index_each_stream_pos(struct es_index *ix,
+			     int (*cb)(void *arg, const char *stream, size_t len, uint64_t version,
+				       const struct es_pos *pos),
+			     void *arg)
+{
+	MDB_cursor *cur, *pc;
+	MDB_val k = mkkey(ix, 's', "", 0, NULL, 0), v;
+	char ekey[ES_NAME_MAX + 16];
+	int rc, ret = 0;
+
+	if (mdb_cursor_open(ix->txn, ix->dbi, &cur))
+		return -1;
+	if (mdb_cursor_open(ix->txn, ix->dbi, &pc)) {
+		mdb_cursor_close(cur);
+		return -1;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const char *key = k.mv_data;
+		size_t len = k.mv_size - 1;
+		struct es_pos pos, *pp = NULL;
+		MDB_val ek, ev;
+		uint64_t version;
+		if (k.mv_size < 1 || key[0] != 's')
+			break;
+		if (v.mv_size != 8)
+			continue;
+		version = get_be(v.mv_data);
+		if (len <= ES_NAME_MAX) {
+			/* "e" stream 0 version: the next stream's is a few keys on,
+			 * mostly on the page this cursor is already on */
+			ekey[0] = 'e';
+			memcpy(ekey + 1, key + 1, len);
+			ekey[len + 1] = '\0';
+			put_be((unsigned char *)ekey + len + 2, version);
+			ek.mv_data = ekey;
+			ek.mv_size = len + 10;
+			if (mdb_cursor_get(pc, &ek, &ev, MDB_SET_KEY) == 0 && ev.mv_size == 28) {
+				pos_parse(ev.mv_data, &pos);
+				pp = &pos;
+			}
+		}
+		ret = cb(arg, key + 1, len, version, pp);
+		if (ret)
+			break;
+	}
+	mdb_cursor_close(pc);
+	mdb_cursor_close(cur);
+	return ret;
 }
 
 int es_index_each_stream(struct es_index *ix, const char *prefix, size_t plen,

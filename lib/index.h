@@ -93,6 +93,15 @@ int es_index_put_events(struct es_index *ix, const struct es_index_event *ev, si
 int es_index_get_pos(struct es_index *ix, const char *stream, size_t len,
 		     uint64_t version, struct es_pos *pos);
 
+/* Every stream in key order with its version and where its last event
+ * is (pos NULL when the index has no position for it); cb returns
+ * non-zero to stop (that value is returned), -1 when a cursor fails. The
+ * positions come through a second cursor that walks along: a lookup at a
+ * time in another order costs a search from the root each. */
+int es_index_each_stream_pos(struct es_index *ix,
+			     int (*cb)(void *arg, const char *stream, size_t len, uint64_t version,
+				       const struct es_pos *pos),
+			     void *arg);
 /* Iterate the streams in key order; cb returns non-zero to stop (that value
  * is returned). prefix may be NULL. */
 int es_index_each_stream(struct es_index *ix, const char *prefix, size_t plen,
