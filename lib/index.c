@@ -334,7 +334,7 @@ struct pkey {
 };
 
 /* LMDB's default order (memcmp, then the shorter first), then input order. */
-static int cmp_pkey(const void *a, const void *b, void *arena)
+static inline int cmp_pkey(const void *a, const void *b, void *arena)
 {
 	const struct pkey *x = a, *y = b;
 	const unsigned char *ar = arena;
@@ -351,6 +351,50 @@ static int cmp_pkey(const void *a, const void *b, void *arena)
 	if (d == 0 && x->ev != y->ev)
 		d = x->ev < y->ev ? -1 : 1;
 	return d;
+}
+
+/* Sort the keys: insertion sort of runs of 16, then merges bottom up,
+ * with the comparison inlined (glibc's qsort_r calls through a pointer
+ * and copies elements a byte count at a time: 7% of a bulk append). */
+static int sort_pkeys(struct pkey *a, size_t n, const unsigned char *ar)
+{
+	struct pkey *tmp, *src = a, *dst;
+
+	for (size_t lo = 0; lo < n; lo += 16) {
+		size_t hi = lo + 16 < n ? lo + 16 : n;
+		for (size_t i = lo + 1; i < hi; i++) {
+			struct pkey x = a[i];
+			size_t j = i;
+			for (; j > lo && cmp_pkey(&x, &a[j - 1], (void *)ar) < 0; j--)
+				a[j] = a[j - 1];
+			a[j] = x;
+		}
+	}
+	if (n <= 16)
+		return 0;
+	tmp = malloc(n * sizeof(*tmp));
+	if (!tmp)
+		return -1;
+	dst = tmp;
+	for (size_t w = 16; w < n; w *= 2) {
+		for (size_t lo = 0; lo < n; lo += 2 * w) {
+			size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+			size_t i = lo, j = mid, k = lo;
+			while (i < mid && j < hi)
+				dst[k++] = cmp_pkey(&src[j], &src[i], (void *)ar) < 0 ? src[j++] : src[i++];
+			while (i < mid)
+				dst[k++] = src[i++];
+			while (j < hi)
+				dst[k++] = src[j++];
+		}
+		struct pkey *t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != a)
+		memcpy(a, src, n * sizeof(*a));
+	free(tmp);
+	return 0;
 }
 
 static size_t add_key(unsigned char *arena, size_t at, char tag, const char *s, size_t len,
@@ -414,7 +458,11 @@ int es_index_put_events(struct es_index *ix, const struct es_index_event *ev, si
 		keys[nk].ev = i;
 		keys[nk++].kind = 's';
 	}
-	qsort_r(keys, nk, sizeof(*keys), cmp_pkey, arena);
+	if (sort_pkeys(keys, nk, arena)) {
+		free(arena);
+		free(keys);
+		return es_fail(err, ES_IO, "index: out of memory");
+	}
 	rc = mdb_cursor_open(ix->txn, ix->dbi, &cur);
 	for (size_t i = 0; i < nk && rc == 0; i++) {
 		const struct pkey *k = &keys[i];
