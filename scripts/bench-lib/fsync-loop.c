@@ -15,24 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double rank(const double *v, size_t n, double p)
-{
-	size_t k = (size_t)ceil(p / 100.0 * (double)n);
-	return v[k ? k - 1 : 0];
-}
-
-static double now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
+#include "stats.h"
 
 int main(int argc, char **argv)
 {
@@ -79,10 +62,6 @@ int main(int argc, char **argv)
 			v[i - warm] = t1 - t0;
 	}
 	close(fd);
-	qsort(v, (size_t)count, sizeof *v, cmp_d);
-	size_t n = (size_t)count;
-	double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-	printf("%zu %.0f %.0f %.0f %.0f %.0f\n", n, med, rank(v, n, 50), rank(v, n, 99), v[0],
-	       v[n - 1]);
+	stats(v, (size_t)count);
 	return 0;
 }

@@ -35,37 +35,7 @@
 
 extern char **environ;
 
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double rank(const double *v, size_t n, double p)
-{
-	size_t k = (size_t)ceil(p / 100.0 * (double)n);
-	return v[k ? k - 1 : 0];
-}
-
-static void stats(double *v, size_t n)
-{
-	double med;
-	if (n == 0) {
-		printf("0 0 0 0 0 0\n");
-		return;
-	}
-	qsort(v, n, sizeof *v, cmp_d);
-	med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-	printf("%zu %.0f %.0f %.0f %.0f %.0f\n", n, med, rank(v, n, 50), rank(v, n, 99),
-	       v[0], v[n - 1]);
-}
-
-static double now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
+#include "stats.h"
 
 static int code_ok(const char *codes, int rc)
 {
