@@ -153,11 +153,13 @@ static int run_learn(struct es_append_run *run, struct state *st, const struct e
 		int fresh;
 		if (fate[i] != ES_STORED)
 			continue;
-		fresh = fresh_in_run(run, b, ev);
+		/* one lookup: plan put every stream of the batch in (an entry
+		 * new here was not known, so it counts as not fresh) */
 		rv = es_strmap_put(&run->versions, es_batch_str(b, ev->stream), ev->stream_len,
 				   &added);
 		if (!rv)
 			return -1;
+		fresh = !added && (*rv & 1);
 		*rv = 2 * ver[i] + (unsigned)fresh;
 		if (fresh) {
 			if (id_key(st, b, ev) ||

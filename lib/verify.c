@@ -35,6 +35,7 @@
 #include "reader.h"
 #include "record.h"
 #include "reducer.h"
+#include "strmap.h"
 #include "snapshot.h"
 #include "store.h"
 #include "timeq.h"
@@ -159,15 +160,6 @@ struct vmap {
 	int complete;              /* holds every stream from seq 1 on */
 };
 
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-	return h ^ (h >> 29);
-}
-
 static int vmap_grow(struct vmap *m)
 {
 	size_t ncap = m->cap ? 2 * m->cap : 1024;
@@ -225,13 +217,13 @@ static struct vent *vmap_get_h(struct vmap *m, const char *k, size_t n, uint64_t
 
 static struct vent *vmap_get(struct vmap *m, const char *k, size_t n, int *isnew)
 {
-	return vmap_get_h(m, k, n, hash_bytes(k, n), isnew);
+	return vmap_get_h(m, k, n, es_strmap_hash(k, n), isnew);
 }
 
 /* The entry for key, or NULL. */
 static struct vent *vmap_find(const struct vmap *m, const char *k, size_t n)
 {
-	uint64_t h = hash_bytes(k, n);
+	uint64_t h = es_strmap_hash(k, n);
 
 	if (!m->cap)
 		return NULL;
@@ -470,7 +462,7 @@ static int check_record(struct run *R, struct unit *u, struct es_chain *chain, c
 		/* Start loading the stream's slot: hidden behind the hash. */
 		key_rc = stream_key(&r, scratch, &k, &kn);
 		if (key_rc == 0) {
-			kh = hash_bytes(k, kn);
+			kh = es_strmap_hash(k, kn);
 			vmap_prefetch(u->map, kh);
 		}
 		if (st->known && !u->skip_before)
