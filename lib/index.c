@@ -509,19 +509,23 @@ int es_index_get_pos(struct es_index *ix, const char *stream, size_t len,
 	return 0;
 }
 
-int es_index_each_stream_pos(struct es_index *ix,
-			     int (*cb)(void *arg, const char *stream, size_t len, uint64_t version,
-				       const struct es_pos *pos),
-			     void *arg)
+/* The streams with prefix in key order; with poscb, also where each one's
+ * last event is, from a second cursor that walks along: the next stream's
+ * "e" key is a few keys on, mostly on the page it is already on. */
+static int walk_streams(struct es_index *ix, const char *prefix, size_t plen,
+			int (*cb)(void *arg, const char *stream, size_t len, uint64_t version),
+			int (*poscb)(void *arg, const char *stream, size_t len, uint64_t version,
+				     const struct es_pos *pos),
+			void *arg)
 {
-	MDB_cursor *cur, *pc;
-	MDB_val k = mkkey(ix, 's', "", 0, NULL, 0), v;
+	MDB_cursor *cur, *pc = NULL;
+	MDB_val k = mkkey(ix, 's', prefix ? prefix : "", prefix ? plen : 0, NULL, 0), v;
 	char ekey[ES_NAME_MAX + 16];
 	int rc, ret = 0;
 
 	if (mdb_cursor_open(ix->txn, ix->dbi, &cur))
 		return -1;
-	if (mdb_cursor_open(ix->txn, ix->dbi, &pc)) {
+	if (poscb && mdb_cursor_open(ix->txn, ix->dbi, &pc)) {
 		mdb_cursor_close(cur);
 		return -1;
 	}
@@ -530,58 +534,51 @@ int es_index_each_stream_pos(struct es_index *ix,
 		const char *key = k.mv_data;
 		size_t len = k.mv_size - 1;
 		struct es_pos pos, *pp = NULL;
-		MDB_val ek, ev;
 		uint64_t version;
-		if (k.mv_size < 1 || key[0] != 's')
+		if (k.mv_size < 1 || key[0] != 's' || len < plen ||
+		    (plen && memcmp(key + 1, prefix, plen) != 0))
 			break;
 		if (v.mv_size != 8)
 			continue;
 		version = get_be(v.mv_data);
-		if (len <= ES_NAME_MAX) {
-			/* "e" stream 0 version: the next stream's is a few keys on,
-			 * mostly on the page this cursor is already on */
-			ekey[0] = 'e';
-			memcpy(ekey + 1, key + 1, len);
-			ekey[len + 1] = '\0';
-			put_be((unsigned char *)ekey + len + 2, version);
-			ek.mv_data = ekey;
-			ek.mv_size = len + 10;
-			if (mdb_cursor_get(pc, &ek, &ev, MDB_SET_KEY) == 0 && ev.mv_size == 28) {
-				pos_parse(ev.mv_data, &pos);
-				pp = &pos;
+		if (!poscb) {
+			ret = cb(arg, key + 1, len, version);
+		} else {
+			MDB_val ek, ev;
+			if (len <= ES_NAME_MAX) {
+				ekey[0] = 'e';
+				memcpy(ekey + 1, key + 1, len);
+				ekey[len + 1] = '\0';
+				put_be((unsigned char *)ekey + len + 2, version);
+				ek.mv_data = ekey;
+				ek.mv_size = len + 10;
+				if (mdb_cursor_get(pc, &ek, &ev, MDB_SET_KEY) == 0 && ev.mv_size == 28) {
+					pos_parse(ev.mv_data, &pos);
+					pp = &pos;
+				}
 			}
+			ret = poscb(arg, key + 1, len, version, pp);
 		}
-		ret = cb(arg, key + 1, len, version, pp);
 		if (ret)
 			break;
 	}
-	mdb_cursor_close(pc);
+	if (pc)
+		mdb_cursor_close(pc);
 	mdb_cursor_close(cur);
 	return ret;
+}
+
+int es_index_each_stream_pos(struct es_index *ix,
+			     int (*cb)(void *arg, const char *stream, size_t len, uint64_t version,
+				       const struct es_pos *pos),
+			     void *arg)
+{
+	return walk_streams(ix, NULL, 0, NULL, cb, arg);
 }
 
 int es_index_each_stream(struct es_index *ix, const char *prefix, size_t plen,
 			 int (*cb)(void *arg, const char *stream, size_t len, uint64_t version),
 			 void *arg)
 {
-	MDB_cursor *cur;
-	MDB_val k = mkkey(ix, 's', prefix ? prefix : "", prefix ? plen : 0, NULL, 0), v;
-	int rc, ret = 0;
-
-	if (mdb_cursor_open(ix->txn, ix->dbi, &cur))
-		return -1;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		const char *key = k.mv_data;
-		if (k.mv_size < 1 || key[0] != 's' || k.mv_size - 1 < plen ||
-		    (plen && memcmp(key + 1, prefix, plen) != 0))
-			break;
-		if (v.mv_size != 8)
-			continue;
-		ret = cb(arg, key + 1, k.mv_size - 1, get_be(v.mv_data));
-		if (ret)
-			break;
-	}
-	mdb_cursor_close(cur);
-	return ret;
+	return walk_streams(ix, prefix, plen, cb, NULL, arg);
 }
