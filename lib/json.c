@@ -45,19 +45,6 @@ void es_json_init(void)
 	json_set_alloc_funcs(jmalloc, free);
 }
 
-/* Nonzero when one of the 8 bytes of w is a quote or a backslash (the
- * classic "has a zero byte" test on w ^ the byte repeated). The lowest
- * flagged byte is always a real match (a borrow only runs upward from a
- * real zero byte), so on a little-endian machine its trailing zero count
- * says where the first one is. */
-static inline uint64_t quote_or_backslash(uint64_t w)
-{
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-	uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-
-	return ((q - ones) & ~q & highs) | ((b - ones) & ~b & highs);
-}
-
 size_t es_json_skip_string(const char *s, size_t len, size_t i)
 {
 	const char *p = s + i + 1, *end = s + len;
@@ -69,10 +56,8 @@ size_t es_json_skip_string(const char *s, size_t len, size_t i)
 		while (end - q >= 8) {
 			uint64_t w, m;
 			memcpy(&w, q, 8);
-			if ((m = quote_or_backslash(w)) != 0) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-				q += __builtin_ctzll(m) / 8;
-#endif
+			if ((m = es_swar_eq(w, '"') | es_swar_eq(w, '\\')) != 0) {
+				q += es_swar_first(m);
 				break;
 			}
 			q += 8;

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -86,5 +87,31 @@ int es_json_find(const char *s, size_t len, const struct es_path *p, size_t from
 		 const char **vs, size_t *vlen);
 /* A json_t for one raw JSON value (scalars without jansson's parser). */
 json_t *es_json_from_raw(const char *s, size_t len);
+
+/* Word-at-a-time byte tests for the scanners (8 bytes of w, loaded with
+ * memcpy): each sets the high bit of the bytes that match. Only the lowest
+ * flagged byte is sure to be a real match (a borrow runs upward from it),
+ * which is all es_swar_first needs: the index of the first match on a
+ * little-endian machine, 0 elsewhere (the caller then steps bytewise). */
+#define ES_SWAR_ONES 0x0101010101010101ull
+#define ES_SWAR_HIGHS 0x8080808080808080ull
+static inline uint64_t es_swar_eq(uint64_t w, unsigned char c)
+{
+	uint64_t x = w ^ (ES_SWAR_ONES * c);
+	return (x - ES_SWAR_ONES) & ~x & ES_SWAR_HIGHS;
+}
+static inline uint64_t es_swar_below(uint64_t w, unsigned char n) /* n <= 128 */
+{
+	return (w - ES_SWAR_ONES * n) & ~w & ES_SWAR_HIGHS;
+}
+static inline size_t es_swar_first(uint64_t m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return (size_t)__builtin_ctzll(m) / 8;
+#else
+	(void)m;
+	return 0;
+#endif
+}
 
 #endif

@@ -73,19 +73,6 @@ static int utf8(struct cur *c)
 	return 0;
 }
 
-/* Nonzero when one of the 8 bytes of w ends a plain run of a string: a
- * quote, a backslash, a control character or a non-ASCII byte. Each test
- * is exact for its lowest flagged byte, so on a little-endian machine the
- * trailing zero count of the whole says where the first such byte is. */
-static inline uint64_t not_plain(uint64_t w)
-{
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-	uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-
-	return (w & highs) | ((w - ones * 0x20) & ~w & highs) | ((q - ones) & ~q & highs) |
-	       ((b - ones) & ~b & highs);
-}
-
 static int string(struct cur *c, int *escaped)
 {
 	*escaped = 0;
@@ -95,10 +82,11 @@ static int string(struct cur *c, int *escaped)
 		while (c->end - c->p >= 8) {
 			uint64_t w, m;
 			memcpy(&w, c->p, 8);
-			if ((m = not_plain(w)) != 0) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-				c->p += __builtin_ctzll(m) / 8;
-#endif
+			/* a quote, a backslash, a control or a non-ASCII byte */
+			m = (w & ES_SWAR_HIGHS) | es_swar_below(w, 0x20) | es_swar_eq(w, '"') |
+			    es_swar_eq(w, '\\');
+			if (m != 0) {
+				c->p += es_swar_first(m);
 				break;
 			}
 			c->p += 8;
