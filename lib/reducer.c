@@ -403,6 +403,27 @@ static json_t *arith(const json_t *a, const json_t *b, int sub)
 	return json_real(sub ? num(a) - num(b) : num(a) + num(b));
 }
 
+/* add/sub/inc/count on an integer the state alone holds: change it where it
+ * is (no new json_t, no second path lookup). 1 when done; 0 when the
+ * general path must run (not integers, shared, or the result overflows). */
+static int arith_in_place(json_t *cur, const json_t *v, enum op op)
+{
+	long long x, y, z;
+
+	if (!cur || cur->refcount != 1 || !json_is_integer(cur))
+		return 0;
+	if (op == OP_COUNT)
+		y = 1;
+	else if (json_is_integer(v))
+		y = json_integer_value(v);
+	else
+		return 0;
+	x = json_integer_value(cur);
+	if (op == OP_SUB ? __builtin_sub_overflow(x, y, &z) : __builtin_add_overflow(x, y, &z))
+		return 0;
+	return json_integer_set(cur, z) == 0;
+}
+
 static int cmp(const json_t *a, const json_t *b, int *out)
 {
 	if (json_is_number(a) && json_is_number(b)) {
@@ -468,6 +489,8 @@ static int apply_rule(const struct rule *ru, json_t **state, const struct es_rec
 	case OP_SUB:
 	case OP_INC:
 	case OP_COUNT:
+		if (arith_in_place(cur, v, ru->op))
+			break;
 		if (ru->op == OP_COUNT) {
 			json_decref(v);
 			v = json_integer(1);

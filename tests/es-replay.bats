@@ -109,6 +109,26 @@ JSON
 	[ "$(jq -r .state.last <<<"$output")" = "$(jq -r .ts <<<"$output")" ]
 }
 
+@test "integer arithmetic: exact to the int64 limit, then a real; constants and init stay as written" {
+	cat > r.json <<'JSON'
+{"init": {"big": 9223372036854775806, "low": -9223372036854775807, "c": 10},
+ "on": {"ItemAdded": [{"op": "add", "path": "big", "value": 1},
+                      {"op": "sub", "path": "low", "value": 1},
+                      {"op": "set", "path": "k", "value": 5},
+                      {"op": "add", "path": "k", "value": 1},
+                      {"op": "inc", "path": "i", "by": 3}],
+        "*": [{"op": "count", "path": "c"}]}}
+JSON
+	run -0 --separate-stderr es-replay --reducer r.json
+	# order-1 has two ItemAdded: the second add and sub leave int64
+	o1=$(jq -c 'select(.stream == "order-1") | .state' <<<"$output")
+	[ "$(jq -c '[.c, .k, .i, (.big | type), (.low | type)]' <<<"$o1")" = '[14,6,6,"number","number"]' ]
+	[[ "${lines[0]}" == *'"order-1"'*'"big":9.22337203685'*'e18,"low":-9.22337203685'*'e18,'* ]]
+	# every stream starts from the init as written, not from another's state
+	[[ "${lines[1]}" == *'"order-2"'*'"state":{"big":9223372036854775806,"low":-9223372036854775807,"c":11}}' ]]
+	[ "$(jq -c 'select(.stream == "cust-ann") | .state.c' <<<"$output")" = 11 ]
+}
+
 @test "an absent event path makes the rule do nothing" {
 	printf '{"on":{"*":[{"op":"add","path":"x","from":"data.nope"}]}}' > r.json
 	run -0 --separate-stderr es-replay --reducer r.json --stream order-2
