@@ -101,7 +101,7 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 	while (done < b->n) {
 		size_t n = b->n - done < chunk ? b->n - done : chunk;
 		es_buf_reset(&out);
-		rc = es_append_batch(s, run, b, done, n, &ao, &out, fate, &err);
+		rc = es_append_batch(s, run, b, done, n, &ao, com->quiet ? NULL : &out, fate, &err);
 		if (rc) {
 			report(&err);
 			if (done > 0)

@@ -508,7 +508,8 @@ int es_append_batch(struct es_store *s, struct es_append_run *run, const struct 
 	} else {
 		es_index_abort(s->index);
 	}
-	rc = emit(s, b, from, n, fate, ver, loff, dup_of, &lines, out, err);
+	if (out)
+		rc = emit(s, b, from, n, fate, ver, loff, dup_of, &lines, out, err);
 out:
 	if (rc && s->index)
 		es_index_abort(s->index);

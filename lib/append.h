@@ -40,7 +40,8 @@ void es_append_run_free(struct es_append_run *run);
  * locked; run is NULL or what earlier batches under the same lock learnt.
  * On success out holds, in input order, the stored line of every event
  * (for a duplicate, the line already in the log) and fate[i] tells which
- * (fate has n entries). On failure nothing is stored. */
+ * (fate has n entries); out NULL: no lines wanted (es-append -q), only
+ * fate. On failure nothing is stored. */
 int es_append_batch(struct es_store *s, struct es_append_run *run, const struct es_batch *b,
 		    size_t from, size_t n, const struct es_append_opts *o, struct es_buf *out,
 		    unsigned char *fate, struct es_error *err);
