@@ -494,10 +494,11 @@ int es_append_batch(struct es_store *s, struct es_append_run *run, const struct 
 		h.end = (uint64_t)sb.st_size + lines.len;
 		if (index_batch(s, b, from, n, fate, ver, loff, &lines, h.seg,
 				(uint64_t)sb.st_size, &h, err)) {
-			/* The events are stored; only the index is behind: the
-			 * next batch of this run catches it up before planning,
-			 * and the next writer's recovery would anyway. */
-			es_index_abort(s->index);
+			/* The events are stored; only the index is behind (with
+			 * every batch its held transaction had, in a bulk run):
+			 * the next batch of this run catches it up before
+			 * planning, and the next writer's recovery would anyway. */
+			es_index_discard(s->index);
 			s->index_behind = 1;
 			es_error_clear(err);
 		}

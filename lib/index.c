@@ -9,12 +9,19 @@
 #include "io.h"
 #include "record.h"
 
+/* A held transaction is committed once this many keys were put in it:
+ * each may dirty a page, and LMDB refuses more than 128k dirty pages in
+ * one transaction (MDB_TXN_FULL). */
+#define ES_INDEX_HOLD_PUTS 100000
+
 struct es_index {
 	MDB_env *env;
 	MDB_dbi dbi;
 	MDB_txn *txn;
 	MDB_txn *parent;
 	int writable;
+	int hold, held;          /* es_index_hold: commits deferred; one is open */
+	size_t held_puts;        /* keys put since the held transaction began */
 	char key[ES_NAME_MAX * 2 + 16];
 };
 
@@ -80,7 +87,7 @@ void es_index_close(struct es_index *ix)
 {
 	if (!ix)
 		return;
-	es_index_abort(ix);
+	es_index_discard(ix);
 	mdb_env_close(ix->env);
 	free(ix);
 }
@@ -99,11 +106,40 @@ int es_index_sync(struct es_index *ix, struct es_error *err)
 	return rc ? lmdb_fail(err, rc, "sync") : 0;
 }
 
+int es_index_hold(struct es_index *ix, int on, struct es_error *err)
+{
+	ix->hold = on;
+	return on ? 0 : es_index_flush(ix, err);
+}
+
+int es_index_flush(struct es_index *ix, struct es_error *err)
+{
+	int rc;
+
+	if (!ix->held)
+		return 0;
+	ix->held = 0;
+	ix->held_puts = 0;
+	rc = mdb_txn_commit(ix->txn);
+	ix->txn = NULL;
+	return rc ? lmdb_fail(err, rc, "commit") : 0;
+}
+
+void es_index_discard(struct es_index *ix)
+{
+	ix->held = 0;
+	ix->held_puts = 0;
+	es_index_abort(ix);
+}
+
 int es_index_begin(struct es_index *ix, int write, struct es_error *err)
 {
 	int rc;
 
+	if (ix->held)
+		return 0; /* the held write transaction serves reads and writes */
 	es_index_abort(ix);
+	ix->held_puts = 0;
 	rc = mdb_txn_begin(ix->env, NULL, write ? 0 : MDB_RDONLY, &ix->txn);
 	if (rc != 0) {
 		ix->txn = NULL;
@@ -114,7 +150,15 @@ int es_index_begin(struct es_index *ix, int write, struct es_error *err)
 
 int es_index_commit(struct es_index *ix, struct es_error *err)
 {
-	int rc = mdb_txn_commit(ix->txn);
+	int rc;
+
+	if (ix->hold && ix->held_puts < ES_INDEX_HOLD_PUTS) {
+		ix->held = 1;
+		return 0;
+	}
+	ix->held = 0;
+	ix->held_puts = 0;
+	rc = mdb_txn_commit(ix->txn);
 
 	ix->txn = NULL;
 	return rc ? lmdb_fail(err, rc, "commit") : 0;
@@ -122,6 +166,8 @@ int es_index_commit(struct es_index *ix, struct es_error *err)
 
 void es_index_abort(struct es_index *ix)
 {
+	if (ix->held)
+		return;
 	if (ix->parent) {
 		mdb_txn_abort(ix->txn);
 		ix->txn = ix->parent;
@@ -463,6 +509,7 @@ int es_index_put_events(struct es_index *ix, const struct es_index_event *ev, si
 		free(keys);
 		return es_fail(err, ES_IO, "index: out of memory");
 	}
+	ix->held_puts += nk;
 	rc = mdb_cursor_open(ix->txn, ix->dbi, &cur);
 	for (size_t i = 0; i < nk && rc == 0; i++) {
 		const struct pkey *k = &keys[i];

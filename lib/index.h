@@ -55,6 +55,19 @@ int es_index_sync(struct es_index *ix, struct es_error *err);
 int es_index_begin(struct es_index *ix, int write, struct es_error *err);
 int es_index_commit(struct es_index *ix, struct es_error *err);
 void es_index_abort(struct es_index *ix);
+
+/* Deferred commits, for a bulk run (es_store_bulk_begin): with hold on,
+ * es_index_commit keeps the write transaction open ("held") instead of
+ * committing it, so a page the next batch touches again is copied once,
+ * not once per batch; es_index_begin then hands out the held transaction
+ * (its reads see what it wrote) and es_index_abort leaves it alone.
+ * es_index_flush commits a held transaction; es_index_discard throws it
+ * away with whatever it holds (after a failed put, which leaves an LMDB
+ * transaction unusable: the caller must know the index is now behind).
+ * es_index_hold(ix, 0) flushes. */
+int es_index_hold(struct es_index *ix, int on, struct es_error *err);
+int es_index_flush(struct es_index *ix, struct es_error *err);
+void es_index_discard(struct es_index *ix);
 /* A nested write transaction inside the current one (a batch being read
  * during recovery): end it with commit 1 to keep, 0 to drop its changes. */
 int es_index_sub_begin(struct es_index *ix, struct es_error *err);

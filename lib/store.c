@@ -225,7 +225,7 @@ int es_store_bulk_begin(struct es_store *s, struct es_error *err)
 	snprintf(f, sizeof(f), "%s/" UNSYNCED, dir);
 	if (es_write_file_atomic(f, id, strlen(id), 0644) != 0)
 		return es_fail_errno(err, ES_IO, "cannot write '%s'", f);
-	if (es_index_set_nosync(s->index, 1, err))
+	if (es_index_set_nosync(s->index, 1, err) || es_index_hold(s->index, 1, err))
 		return err->code;
 	s->bulk = 1;
 	return 0;
@@ -238,8 +238,8 @@ int es_store_bulk_end(struct es_store *s, struct es_error *err)
 	s->bulk = 0;
 	if (!s->index)
 		return 0;
-	es_index_abort(s->index);
-	if (es_index_sync(s->index, err)) {
+	/* the held commit first: what the sync flushes */
+	if (es_index_hold(s->index, 0, err) || es_index_sync(s->index, err)) {
 		distrust_index(s);
 		return err->code;
 	}

@@ -69,8 +69,11 @@ void es_store_unlock(struct es_store *s);
  * and a crash of the process leaves the page cache, and so the index,
  * whole. Only a crash of the machine can tear an index whose commits were
  * not synced. So, under the lock: es_store_bulk_begin makes a note,
- * index/unsynced, holding the boot id (durably), and turns the index's
- * syncs off; es_store_bulk_end syncs the index once and removes the note.
+ * index/unsynced, holding the boot id (durably), turns the index's syncs
+ * off and holds its commits (es_index_hold: a commit every ~100k keys, so
+ * pages later batches touch again are copied once; an index behind the
+ * log is what recovery catches up anyway); es_store_bulk_end commits and
+ * syncs the index once and removes the note.
  * A note from this boot (its writer died) is settled by the next recovery
  * (sync, remove); one from an earlier boot means the machine went down
  * before the sync, so the index is rebuilt from the log and readers do not

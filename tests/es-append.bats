@@ -1196,6 +1196,36 @@ es-append: line 6: event id 'o2' already stored in stream 'old'"
 	assert_equal "$(log_all | envelope | tail -n 1)" "8 s1 3"
 }
 
+@test "a bulk run commits its index once, at the end; when that commit fails the index is rebuilt" {
+	command -v strace >/dev/null || skip "strace is not installed: no way to fail LMDB's writes"
+	for i in $(seq 6); do ev "s$((i % 3))" T; done >"$TMP/in"
+	append "$(ev s0 T)"
+	# the chunks' index writes wait in one held transaction, committed
+	# once at the end: one write of LMDB's meta page (pages 0 and 1)
+	ASAN_OPTIONS=detect_leaks=0 strace -f -e trace=pwrite64,openat -o "$TMP/trace" \
+		es-append -q --batch-size 2 "$TMP/in"
+	fd=$(sed -n 's/.*openat(.*index\/data\.mdb", O_RDWR.* = \([0-9]*\)$/\1/p' "$TMP/trace")
+	[ -n "$fd" ]
+	assert_equal "$(grep "pwrite64($fd," "$TMP/trace" | sed 's/.*, \([0-9]*\)) *= .*/\1/' |
+		awk '$1 < 8192' | wc -l)" 1
+	run -0 --separate-stderr es-verify
+	assert_equal "${#stderr_lines[@]}" 1
+	# that one commit fails: the events are stored, the index is not
+	# trusted and the next writer rebuilds it
+	ASAN_OPTIONS=detect_leaks=0 run -0 --separate-stderr strace -f -o /dev/null \
+		-e trace=pwrite64,writev -e inject=pwrite64,writev:error=EIO:when=1 \
+		es-append -q --batch-size 2 "$TMP/in"
+	[[ "$stderr" == *"warning: "*"(the events are stored; the index will be rebuilt)"* ]]
+	assert_equal "$(cat "$ES_STORE/index/unsynced")" "sync-failed"
+	append "$(ev s1 T)"
+	[ ! -e "$ES_STORE/index/unsynced" ]
+	run -0 --separate-stderr es-verify
+	assert_equal "${#stderr_lines[@]}" 1
+	assert_equal "$(log_all | wc -l)" 14
+	run -0 es-replay --events --stream s1
+	assert_equal "$(envelope <<<"$output" | wc -l)" 5
+}
+
 @test "a note from an earlier boot: the index may be torn, so nobody trusts it and the next writer rebuilds it" {
 	for i in $(seq 6); do ev "s$((i % 3))" T; done >"$TMP/in"
 	es-append -q --batch-size 2 "$TMP/in"
