@@ -112,17 +112,20 @@ int es_index_hold(struct es_index *ix, int on, struct es_error *err)
 	return on ? 0 : es_index_flush(ix, err);
 }
 
-int es_index_flush(struct es_index *ix, struct es_error *err)
+/* Commit the open write transaction now (held or not). */
+static int commit_now(struct es_index *ix, struct es_error *err)
 {
-	int rc;
+	int rc = mdb_txn_commit(ix->txn);
 
-	if (!ix->held)
-		return 0;
+	ix->txn = NULL;
 	ix->held = 0;
 	ix->held_puts = 0;
-	rc = mdb_txn_commit(ix->txn);
-	ix->txn = NULL;
 	return rc ? lmdb_fail(err, rc, "commit") : 0;
+}
+
+int es_index_flush(struct es_index *ix, struct es_error *err)
+{
+	return ix->held ? commit_now(ix, err) : 0;
 }
 
 void es_index_discard(struct es_index *ix)
@@ -150,18 +153,11 @@ int es_index_begin(struct es_index *ix, int write, struct es_error *err)
 
 int es_index_commit(struct es_index *ix, struct es_error *err)
 {
-	int rc;
-
 	if (ix->hold && ix->held_puts < ES_INDEX_HOLD_PUTS) {
 		ix->held = 1;
 		return 0;
 	}
-	ix->held = 0;
-	ix->held_puts = 0;
-	rc = mdb_txn_commit(ix->txn);
-
-	ix->txn = NULL;
-	return rc ? lmdb_fail(err, rc, "commit") : 0;
+	return commit_now(ix, err);
 }
 
 void es_index_abort(struct es_index *ix)
