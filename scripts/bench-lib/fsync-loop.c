@@ -5,6 +5,11 @@
  *   RUNS MEDIAN P50 P99 MIN MAX        (integer microseconds)
  *
  *   fsync-loop [-n COUNT] [-w WARMUP] [-s SIZE] FILE
+ *   fsync-loop -1 [-s SIZE] FILE
+ *
+ * -1: one write+fdatasync and exit, printing nothing: timeit runs it once
+ * per operation, the floor of a durable append by one process per event
+ * (process start included, as es-append pays it).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -17,25 +22,32 @@
 
 #include "stats.h"
 
+#define USAGE "usage: fsync-loop [-1] [-n COUNT] [-w WARMUP] [-s SIZE] FILE\n"
+
 int main(int argc, char **argv)
 {
 	long count = 500, warm = 10, size = 400;
-	int c, fd;
+	int c, fd, once = 0;
 	double *v;
 	char *line;
 
-	while ((c = getopt(argc, argv, "n:w:s:")) != -1) {
+	while ((c = getopt(argc, argv, "1n:w:s:")) != -1) {
 		switch (c) {
+		case '1': once = 1; break;
 		case 'n': count = atol(optarg); break;
 		case 'w': warm = atol(optarg); break;
 		case 's': size = atol(optarg); break;
 		default:
-			fprintf(stderr, "usage: fsync-loop [-n COUNT] [-w WARMUP] [-s SIZE] FILE\n");
+			fputs(USAGE, stderr);
 			return 2;
 		}
 	}
+	if (once) {
+		count = 1;
+		warm = 0;
+	}
 	if (optind != argc - 1 || count < 1 || size < 2) {
-		fprintf(stderr, "usage: fsync-loop [-n COUNT] [-w WARMUP] [-s SIZE] FILE\n");
+		fputs(USAGE, stderr);
 		return 2;
 	}
 	fd = open(argv[optind], O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -61,7 +73,13 @@ int main(int argc, char **argv)
 		if (i >= warm)
 			v[i - warm] = t1 - t0;
 	}
-	close(fd);
-	stats(v, (size_t)count);
+	if (close(fd) != 0) {
+		perror("fsync-loop: close");
+		return 1;
+	}
+	if (!once)
+		stats(v, (size_t)count);
+	free(v);
+	free(line);
 	return 0;
 }
