@@ -618,6 +618,28 @@ ignored() {
 	assert_equal "$(jq -r .version <<<"$output")" 12
 }
 
+@test "snapshot_every in a bulk run of several chunks (the index held between them)" {
+	grep -q es_snapshot_auto "$ROOT/bin/es-append.c" "$ROOT/lib/append.c" ||
+		skip "es-append does not call es_snapshot_auto yet"
+	sed -i 's/"snapshot_every":0/"snapshot_every":4/' "$ES_STORE/store.json"
+	for i in $(seq 10); do ev "bulk-$((i % 2))" X "{\"i\":$i}"; done >"$TMP/in"
+	run -0 --separate-stderr es-append -q --batch-size 3 "$TMP/in"
+	assert_equal "$stderr" ""
+	# each stream gets 5 events and one snapshot, at the end of the chunk
+	# where it reached version 4 (bulk-1: 4 and 5 came in the same chunk),
+	# taken while the index entries of the earlier chunks were not
+	# committed yet
+	for s in bulk-0:4 bulk-1:5; do
+		run -0 --separate-stderr es-snapshot --list --stream "${s%:*}"
+		assert_equal "$(jq -r .version <<<"$output")" "${s#*:}"
+		s=${s%:*}
+		assert_equal "$(es-replay --stream "$s")" "$(es-replay --stream "$s" --no-snapshots)"
+	done
+	run -0 --separate-stderr es-snapshot --verify
+	run -0 --separate-stderr es-verify --snapshots
+	[ ! -e "$ES_STORE/index/unsynced" ]
+}
+
 @test "snapshots are taken and used on a store whose history is archived" {
 	command -v es-archive >/dev/null || skip "es-archive is not built"
 	export ES_STORE="$TMP/archived-store"
