@@ -1,7 +1,9 @@
 #include "strmap.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* FNV-1a, 8 bytes at a time, folded: names and ids are short. */
 uint64_t es_strmap_hash(const char *s, size_t n)
@@ -58,6 +60,26 @@ uint64_t *es_strmap_get(const struct es_strmap *m, const char *k, size_t n)
 	return m->slot[i].used ? &m->slot[i].val : NULL;
 }
 
+/* Zeroed memory whose pages are mapped writable at once. A large calloc
+ * is fresh mmap'd memory; read first (a probe finds empty slots) each page
+ * maps the shared zero page, and the first write to it then costs a fault,
+ * a copy and, with threads, a TLB shootdown on every core. (A plain memset
+ * after malloc becomes calloc in the compiler's hands.) */
+static void *zalloc(size_t n)
+{
+	void *p = calloc(1, n);
+
+#ifdef MADV_POPULATE_WRITE
+	if (p && n >= (256u << 10)) {
+		uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+		uintptr_t e = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+		if (e > a)
+			madvise((void *)a, e - a, MADV_POPULATE_WRITE);
+	}
+#endif
+	return p;
+}
+
 /* Keep at most half the slots used. */
 static int grow(struct es_strmap *m)
 {
@@ -66,7 +88,7 @@ static int grow(struct es_strmap *m)
 
 	if (2 * (m->n + 1) <= m->nslots)
 		return 0;
-	sl = calloc(ns, sizeof(*sl));
+	sl = zalloc(ns * sizeof(*sl));
 	if (!sl)
 		return -1;
 	for (size_t i = 0; i < m->nslots; i++) {
@@ -85,7 +107,11 @@ static int grow(struct es_strmap *m)
 
 uint64_t *es_strmap_put(struct es_strmap *m, const char *k, size_t n, int *added)
 {
-	uint64_t h = es_strmap_hash(k, n);
+	return es_strmap_put_h(m, k, n, es_strmap_hash(k, n), added);
+}
+
+uint64_t *es_strmap_put_h(struct es_strmap *m, const char *k, size_t n, uint64_t h, int *added)
+{
 	size_t i;
 
 	*added = 0;

@@ -33,6 +33,8 @@ uint64_t *es_strmap_get(const struct es_strmap *m, const char *k, size_t n);
 /* The value of key k, added (as 0, *added = 1) when absent; NULL when out
  * of memory. The pointer is good until the next es_strmap_put. */
 uint64_t *es_strmap_put(struct es_strmap *m, const char *k, size_t n, int *added);
+/* The same, for a caller that has h = es_strmap_hash(k, n) already. */
+uint64_t *es_strmap_put_h(struct es_strmap *m, const char *k, size_t n, uint64_t h, int *added);
 /* Walk the entries: start with *i = 0; 1 with an entry, 0 at the end. */
 int es_strmap_next(const struct es_strmap *m, size_t *i, const char **k, size_t *n,
 		   uint64_t *val);

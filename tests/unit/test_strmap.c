@@ -48,6 +48,12 @@ int main(void)
 		bad += !v || *v != want[i];
 	}
 	CHECK(bad == 0);
+	for (int i = 1; i < N; i += 3) { /* given the hash: the same entries */
+		uint64_t *v = es_strmap_put_h(&m, key[i], klen[i], es_strmap_hash(key[i], klen[i]), &added);
+		bad += !v || added || *v != want[i];
+	}
+	CHECK(bad == 0);
+	CHECK(m.n == N);
 	CHECK(es_strmap_get(&m, "stream-1x", 9) == NULL);
 	CHECK(es_strmap_get(&m, "stream-", 7) == NULL);
 	{
