@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,15 +197,16 @@ void es_sha256_free(struct es_sha256 *h)
 
 int es_is_hash_hex(const char *s, size_t len)
 {
-	unsigned bad = 0;
+	uint8_t bad = 0;
 
 	if (len != ES_HASH_HEX)
 		return 0;
 	/* Without branches: hex digits are random, so a short-circuit test
-	 * mispredicts on every other one (a quarter of es-verify's time). */
-	for (size_t i = 0; i < len; i++) {
-		unsigned c = (unsigned char)s[i];
-		bad |= (c - '0' > 9u) & (c - 'a' > 5u);
+	 * mispredicts on every other one (a quarter of es-verify's time).
+	 * A constant count of byte-wide steps: the compiler vectorizes it. */
+	for (size_t i = 0; i < ES_HASH_HEX; i++) {
+		uint8_t c = (uint8_t)s[i];
+		bad |= (uint8_t)((uint8_t)(c - '0') > 9) & (uint8_t)((uint8_t)(c - 'a') > 5);
 	}
 	return !bad;
 }
