@@ -272,39 +272,10 @@ static int emit_alerts(struct es_proj *p, struct es_pmsgs *m, struct es_error *e
 	return 0;
 }
 
-/* Locate data (and meta when the spec reads it) in a record whose envelope
- * is parsed: cheaper than ES_REC_BODY, which also scans meta. When nothing
- * takes data whole, data's span runs on to the end of the body: a path
- * search stops at data's closing brace anyway, and finding it costs a scan. */
 static int locate_body(const char *line, struct es_rec *r, const struct es_pspec *sp)
 {
-	const char *p = r->id + r->id_len, *end = line + r->body_len;
-	size_t e;
-
-	if (end - p > 10 && memcmp(p, ",\"schema\":", 10) == 0)
-		for (p += 10; p < end && *p >= '0' && *p <= '9'; p++)
-			;
-	if (end - p < 10 || memcmp(p, ",\"data\":{", 9) != 0)
-		return -1;
-	p += 8;
-	r->data = p;
-	r->data_len = (size_t)(end - p);
-	if (!sp->need_data_end)
-		return 0;
-	e = es_json_skip(p, (size_t)(end - p), 0);
-	if (e == (size_t)-1)
-		return -1;
-	r->data_len = e;
-	p += e;
-	if (sp->need_meta && end - p > 8 && memcmp(p, ",\"meta\":", 8) == 0) {
-		p += 8;
-		e = es_json_skip(p, (size_t)(end - p), 0);
-		if (e == (size_t)-1)
-			return -1;
-		r->meta = p;
-		r->meta_len = e;
-	}
-	return 0;
+	return es_rec_locate_body(line, r, (sp->need_data_end ? ES_BODY_DATA_END : 0) |
+					   (sp->need_meta ? ES_BODY_META : 0));
 }
 
 int es_proj_key(const struct es_proj *p, const char *line, struct es_rec *r, struct es_buf *key,

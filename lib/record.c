@@ -538,6 +538,37 @@ int es_rec_parse(const char *line, size_t len, int flags, struct es_rec *r,
 	return 0;
 }
 
+int es_rec_locate_body(const char *line, struct es_rec *r, int need)
+{
+	const char *p = r->id + r->id_len, *end = line + r->body_len;
+	size_t e;
+
+	if (end - p > 10 && memcmp(p, ",\"schema\":", 10) == 0)
+		for (p += 10; p < end && *p >= '0' && *p <= '9'; p++)
+			;
+	if (end - p < 10 || memcmp(p, ",\"data\":{", 9) != 0)
+		return -1;
+	p += 8;
+	r->data = p;
+	r->data_len = (size_t)(end - p);
+	if (!(need & (ES_BODY_DATA_END | ES_BODY_META)))
+		return 0;
+	e = es_json_skip(p, (size_t)(end - p), 0);
+	if (e == (size_t)-1)
+		return -1;
+	r->data_len = e;
+	p += e;
+	if ((need & ES_BODY_META) && end - p > 8 && memcmp(p, ",\"meta\":", 8) == 0) {
+		p += 8;
+		e = es_json_skip(p, (size_t)(end - p), 0);
+		if (e == (size_t)-1)
+			return -1;
+		r->meta = p;
+		r->meta_len = e;
+	}
+	return 0;
+}
+
 int es_rec_check(struct es_chain *chain, const char prev[ES_HASH_HEX],
 		 const char *line, const struct es_rec *r)
 {

@@ -108,6 +108,15 @@ struct es_rec {
 /* Parse a stored line (without its '\n'). 0, or -1 with a reason in *why. */
 int es_rec_parse(const char *line, size_t len, int flags, struct es_rec *r,
 		 const char **why);
+/* After a parse without ES_REC_BODY, locate the body only as far as a
+ * reader needs it: data's start always, and with ES_BODY_DATA_END its end
+ * (else data's span runs on to the end of the body: a path search stops at
+ * data's closing brace anyway, and finding it costs a scan), with
+ * ES_BODY_META meta too. The body is not checked further. 0 or -1 (no
+ * "data" object where it belongs). */
+#define ES_BODY_DATA_END 1
+#define ES_BODY_META 2
+int es_rec_locate_body(const char *line, struct es_rec *r, int need);
 /* Check r's hash against prev: 1 when it matches. */
 int es_rec_check(struct es_chain *chain, const char prev[ES_HASH_HEX],
 		 const char *line, const struct es_rec *r);

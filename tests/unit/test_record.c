@@ -72,6 +72,25 @@ int main(void)
 	es_sha256_hex("x", 1, hash2);
 	CHECK(es_rec_check(c, hash2, out.p, &r) == 0);
 
+	/* the body located lazily: data's start, its end only when asked, meta
+	 * only when asked; a record without data where it belongs is refused */
+	{
+		static const char dj[] = "{\"price\":19.99,\"big\":1e300,\"s\":\"caf\\u00e9\"}";
+		struct es_rec lz;
+		CHECK(es_rec_parse(out.p, out.len - 1, 0, &lz, &why) == 0 && lz.data == NULL);
+		CHECK(es_rec_locate_body(out.p, &lz, 0) == 0 && lz.data == r.data && lz.meta == NULL);
+		CHECK(lz.data_len == (size_t)(out.p + lz.body_len - lz.data)); /* on to the body's end */
+		CHECK(es_rec_locate_body(out.p, &lz, ES_BODY_DATA_END) == 0);
+		CHECK(lz.data_len == strlen(dj) && lz.meta == NULL);
+		CHECK(es_rec_locate_body(out.p, &lz, ES_BODY_META) == 0 && lz.data_len == strlen(dj));
+		CHECK(lz.meta == r.meta && lz.meta_len == r.meta_len && lz.meta_len == 11);
+		char *bad = strdup(out.p);
+		memcpy(strstr(bad, ",\"data\":{"), ",\"data\":[", 9);
+		CHECK(es_rec_parse(bad, out.len - 1, 0, &lz, &why) == 0);
+		CHECK(es_rec_locate_body(bad, &lz, 0) == -1);
+		free(bad);
+	}
+
 	/* "more" marks a batch's records but the last; the hash covers it */
 	es_buf_reset(&out);
 	CHECK(es_record_build(&out, c, hash, &b, &b.ev[0], 42, 4,
