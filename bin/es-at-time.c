@@ -431,7 +431,7 @@ static int state_scan(struct app *a, struct es_log *lg)
 		 * (when they print in the order they come). */
 		if (!a->com.reverse && !a->sel.nstreams && !a->sel.has_category &&
 		    fs.n >= a->com.limit &&
-		    !json_object_getn(fs.map, r.stream, r.stream_len))
+		    !es_strmap_get(&fs.map, r.stream, r.stream_len))
 			continue;
 		if (!(f = es_foldset_get(&fs, a->red, &r))) {
 			rc = es_fail(&a->err, ES_IO, "out of memory");

@@ -432,17 +432,24 @@ json_t *es_merge_diff(json_t *a, json_t *b)
 	return out;
 }
 
+static int add_cb(const char *buf, size_t size, void *data)
+{
+	return es_buf_add(data, buf, size);
+}
+
 int es_json_dump_add(struct es_buf *out, const json_t *v)
 {
-	size_t flags = ES_JSON_DUMP_FLAGS | JSON_ENCODE_ANY;
-	size_t n = json_dumpb(v, NULL, 0, flags);
+	size_t start = out->len;
+	unsigned long failures = es_json_alloc_failures(); /* see es_json_dumps() */
 
-	if (n == 0 || es_buf_grow(out, n))
+	/* one pass, straight into out (json_dumpb would need two: size, text) */
+	if (json_dump_callback(v, add_cb, out, ES_JSON_DUMP_FLAGS | JSON_ENCODE_ANY) != 0 ||
+	    es_json_alloc_failures() != failures) {
+		out->len = start;
+		if (out->p)
+			out->p[start] = '\0';
 		return -1;
-	if (json_dumpb(v, out->p + out->len, n, flags) != n) /* it allocates too */
-		return -1;
-	out->len += n;
-	out->p[out->len] = '\0';
+	}
 	return 0;
 }
 

@@ -27,6 +27,7 @@
 #include "chain.h"
 #include "error.h"
 #include "record.h"
+#include "strmap.h"
 #include "timeq.h"
 
 struct es_reducer;
@@ -46,6 +47,10 @@ const char *es_reducer_id(const struct es_reducer *r);
 /* A new copy of the initial state. */
 json_t *es_reducer_init(const struct es_reducer *r);
 
+/* What r's rules read of a record's body, for es_rec_locate_body:
+ * ES_BODY_DATA_END when data is taken whole, ES_BODY_META for meta. */
+int es_reducer_reads(const struct es_reducer *r);
+
 /* Apply one stored record (parsed with ES_REC_BODY) to *state. Errors
  * (ES_DATA) say which rule failed and why, e.g. a type mismatch. */
 int es_reducer_apply(const struct es_reducer *r, json_t **state, const struct es_rec *rec,
@@ -59,6 +64,7 @@ json_t *es_event_get(const struct es_rec *rec, const char *path);
 struct es_fold {
 	json_t *state;
 	uint64_t version, seq;
+	uint64_t first_seq;     /* in a foldset: of the first event folded */
 	char ts[ES_TS_LEN + 1];
 	struct es_buf stream;   /* JSON literal of the stream */
 };
@@ -72,7 +78,7 @@ int es_fold_print(const struct es_fold *f, struct es_buf *out);
 /* Many streams folded at once (files, stdin, whole-store scans), in order of
  * first appearance. */
 struct es_foldset {
-	json_t *map;          /* stream literal -> index */
+	struct es_strmap map; /* stream literal -> index */
 	struct es_fold *f;
 	size_t n, cap;
 };
@@ -81,5 +87,8 @@ void es_foldset_release(struct es_foldset *fs);
 /* The fold of rec's stream, created (with r's initial state) when new. */
 struct es_fold *es_foldset_get(struct es_foldset *fs, const struct es_reducer *r,
 			       const struct es_rec *rec);
+/* The same, given h = es_strmap_hash(rec->stream, rec->stream_len). */
+struct es_fold *es_foldset_get_h(struct es_foldset *fs, const struct es_reducer *r,
+				 const struct es_rec *rec, uint64_t h);
 
 #endif
