@@ -295,3 +295,23 @@ JSON
 	run -2 --separate-stderr es-replay --category $'\xff'
 	[[ "$stderr" == *"not valid UTF-8"* ]]
 }
+
+@test "add and sub from event integers: exact, to the int64 limit, then a real" {
+	for v in 9223372036854775800 7 1; do ev big N "{\"n\":$v}"; done > in.ndjson
+	for v in 5 -3 0 -0 12; do ev small N "{\"n\":$v}"; done >> in.ndjson
+	for v in 2 1.5 1; do ev mixed N "{\"n\":$v}"; done >> in.ndjson
+	for v in 999999999999999999 1000000000000000000 -1; do ev long N "{\"n\":$v}"; done >> in.ndjson
+	ev neg N '{"n":-9223372036854775800}' >> in.ndjson
+	ev neg N '{"n":9}' >> in.ndjson
+	ev none N '{"m":1}' >> in.ndjson
+	ev none N '{"n":"x"}' >> in.ndjson
+	es-append -q < in.ndjson
+	printf '{"on":{"N":[{"op":"add","path":"n","from":"data.n"},{"op":"sub","path":"s.t","from":"data.n"}]}}' > r.json
+	run -0 --separate-stderr es-replay --reducer r.json --stream big --stream small --stream mixed --stream long --stream neg
+	# (the text, not jq: jq 1.6 reads every number as a double)
+	[ "$(sed 's/.*"state"://' <<<"$output" | tr '\n' ' ')" = \
+'{"n":9.22337203685478e18,"s":{"t":-9223372036854775808}}} {"n":14,"s":{"t":-14}}} {"n":4.5,"s":{"t":-4.5}}} '\
+'{"n":1999999999999999998,"s":{"t":-1999999999999999998}}} {"n":-9223372036854775791,"s":{"t":9223372036854775791}}} ' ]
+	run -3 --separate-stderr es-replay --reducer r.json --stream none
+	[[ "$stderr" == *"seq 24: data.n is a string, not a number"* ]]
+}
