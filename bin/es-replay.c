@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "foldpar.h"
 #include "json.h"
 #include "reader.h"
 #include "reducer.h"
@@ -21,6 +22,7 @@ static const struct es_opt opts[] = {
 	ES_OPT_REDUCER,
 	{"events", K_EVENTS, 0, NULL, "print the selected events (stored lines) instead of states"},
 	{"follow", K_FOLLOW, 0, NULL, "keep printing as new events are appended (like tail -f)"},
+	{"jobs", ES_K_JOBS, 1, "N", "fold a whole store on N threads, by stream (same result)"},
 	ES_OPT_COMMON,
 	ES_OPT_END,
 };
@@ -178,6 +180,22 @@ static int scan(struct app *a, struct es_log *lg)
 	for (size_t i = 0; rc == 0 && i < fs->n; i++)
 		if (print_fold(a, &fs->f[a->com.reverse ? fs->n - 1 - i : i]))
 			break;
+	return rc;
+}
+
+/* The whole store on com.jobs threads (foldpar.h): the states scan()
+ * would print, in its order. */
+static int scan_parallel(struct app *a)
+{
+	struct es_foldpar fp;
+	int rc = es_foldpar_run(&fp, &a->store, a->red, &a->sel, a->com.jobs, &a->err);
+
+	for (size_t i = 0; rc == 0 && i < fp.n && a->printed < a->com.limit; i++) {
+		const struct es_foldpar_line *l = &fp.lines[a->com.reverse ? fp.n - 1 - i : i];
+		fwrite(l->text, 1, l->len, stdout);
+		a->printed++;
+	}
+	es_foldpar_release(&fp);
 	return rc;
 }
 
@@ -377,6 +395,9 @@ int main(int argc, char **argv)
 		rc = es_store_index_ready(&a.store, &a.err);
 		if (rc == 0 && (a.com.nstreams || a.com.category) && !a.follow) {
 			rc = by_stream(&a);
+		} else if ((rc == 0 || rc == 1) && a.com.jobs > 1 && !a.events && !a.follow &&
+			   a.com.from_seq <= 1) {
+			rc = scan_parallel(&a);
 		} else if (rc == 0 || rc == 1) {
 			rc = es_log_open_store(&lg, &a.store, a.com.from_seq, &a.err) ? a.err.code
 										       : scan(&a, &lg);

@@ -296,6 +296,96 @@ JSON
 	[[ "$stderr" == *"not valid UTF-8"* ]]
 }
 
+# A store of generated events in one big segment (many mapped blocks), then
+# small segments (blocks end with them), and reducers of each kind.
+jobs_setup() {
+	export ES_STORE="$TMP/j"
+	seed=$RANDOM
+	gen-events -n 20000 -s "$seed" > all.ndjson
+	head -12000 all.ndjson | es-append -q --import-ts --batch-size 1000
+	sed -i 's/"segment_size":[0-9]*/"segment_size":300000/' "$ES_STORE/store.json"
+	tail -n +12001 all.ndjson | es-append -q --import-ts --batch-size 500
+	[ "$(ls "$ES_STORE"/log | wc -l)" -gt 5 ]
+	printf '%s' '{"on": {"ItemAdded": [{"op": "add", "path": "qty", "from": "data.qty"},
+	                                   {"op": "sub", "path": "neg", "from": "data.qty"}],
+	                     "*": [{"op": "count", "path": "events"}]}}' > sum.json
+	printf '%s' '{"init": {"users": []},
+	              "on": {"*": [{"op": "push", "path": "users", "from": "meta.user", "cap": 2},
+	                           {"op": "push", "path": "last", "from": "data", "cap": 1},
+	                           {"op": "max", "path": "at", "from": "ts"},
+	                           {"op": "add", "path": "money", "from": "data.price"}]}}' > meta.json
+}
+
+# same_as_one_job OPTIONS...: -j 2 and -j 3 print what one job prints
+same_as_one_job() {
+	local j rc1 rcj
+	es-replay "$@" > one 2> one.err && rc1=0 || rc1=$?
+	for j in 2 3; do
+		es-replay -j $j "$@" > par 2> par.err && rcj=0 || rcj=$?
+		[ "$rc1" = "$rcj" ] || { echo "seed $seed: $* -j $j: exit $rcj, not $rc1"; return 1; }
+		cmp one par || { echo "seed $seed: $* -j $j: other states"; return 1; }
+		cmp one.err par.err || { echo "seed $seed: $* -j $j: other messages"; cat one.err par.err; return 1; }
+	done
+}
+
+@test "-j 1 == -j 2 == -j 3 on randomized histories: reducers, selectors, order" {
+	jobs_setup
+	mid=$(sed -n 9000p all.ndjson | jq -r .ts)
+	late=$(sed -n 15000p all.ndjson | jq -r .ts)
+	for r in "" "--reducer sum.json" "--reducer meta.json"; do
+		# shellcheck disable=SC2086 # $r is two words or none
+		for sel in "" "--type ItemAdded --type OrderPaid" "--since $mid --until $late" \
+			"--to-seq 15000" "--limit 7" "--reverse" "--reverse --limit 3" "--quiet --type Nope"; do
+			same_as_one_job $r $sel
+		done
+	done
+	[ "$(wc -l < one)" = 0 ] # the last: nothing matched, exit 1 both ways
+	es-replay -j 2 --reducer sum.json > par
+	[ "$(wc -l < par)" = "$(jq -r .stream all.ndjson | sort -u | wc -l)" ]
+	[ "$(jq -s 'map(.state.events) | add' par)" = 20000 ]
+	[ "$(jq -s 'map(.state.qty // 0) | add' par)" = "$(jq -s 'map(select(.type == "ItemAdded") | .data.qty) | add' all.ndjson)" ]
+	# -j where it does not apply (one stream, events, from a seq) changes nothing
+	same_as_one_job --stream order-000001 --reducer sum.json
+	same_as_one_job --events --type OrderPaid
+	same_as_one_job --from-seq 19000 --reducer sum.json
+}
+
+@test "-j 2 reads archived history first, as one job does" {
+	command -v es-archive >/dev/null || skip "es-archive is not built"
+	jobs_setup
+	es-replay --reducer sum.json > before
+	es-archive -q --before "$(sed -n 16000p all.ndjson | jq -r .ts)"
+	[ -n "$(ls "$ES_STORE"/archive)" ]
+	same_as_one_job --reducer sum.json
+	cmp before one
+	same_as_one_job --reducer meta.json --reverse
+}
+
+@test "-j 2 reports the error one job meets first: a failed rule, a bad line" {
+	jobs_setup
+	# every ItemAdded fails; the first in the log is the one named
+	printf '{"on":{"ItemAdded":[{"op":"add","path":"n","from":"data.sku"}]}}' > bad.json
+	same_as_one_job --reducer bad.json
+	first=$(grep -n '"ItemAdded"' all.ndjson | head -1 | cut -d: -f1)
+	[[ "$(cat par.err)" == *"seq $first: data.sku is a string, not a number"* ]]
+	# a record of a sealed segment that lost its envelope
+	s=$(ls "$ES_STORE"/log/*.ndjson | sed -n 3p)
+	sed -i '5s/"type":/"typo":/' "$s"
+	same_as_one_job --reducer sum.json
+	[[ "$(cat par.err)" == *"$(basename "$s"): offset "*"envelope keys missing or out of order"* ]]
+	# and a line with no start at all, further on: the first still wins
+	s2=$(ls "$ES_STORE"/log/*.ndjson | sed -n 5p)
+	sed -i '2s/^{"seq"/{"sek"/' "$s2"
+	same_as_one_job --reducer sum.json
+	[[ "$(cat par.err)" == *"$(basename "$s"): offset "* ]]
+}
+
+@test "--jobs must be a number from 1 to 256" {
+	run -2 --separate-stderr es-replay -j 0
+	run -2 --separate-stderr es-replay --jobs x
+	run -0 --separate-stderr es-replay --jobs 1 --stream order-1
+}
+
 @test "add and sub from event integers: exact, to the int64 limit, then a real" {
 	for v in 9223372036854775800 7 1; do ev big N "{\"n\":$v}"; done > in.ndjson
 	for v in 5 -3 0 -0 12; do ev small N "{\"n\":$v}"; done >> in.ndjson

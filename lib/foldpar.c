@@ -1,0 +1,379 @@
+/* foldpar.c: the whole-store fold on N threads (see foldpar.h). */
+#include "foldpar.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+#include "json.h"
+#include "project.h"
+#include "strmap.h"
+
+#define ARC_BLOCK (1u << 20)
+
+/* A block of whole lines, each ended by '\n'. */
+struct blk {
+	const char *p;
+	size_t len;
+	const char *name;  /* "log/<seg>.ndjson"; NULL: restored from the archive */
+	uint64_t off;      /* of p in that segment */
+	char *own;         /* the copy of archived lines, freed at the end */
+};
+
+struct shared {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct blk *b;
+	size_t nb, cap;
+	int done;              /* every block is published */
+	int abandon;           /* and the reading failed: print nothing */
+	atomic_size_t stop_at; /* the earliest block a thread failed in */
+};
+
+struct worker {
+	pthread_t t;
+	int id, jobs;
+	struct shared *sh;
+	uint64_t last_seq;  /* of the last line read, whoever's it was */
+	const struct es_reducer *red;
+	const struct es_sel *sel;
+	int need;           /* es_reducer_reads */
+	struct es_foldset fs;
+	struct es_buf *out;
+	struct wline { uint64_t first_seq; size_t off, len; } *lines; /* in out */
+	size_t nlines;
+	int failed;
+	size_t fail_blk, fail_off;
+	struct es_error err;
+};
+
+/* seq and stream of a stored line, read from its fixed start (record.h);
+ * -1 when that start is not as written. */
+static int prefix(const char *p, size_t len, uint64_t *seq, const char **st, size_t *stlen)
+{
+	static const char a[] = "{\"seq\":", b[] = ",\"stream\":";
+	size_t i = sizeof(a) - 1, d = i, e;
+	uint64_t v = 0;
+
+	if (len < i || memcmp(p, a, i) != 0)
+		return -1;
+	while (i < len && p[i] >= '0' && p[i] <= '9' && i - d < 19)
+		v = v * 10 + (uint64_t)(p[i++] - '0');
+	if (i == d || len - i < sizeof(b) || memcmp(p + i, b, sizeof(b) - 1) != 0)
+		return -1;
+	i += sizeof(b) - 1;
+	if (p[i] != '"' || (e = es_json_skip_string(p + i, len - i, 0)) == (size_t)-1)
+		return -1;
+	*seq = v;
+	*st = p + i;
+	*stlen = e;
+	return 0;
+}
+
+/* Which thread folds a stream of hash h (es_strmap_hash: the same hash
+ * then finds its fold, by its low bits). */
+static int owner(uint64_t h, int jobs)
+{
+	return (int)((h >> 32) % (uint64_t)jobs);
+}
+
+static int fail_at(struct worker *w, size_t bi, size_t off)
+{
+	size_t cur = atomic_load(&w->sh->stop_at);
+
+	w->failed = 1;
+	w->fail_blk = bi;
+	w->fail_off = off;
+	while (bi < cur && !atomic_compare_exchange_weak(&w->sh->stop_at, &cur, bi))
+		;
+	return -1;
+}
+
+/* Parse, select and fold one line of this thread's streams. */
+static int fold_line(struct worker *w, const struct blk *b, size_t bi, const char *line,
+		     size_t len, uint64_t prev_seq, uint64_t h)
+{
+	struct es_rec r;
+	struct es_fold *f;
+	const char *why;
+	size_t off = (size_t)(line - b->p);
+
+	if (es_rec_parse(line, len, 0, &r, &why) != 0 ||
+	    (es_rec_locate_body(line, &r, w->need) != 0 && (why = "\"data\" is not an object"))) {
+		if (b->name)
+			es_fail(&w->err, ES_CORRUPT, "%s: offset %llu: after seq %llu: %s", b->name,
+				(unsigned long long)(b->off + off), (unsigned long long)prev_seq, why);
+		else
+			es_fail(&w->err, ES_CORRUPT, "archive: after seq %llu: %s",
+				(unsigned long long)prev_seq, why);
+		return fail_at(w, bi, off);
+	}
+	if (r.seq <= prev_seq || !es_sel_match(w->sel, &r))
+		return 0; /* (a segment met twice is read once, as es_log does) */
+	if (h == 0) /* its start was not read by prefix(); or the hash is 0 */
+		h = es_strmap_hash(r.stream, r.stream_len);
+	if (!(f = es_foldset_get_h(&w->fs, w->red, &r, h))) {
+		es_fail(&w->err, ES_IO, "out of memory");
+		return fail_at(w, bi, off);
+	}
+	if (es_fold_apply(w->red, f, &r, &w->err))
+		return fail_at(w, bi, off);
+	return 0;
+}
+
+/* Every thread reads every line as far as its stream (and seq), from the
+ * same block at about the same time: splitting the lines once and handing
+ * them round was slower, as the lines then reach the folding thread's
+ * cache from another core's. */
+static int fold_block(struct worker *w, const struct blk *b, size_t bi)
+{
+	const char *p = b->p, *end = b->p + b->len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p)), *st;
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p), stlen;
+		uint64_t seq, prev = w->last_seq, h = 0; /* 0: not known (yet) */
+		int mine = w->id == 0; /* a line without its start: thread 0 says why */
+
+		if (prefix(p, len, &seq, &st, &stlen) == 0) {
+			h = es_strmap_hash(st, stlen);
+			mine = owner(h, w->jobs) == w->id;
+			if (seq > w->last_seq)
+				w->last_seq = seq;
+		}
+		if (mine && fold_line(w, b, bi, p, len, prev, h))
+			return -1;
+		p += len + 1;
+	}
+	return 0;
+}
+
+/* The lines of this thread's states, before they are freed. */
+static void print_states(struct worker *w)
+{
+	size_t n = w->fs.n;
+
+	if (n && !(w->lines = es_malloc(n * sizeof(*w->lines)))) {
+		es_fail(&w->err, ES_IO, "out of memory");
+		fail_at(w, SIZE_MAX - 1, 0);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t start = w->out->len;
+		if (es_fold_print(&w->fs.f[i], w->out)) {
+			es_fail(&w->err, ES_IO, "out of memory");
+			fail_at(w, SIZE_MAX - 1, 0);
+			return;
+		}
+		w->lines[w->nlines++] = (struct wline){w->fs.f[i].first_seq, start,
+						       w->out->len - start};
+	}
+}
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	struct shared *sh = w->sh;
+
+	int abandon = 0;
+
+	for (size_t i = 0;; i++) {
+		struct blk b;
+		int have;
+		pthread_mutex_lock(&sh->mu);
+		while (i >= sh->nb && !sh->done)
+			pthread_cond_wait(&sh->cv, &sh->mu);
+		have = i < sh->nb;
+		if (have)
+			b = sh->b[i];
+		abandon = sh->abandon;
+		pthread_mutex_unlock(&sh->mu);
+		/* blocks after an earlier failure cannot change the outcome */
+		if (!have || i > atomic_load(&sh->stop_at) || fold_block(w, &b, i))
+			break;
+	}
+	if (!w->failed && !abandon && atomic_load(&sh->stop_at) == SIZE_MAX)
+		print_states(w);
+	es_foldset_release(&w->fs);
+	return NULL;
+}
+
+static int publish(struct shared *sh, const char *p, size_t len, const char *name, uint64_t off,
+		   char *own)
+{
+	struct blk b = {p, len, name, off, own};
+	int rc = 0;
+
+	pthread_mutex_lock(&sh->mu);
+	if (sh->nb == sh->cap) {
+		size_t cap = sh->cap ? sh->cap * 2 : 1024;
+		struct blk *nb = es_realloc(sh->b, cap * sizeof(*nb));
+		if (nb) {
+			sh->b = nb;
+			sh->cap = cap;
+		}
+	}
+	if (sh->nb < sh->cap) {
+		sh->b[sh->nb++] = b;
+		pthread_cond_broadcast(&sh->cv);
+	} else {
+		rc = -1;
+	}
+	pthread_mutex_unlock(&sh->mu);
+	if (rc)
+		free(own);
+	return rc;
+}
+
+/* Archived history, up to seq arc, in copied blocks. */
+static int feed_archive(struct shared *sh, struct es_store *s, uint64_t arc, struct es_error *err)
+{
+	struct es_log lg;
+	const char *line;
+	size_t len, used = 0, cap = 0;
+	struct es_rec r;
+	char *buf = NULL;
+	int n, oom = 0;
+
+	if (es_log_open_store(&lg, s, 0, err))
+		return err->code;
+	while ((n = es_log_next(&lg, &line, &len, &r, ES_REC_BODY, err)) == 1 && r.seq <= arc) {
+		if (used + len + 1 > cap) {
+			if (buf && (oom = publish(sh, buf, used, NULL, 0, buf)) != 0)
+				buf = NULL;
+			cap = len + 1 > ARC_BLOCK ? len + 1 : ARC_BLOCK;
+			used = 0;
+			if (oom || !(buf = es_malloc(cap))) {
+				oom = 1;
+				break;
+			}
+		}
+		memcpy(buf + used, line, len);
+		buf[used + len] = '\n';
+		used += len + 1;
+	}
+	es_log_close(&lg);
+	/* what was read before a bad line still goes first */
+	if (!oom && buf && used)
+		oom = publish(sh, buf, used, NULL, 0, buf);
+	else if (buf)
+		free(buf);
+	if (oom)
+		return es_fail(err, ES_IO, "out of memory");
+	return n < 0 ? -n : 0;
+}
+
+static int by_first(const void *x, const void *y)
+{
+	const struct es_foldpar_line *a = x, *b = y;
+
+	return a->first_seq < b->first_seq ? -1 : a->first_seq > b->first_seq;
+}
+
+/* Every thread's lines, in order of first appearance. */
+static int gather(struct es_foldpar *fp, struct worker *w, struct es_error *err)
+{
+	size_t n = 0;
+
+	for (int j = 0; j < fp->jobs; j++)
+		n += w[j].nlines;
+	if (n && !(fp->lines = es_malloc(n * sizeof(*fp->lines))))
+		return es_fail(err, ES_IO, "out of memory");
+	for (int j = 0; j < fp->jobs; j++)
+		for (size_t i = 0; i < w[j].nlines; i++) {
+			const struct wline *l = &w[j].lines[i];
+			fp->lines[fp->n++] = (struct es_foldpar_line){l->first_seq,
+								      w[j].out->p + l->off, l->len};
+		}
+	if (fp->n)
+		qsort(fp->lines, fp->n, sizeof(*fp->lines), by_first);
+	return 0;
+}
+
+int es_foldpar_run(struct es_foldpar *fp, struct es_store *s, const struct es_reducer *r,
+		   const struct es_sel *sel, int jobs, struct es_error *err)
+{
+	struct shared sh = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	struct worker *w;
+	struct es_pscan sc;
+	int rc, started = 0;
+	size_t fail_blk = SIZE_MAX, fail_off = 0;
+	const struct es_error *first = NULL;
+
+	memset(fp, 0, sizeof(*fp));
+	atomic_init(&sh.stop_at, SIZE_MAX);
+	fp->out = calloc((size_t)jobs, sizeof(*fp->out));
+	w = calloc((size_t)jobs, sizeof(*w));
+	if (!fp->out || !w) {
+		free(w);
+		return es_fail(err, ES_IO, "out of memory");
+	}
+	fp->jobs = jobs;
+	/* Map log/ first: the archive is then read up to where the mapped
+	 * segments begin, even if es-archive moves more meanwhile. */
+	rc = es_pscan_open(&sc, s, 0, 0, err); /* closed at the end even if it failed */
+	for (int j = 0; j < jobs && rc == 0; j++) {
+		w[j] = (struct worker){.id = j, .jobs = jobs, .sh = &sh, .red = r, .sel = sel,
+				       .need = es_reducer_reads(r), .out = &fp->out[j]};
+		if (pthread_create(&w[j].t, NULL, work, &w[j]) != 0)
+			rc = es_fail(err, ES_IO, "cannot start a thread");
+		else
+			started++;
+	}
+	if (rc == 0) {
+		uint64_t arc = es_pscan_archive_end(s);
+		const char *p, *name;
+		size_t len;
+		uint64_t off;
+		if (arc)
+			rc = feed_archive(&sh, s, arc, err);
+		while (rc == 0 && atomic_load(&sh.stop_at) == SIZE_MAX &&
+		       (rc = es_pscan_fill(&sc, &p, &len, &name, &off, err)) == 1)
+			rc = publish(&sh, p, len, name, off, NULL) ? es_fail(err, ES_IO, "out of memory") : 0;
+		if (rc < 0)
+			rc = -rc;
+	}
+	pthread_mutex_lock(&sh.mu);
+	sh.done = 1;
+	sh.abandon = rc != 0;
+	pthread_cond_broadcast(&sh.cv);
+	pthread_mutex_unlock(&sh.mu);
+	for (int j = 0; j < started; j++)
+		pthread_join(w[j].t, NULL);
+	/* the earliest failure in the log is the one a single pass meets */
+	for (int j = 0; j < started; j++)
+		if (w[j].failed && (w[j].fail_blk < fail_blk ||
+				    (w[j].fail_blk == fail_blk && w[j].fail_off < fail_off))) {
+			fail_blk = w[j].fail_blk;
+			fail_off = w[j].fail_off;
+			first = &w[j].err;
+		}
+	if (first) {
+		*err = *first;
+		rc = err->code;
+	}
+	if (rc == 0)
+		rc = gather(fp, w, err);
+	es_pscan_close(&sc);
+	for (size_t i = 0; i < sh.nb; i++)
+		free(sh.b[i].own);
+	free(sh.b);
+	for (int j = 0; j < jobs; j++)
+		free(w[j].lines);
+	free(w);
+	pthread_cond_destroy(&sh.cv);
+	pthread_mutex_destroy(&sh.mu);
+	return rc;
+}
+
+void es_foldpar_release(struct es_foldpar *fp)
+{
+	for (int j = 0; fp->out && j < fp->jobs; j++)
+		es_buf_release(&fp->out[j]);
+	free(fp->out);
+	free(fp->lines);
+	memset(fp, 0, sizeof(*fp));
+}
