@@ -117,6 +117,7 @@ static void flush_collected(struct app *a, int sort)
 	a->nlines = 0;
 }
 
+/* Print a state: 0, 1 once --limit is reached, -1 (a->err) out of memory. */
 static int print_fold(struct app *a, const struct es_fold *f)
 {
 	struct es_buf b = ES_BUF_INIT;
@@ -125,7 +126,8 @@ static int print_fold(struct app *a, const struct es_fold *f)
 		return 1;
 	if (es_fold_print(f, &b)) {
 		es_buf_release(&b);
-		return es_fail(&a->err, ES_IO, "out of memory");
+		es_fail(&a->err, ES_IO, "out of memory");
+		return -1;
 	}
 	fwrite(b.p, 1, b.len, stdout);
 	es_buf_release(&b);
@@ -177,9 +179,13 @@ static int scan(struct app *a, struct es_log *lg)
 			flush_collected(a, 0);
 		return rc;
 	}
-	for (size_t i = 0; rc == 0 && i < fs->n; i++)
-		if (print_fold(a, &fs->f[a->com.reverse ? fs->n - 1 - i : i]))
+	for (size_t i = 0; rc == 0 && i < fs->n; i++) {
+		int p = print_fold(a, &fs->f[a->com.reverse ? fs->n - 1 - i : i]);
+		if (p < 0)
+			rc = a->err.code;
+		if (p)
 			break;
+	}
 	return rc;
 }
 
@@ -241,8 +247,8 @@ static int one_stream(struct app *a, const char *stream, size_t slen)
 				  &a->err);
 	if (rc == 0 && a->err.code)
 		rc = a->err.code;
-	if (rc == 0 && !a->events && c.fold.version > 0)
-		print_fold(a, &c.fold);
+	if (rc == 0 && !a->events && c.fold.version > 0 && print_fold(a, &c.fold) < 0)
+		rc = a->err.code;
 	if (c.fold.seq > a->last_seq)
 		a->last_seq = c.fold.seq;
 	es_fold_release(&c.fold);
@@ -326,9 +332,12 @@ static int follow(struct app *a)
 				continue;
 			}
 			struct es_fold *f = es_foldset_get(&a->fs, a->red, &r);
-			if (!f || es_fold_apply(a->red, f, &r, &a->err))
+			if (!f) {
+				es_fail(&a->err, ES_IO, "out of memory");
 				goto out;
-			print_fold(a, f);
+			}
+			if (es_fold_apply(a->red, f, &r, &a->err) || print_fold(a, f) < 0)
+				goto out;
 		}
 		if (n < 0)
 			break;

@@ -20,8 +20,8 @@ static int init(struct es_input *in, int fd, const char *name, int owns, struct 
 	in->line_max = ES_LINE_MAX_DEFAULT;
 	in->cap = 1 << 16;
 	in->buf = es_malloc(in->cap);
-	if (!in->buf)
-		return es_fail_errno(err, ES_IO, "%s", name);
+	if (!in->buf) /* (name may be "": a segment es_log names itself) */
+		return es_fail(err, ES_IO, "out of memory");
 	return 0;
 }
 

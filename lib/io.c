@@ -235,15 +235,29 @@ int es_fsync_dir(const char *path)
 	return r;
 }
 
+static unsigned long alloc_failures;
+
+unsigned long es_alloc_failures(void)
+{
+	return __atomic_load_n(&alloc_failures, __ATOMIC_RELAXED);
+}
+
+static void *counted(void *p)
+{
+	if (!p)
+		__atomic_add_fetch(&alloc_failures, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
 void *es_malloc(size_t n)
 {
 #ifdef ES_TEST_HOOKS
 	if (fault("malloc")) {
 		errno = ENOMEM;
-		return NULL;
+		return counted(NULL);
 	}
 #endif
-	return malloc(n ? n : 1);
+	return counted(malloc(n ? n : 1));
 }
 
 void *es_realloc(void *p, size_t n)
@@ -251,10 +265,10 @@ void *es_realloc(void *p, size_t n)
 #ifdef ES_TEST_HOOKS
 	if (fault("malloc")) {
 		errno = ENOMEM;
-		return NULL;
+		return counted(NULL);
 	}
 #endif
-	return realloc(p, n ? n : 1);
+	return counted(realloc(p, n ? n : 1));
 }
 
 int es_write_file_atomic(const char *path, const void *data, size_t len, int mode)

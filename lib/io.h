@@ -36,6 +36,11 @@ int es_fsync_dir(const char *dir);
 /* malloc/realloc that honour ES_FAULT=malloc:N. */
 void *es_malloc(size_t n);
 void *es_realloc(void *p, size_t n);
+/* How many es_malloc/es_realloc calls (jansson's included) failed so far,
+ * in every thread: code that cannot tell a failed allocation from an
+ * answer (a value "absent", a path "not settable") compares it before and
+ * after. */
+unsigned long es_alloc_failures(void);
 /* Write data to path atomically: temp file in the same directory, fsync,
  * rename, fsync the directory. 0 or -1 with errno. */
 int es_write_file_atomic(const char *path, const void *data, size_t len, int mode);

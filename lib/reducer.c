@@ -264,8 +264,27 @@ static int compile_set(struct ruleset *rs, json_t *arr, const char *where, struc
 	return 0;
 }
 
+static int compile_rules(struct es_reducer **rp, json_t *on, json_t *init, const char *where,
+			 struct es_error *err);
+
+/* A failed allocation while compiling looks like a spec error or, worse,
+ * like success (a rule's constant left NULL): the count of failures tells. */
 int es_reducer_compile_rules(struct es_reducer **rp, json_t *on, json_t *init,
 			     const char *where, struct es_error *err)
+{
+	unsigned long failures = es_alloc_failures();
+	int rc = compile_rules(rp, on, init, where, err);
+
+	if (es_alloc_failures() != failures) {
+		es_reducer_free(*rp);
+		*rp = NULL;
+		return es_fail(err, ES_IO, "out of memory");
+	}
+	return rc;
+}
+
+static int compile_rules(struct es_reducer **rp, json_t *on, json_t *init, const char *where,
+			 struct es_error *err)
 {
 	struct es_reducer *r = calloc(1, sizeof(*r));
 	const char *type;
@@ -380,6 +399,8 @@ json_t *es_reducer_init(const struct es_reducer *r)
 
 static const char *kind(const json_t *v)
 {
+	if (!v)
+		return "nothing"; /* (only after a failed allocation) */
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: return "an object";
 	case JSON_ARRAY: return "an array";
@@ -507,7 +528,8 @@ static int apply_rule(const struct rule *ru, json_t **state, const struct es_rec
 			return 0; /* absent in this event: the rule does nothing */
 	} else if (ru->value) {
 		/* a copy: set and push must never change the rule's constant */
-		v = json_deep_copy(ru->value);
+		if (!(v = json_deep_copy(ru->value)))
+			return -1; /* no memory: apply_set says so */
 	}
 	cur = ru->path.n ? es_path_get(*state, &ru->path) : *state;
 	const char *what = ru->has_from ? ru->from.path.text : "value";
@@ -542,7 +564,10 @@ static int apply_rule(const struct rule *ru, json_t **state, const struct es_rec
 			break;
 		if (ru->op == OP_COUNT) {
 			json_decref(v);
-			v = json_integer(1);
+			if (!(v = json_integer(1))) {
+				rc = -1;
+				break;
+			}
 		}
 		if (!json_is_number(v)) {
 			rc = mismatch(ru, rec, what, v, "a number", err);
@@ -601,12 +626,20 @@ static int apply_rule(const struct rule *ru, json_t **state, const struct es_rec
 	return rc;
 }
 
+/* A failed allocation inside a rule looks like an answer there (a value
+ * "absent", a path that "cannot" be set): the count of failures tells. */
 static int apply_set(const struct ruleset *rs, json_t **state, const struct es_rec *rec,
 		     struct es_error *err)
 {
-	for (size_t i = 0; i < rs->n; i++)
-		if (apply_rule(&rs->r[i], state, rec, err))
+	unsigned long failures = es_alloc_failures();
+
+	for (size_t i = 0; i < rs->n; i++) {
+		int rc = apply_rule(&rs->r[i], state, rec, err);
+		if (es_alloc_failures() != failures)
+			return es_fail(err, ES_IO, "out of memory");
+		if (rc)
 			return err->code;
+	}
 	return 0;
 }
 
@@ -614,8 +647,11 @@ int es_reducer_apply(const struct es_reducer *r, json_t **state, const struct es
 		     struct es_error *err)
 {
 	if (r->is_default) {
+		unsigned long failures = es_alloc_failures();
 		json_t *data = json_loadb(rec->data, rec->data_len, 0, NULL);
 		int rc;
+		if (!data && es_alloc_failures() != failures)
+			return es_fail(err, ES_IO, "out of memory");
 		if (!data)
 			return es_fail(err, ES_DATA, "seq %llu: data is not valid JSON",
 				       (unsigned long long)rec->seq);
@@ -629,7 +665,9 @@ int es_reducer_apply(const struct es_reducer *r, json_t **state, const struct es
 			ix = es_strmap_get(&r->types, rec->type + 1, rec->type_len - 2);
 		} else {
 			json_t *t = es_json_from_raw(rec->type, rec->type_len);
-			ix = t ? es_strmap_get(&r->types, json_string_value(t), json_string_length(t)) : NULL;
+			if (!t) /* a stored type is a valid literal: no memory */
+				return es_fail(err, ES_IO, "out of memory");
+			ix = es_strmap_get(&r->types, json_string_value(t), json_string_length(t));
 			json_decref(t);
 		}
 		if (ix && apply_set(&r->sets[*ix], state, rec, err))

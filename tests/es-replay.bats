@@ -405,3 +405,29 @@ same_as_one_job() {
 	run -3 --separate-stderr es-replay --reducer r.json --stream none
 	[[ "$stderr" == *"seq 24: data.n is a string, not a number"* ]]
 }
+
+@test "regression: no memory while folding is an I/O error, never a wrong state" {
+	# A failed allocation inside a rule looked like an answer: a value
+	# "absent" (the rule skipped: exit 0 with a wrong state), a path that
+	# "cannot" be set (exit 3), a count of NULL (a crash); and a state that
+	# could not be printed ended the output early, exit 0.
+	printf '%s' '{"on":{"ItemAdded":[{"op":"add","path":"q","from":"data.qty"},{"op":"push","path":"s","from":"data.sku"}],
+	             "*":[{"op":"count","path":"n"},{"op":"set","path":"c","from":"data.customer"},{"op":"inc","path":"i"}]}}' > r.json
+	es-replay --reducer r.json > want
+	for j in 1 2; do
+		ok=0
+		for n in $(seq 1 400); do
+			ES_FAULT=malloc:$n run --separate-stderr es-replay -j $j --reducer r.json
+			if [ "$status" -eq 0 ]; then
+				[ "$output" = "$(cat want)" ] || { echo "-j $j malloc:$n: a wrong state"; return 1; }
+				# past the last allocation (a failure may also be harmless)
+				[ $((ok += 1)) -lt 5 ] || break
+				continue
+			fi
+			ok=0
+			[ "$status" -eq 4 ] || { echo "-j $j malloc:$n: exit $status: $stderr"; return 1; }
+			[[ "$stderr" == *"out of memory"* ]] || { echo "-j $j malloc:$n: $stderr"; return 1; }
+		done
+		[ "$status" -eq 0 ]
+	done
+}
