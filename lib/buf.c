@@ -68,3 +68,16 @@ void es_buf_release(struct es_buf *b)
 	b->p = NULL;
 	b->len = b->cap = 0;
 }
+
+char *es_put_u64(char *p, uint64_t v)
+{
+	char tmp[24];
+	int n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}

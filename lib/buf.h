@@ -3,6 +3,7 @@
 #define ES_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct es_buf {
 	char *p;
@@ -16,6 +17,8 @@ int es_buf_add(struct es_buf *b, const void *data, size_t n);
 int es_buf_adds(struct es_buf *b, const char *s);
 int es_buf_addf(struct es_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int es_buf_addc(struct es_buf *b, char c);
+/* Write v in decimal at p (no NUL); returns the end. */
+char *es_put_u64(char *p, uint64_t v);
 static inline void es_buf_reset(struct es_buf *b) { b->len = 0; }
 void es_buf_release(struct es_buf *b);
 

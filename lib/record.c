@@ -348,19 +348,6 @@ int es_uuid7(int64_t us, char out[37])
 	return 0;
 }
 
-char *es_put_u64(char *p, uint64_t v)
-{
-	char tmp[24];
-	int n = 0;
-
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10) > 0);
-	while (n > 0)
-		*p++ = tmp[--n];
-	return p;
-}
-
 #define PUT(lit) (memcpy(p, lit, sizeof(lit) - 1), p += sizeof(lit) - 1)
 
 int es_record_build(struct es_buf *out, struct es_chain *chain,

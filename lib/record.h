@@ -71,8 +71,6 @@ int es_batch_move(struct es_batch *dst, struct es_batch *src);
 int es_batch_add_line(struct es_batch *b, const char *line, size_t len,
 		      uint64_t lineno, int flags, struct es_error *err);
 
-/* Write v in decimal at p (no NUL); returns the end. */
-char *es_put_u64(char *p, uint64_t v);
 /* A new UUIDv7 (RFC 9562) for time us: 36 chars and a NUL. 0 or -1. */
 int es_uuid7(int64_t us, char out[37]);
 

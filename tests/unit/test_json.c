@@ -153,5 +153,58 @@ int main(void)
 	es_path_release(&p);
 	json_decref(st);
 	es_buf_release(&b);
+	/* es_json_dump_add writes jansson's text itself: the same bytes as
+	 * json_dumps for every kind of value, every control character, keys
+	 * and strings with NULs, the int64 limits, reals of every shape */
+	{
+		const size_t flags = ES_JSON_DUMP_FLAGS | JSON_ENCODE_ANY;
+		json_t *obj = json_object(), *arr = json_array(), *all[40];
+		char cs[40];
+		size_t n = 0;
+		int bad = 0;
+		for (int c = 0; c < 32; c++)
+			cs[c] = (char)c;
+		memcpy(cs + 32, "\"\\/\x7f\xc3\xa9z", 8);
+		all[n++] = json_stringn(cs, 40);
+		all[n++] = json_string("");
+		all[n++] = json_string("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 </script>");
+		all[n++] = json_integer(0);
+		all[n++] = json_integer(-1);
+		all[n++] = json_integer(INT64_MAX);
+		all[n++] = json_integer(INT64_MIN);
+		all[n++] = json_real(19.99);
+		all[n++] = json_real(-0.0);
+		all[n++] = json_real(1e300);
+		all[n++] = json_real(0.1 + 0.2);
+		all[n++] = json_real(3.0);
+		all[n++] = json_true();
+		all[n++] = json_false();
+		all[n++] = json_null();
+		all[n++] = json_object();
+		all[n++] = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append(arr, all[i]);
+		json_object_setn(obj, "k\0\"\n", 4, arr);
+		json_object_set_new(obj, "z", json_integer(1));
+		json_object_set_new(obj, "a", json_pack("{s:[{s:[]},{}],s:o}", "x", "y", "n", json_null()));
+		all[n++] = json_incref(obj);
+		all[n++] = json_incref(arr);
+		for (size_t i = 0; i < n; i++) {
+			char *want = json_dumps(all[i], flags);
+			es_buf_reset(&b);
+			es_buf_adds(&b, "<");
+			if (!want || es_json_dump_add(&b, all[i]) || b.len != strlen(want) + 1 ||
+			    memcmp(b.p + 1, want, b.len - 1) != 0) {
+				fprintf(stderr, "  dump %zu: got '%s', want '%s'\n", i, b.p, want ? want : "?");
+				bad++;
+			}
+			free(want);
+			json_decref(all[i]);
+		}
+		CHECK(bad == 0);
+		json_decref(obj);
+		json_decref(arr);
+	}
+	es_buf_release(&b);
 	return unit_done("json");
 }
