@@ -21,6 +21,7 @@ struct blk {
 	const char *name;  /* "log/<seg>.ndjson"; NULL: restored from the archive */
 	uint64_t off;      /* of p in that segment */
 	char *own;         /* the copy of archived lines, freed at the end */
+	atomic_int *mapped; /* a mapped block: whether a thread faulted it in */
 };
 
 struct shared {
@@ -30,6 +31,7 @@ struct shared {
 	size_t nb, cap;
 	int done;              /* every block is published */
 	int abandon;           /* and the reading failed: print nothing */
+	int printed;           /* threads done with their lines */
 	atomic_size_t stop_at; /* the earliest block a thread failed in */
 };
 
@@ -48,6 +50,14 @@ struct worker {
 	int failed;
 	size_t fail_blk, fail_off;
 	struct es_error err;
+};
+
+/* What lives from es_foldpar_run to es_foldpar_release. */
+struct es_foldpar_run {
+	struct shared sh;
+	struct worker *w;
+	int started;
+	struct es_pscan sc;
 };
 
 /* seq and stream of a stored line, read from its fixed start (record.h);
@@ -192,11 +202,23 @@ static void *work(void *arg)
 		abandon = sh->abandon;
 		pthread_mutex_unlock(&sh->mu);
 		/* blocks after an earlier failure cannot change the outcome */
-		if (!have || i > atomic_load(&sh->stop_at) || fold_block(w, &b, i))
+		if (!have || i > atomic_load(&sh->stop_at))
+			break;
+		/* The first thread to reach a block faults it in: the one ahead
+		 * pays, which evens the threads out (the reading thread did it
+		 * before, and the thread that shared its core fell behind). */
+		if (b.mapped && !atomic_exchange(b.mapped, 1))
+			es_pscan_populate(b.p, b.len);
+		if (fold_block(w, &b, i))
 			break;
 	}
 	if (!w->failed && !abandon && atomic_load(&sh->stop_at) == SIZE_MAX)
 		print_states(w);
+	pthread_mutex_lock(&sh->mu);
+	sh->printed++;
+	pthread_cond_broadcast(&sh->cv);
+	pthread_mutex_unlock(&sh->mu);
+	/* (while the caller writes the lines out) */
 	es_foldset_release(&w->fs);
 	return NULL;
 }
@@ -204,9 +226,13 @@ static void *work(void *arg)
 static int publish(struct shared *sh, const char *p, size_t len, const char *name, uint64_t off,
 		   char *own)
 {
-	struct blk b = {p, len, name, off, own};
+	struct blk b = {p, len, name, off, own, NULL};
 	int rc = 0;
 
+	if (!own && !(b.mapped = es_malloc(sizeof(*b.mapped))))
+		return -1;
+	if (b.mapped)
+		atomic_init(b.mapped, 0);
 	pthread_mutex_lock(&sh->mu);
 	if (sh->nb == sh->cap) {
 		size_t cap = sh->cap ? sh->cap * 2 : 1024;
@@ -223,8 +249,10 @@ static int publish(struct shared *sh, const char *p, size_t len, const char *nam
 		rc = -1;
 	}
 	pthread_mutex_unlock(&sh->mu);
-	if (rc)
+	if (rc) {
 		free(own);
+		free(b.mapped);
+	}
 	return rc;
 }
 
@@ -296,32 +324,40 @@ static int gather(struct es_foldpar *fp, struct worker *w, struct es_error *err)
 int es_foldpar_run(struct es_foldpar *fp, struct es_store *s, const struct es_reducer *r,
 		   const struct es_sel *sel, int jobs, struct es_error *err)
 {
-	struct shared sh = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	struct es_foldpar_run *run;
+	struct shared *sh;
 	struct worker *w;
-	struct es_pscan sc;
-	int rc, started = 0;
+	int rc;
 	size_t fail_blk = SIZE_MAX, fail_off = 0;
 	const struct es_error *first = NULL;
 
 	memset(fp, 0, sizeof(*fp));
-	atomic_init(&sh.stop_at, SIZE_MAX);
 	fp->out = calloc((size_t)jobs, sizeof(*fp->out));
+	run = calloc(1, sizeof(*run));
 	w = calloc((size_t)jobs, sizeof(*w));
-	if (!fp->out || !w) {
+	if (!fp->out || !run || !w) {
+		free(run);
 		free(w);
 		return es_fail(err, ES_IO, "out of memory");
 	}
+	fp->run = run;
 	fp->jobs = jobs;
+	run->w = w;
+	sh = &run->sh;
+	pthread_mutex_init(&sh->mu, NULL);
+	pthread_cond_init(&sh->cv, NULL);
+	atomic_init(&sh->stop_at, SIZE_MAX);
 	/* Map log/ first: the archive is then read up to where the mapped
 	 * segments begin, even if es-archive moves more meanwhile. */
-	rc = es_pscan_open(&sc, s, 0, 0, err); /* closed at the end even if it failed */
+	rc = es_pscan_open(&run->sc, s, 0, 0, err); /* closed at release even if it failed */
+	run->sc.lazy = 1;
 	for (int j = 0; j < jobs && rc == 0; j++) {
-		w[j] = (struct worker){.id = j, .jobs = jobs, .sh = &sh, .red = r, .sel = sel,
+		w[j] = (struct worker){.id = j, .jobs = jobs, .sh = sh, .red = r, .sel = sel,
 				       .need = es_reducer_reads(r), .out = &fp->out[j]};
 		if (pthread_create(&w[j].t, NULL, work, &w[j]) != 0)
 			rc = es_fail(err, ES_IO, "cannot start a thread");
 		else
-			started++;
+			run->started++;
 	}
 	if (rc == 0) {
 		uint64_t arc = es_pscan_archive_end(s);
@@ -329,22 +365,24 @@ int es_foldpar_run(struct es_foldpar *fp, struct es_store *s, const struct es_re
 		size_t len;
 		uint64_t off;
 		if (arc)
-			rc = feed_archive(&sh, s, arc, err);
-		while (rc == 0 && atomic_load(&sh.stop_at) == SIZE_MAX &&
-		       (rc = es_pscan_fill(&sc, &p, &len, &name, &off, err)) == 1)
-			rc = publish(&sh, p, len, name, off, NULL) ? es_fail(err, ES_IO, "out of memory") : 0;
+			rc = feed_archive(sh, s, arc, err);
+		while (rc == 0 && atomic_load(&sh->stop_at) == SIZE_MAX &&
+		       (rc = es_pscan_fill(&run->sc, &p, &len, &name, &off, err)) == 1)
+			rc = publish(sh, p, len, name, off, NULL) ? es_fail(err, ES_IO, "out of memory") : 0;
 		if (rc < 0)
 			rc = -rc;
 	}
-	pthread_mutex_lock(&sh.mu);
-	sh.done = 1;
-	sh.abandon = rc != 0;
-	pthread_cond_broadcast(&sh.cv);
-	pthread_mutex_unlock(&sh.mu);
-	for (int j = 0; j < started; j++)
-		pthread_join(w[j].t, NULL);
+	/* every block is out: wait for the threads' lines (they free their
+	 * states after, while the caller writes; es_foldpar_release joins) */
+	pthread_mutex_lock(&sh->mu);
+	sh->done = 1;
+	sh->abandon = rc != 0;
+	pthread_cond_broadcast(&sh->cv);
+	while (sh->printed < run->started)
+		pthread_cond_wait(&sh->cv, &sh->mu);
+	pthread_mutex_unlock(&sh->mu);
 	/* the earliest failure in the log is the one a single pass meets */
-	for (int j = 0; j < started; j++)
+	for (int j = 0; j < run->started; j++)
 		if (w[j].failed && (w[j].fail_blk < fail_blk ||
 				    (w[j].fail_blk == fail_blk && w[j].fail_off < fail_off))) {
 			fail_blk = w[j].fail_blk;
@@ -355,22 +393,29 @@ int es_foldpar_run(struct es_foldpar *fp, struct es_store *s, const struct es_re
 		*err = *first;
 		rc = err->code;
 	}
-	if (rc == 0)
-		rc = gather(fp, w, err);
-	es_pscan_close(&sc);
-	for (size_t i = 0; i < sh.nb; i++)
-		free(sh.b[i].own);
-	free(sh.b);
-	for (int j = 0; j < jobs; j++)
-		free(w[j].lines);
-	free(w);
-	pthread_cond_destroy(&sh.cv);
-	pthread_mutex_destroy(&sh.mu);
-	return rc;
+	return rc == 0 ? gather(fp, w, err) : rc;
 }
 
 void es_foldpar_release(struct es_foldpar *fp)
 {
+	struct es_foldpar_run *run = fp->run;
+
+	if (run) {
+		for (int j = 0; j < run->started; j++)
+			pthread_join(run->w[j].t, NULL);
+		es_pscan_close(&run->sc);
+		for (size_t i = 0; i < run->sh.nb; i++) {
+			free(run->sh.b[i].own);
+			free(run->sh.b[i].mapped);
+		}
+		free(run->sh.b);
+		for (int j = 0; j < fp->jobs; j++)
+			free(run->w[j].lines);
+		free(run->w);
+		pthread_cond_destroy(&run->sh.cv);
+		pthread_mutex_destroy(&run->sh.mu);
+		free(run);
+	}
 	for (int j = 0; fp->out && j < fp->jobs; j++)
 		es_buf_release(&fp->out[j]);
 	free(fp->out);

@@ -6,8 +6,9 @@
  * exactly the events, in exactly the order, a single pass would give it,
  * whatever the reducer: nothing is merged but the lists of states.
  *
- * Each thread then prints its states (es_fold_print) and frees them, so
- * what is left to the caller is to write the lines in order.
+ * Each thread then prints its states (es_fold_print), and frees them while
+ * the caller writes the lines out in order; es_foldpar_release waits for
+ * that and unmaps the log.
  *
  * The log/ segments are mapped (project_scan.c) and their blocks handed to
  * every thread as they are found; archived history is restored through
@@ -37,6 +38,7 @@ struct es_foldpar_line {
 };
 
 struct es_foldpar {
+	struct es_foldpar_run *run; /* the threads and the mapped log */
 	struct es_buf *out;       /* the lines, one buffer per thread */
 	int jobs;
 	struct es_foldpar_line *lines; /* every state, by first selected event */

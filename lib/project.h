@@ -282,6 +282,9 @@ struct es_pscan {
 	void **maps;                    /* per segment: its mapping (or NULL) */
 	uint64_t *ends;                 /* and the length mapped */
 	char (*names)[40];              /* "log/<20 digits>.ndjson" per segment */
+	int lazy;                       /* set after open: fill does not fault
+					 * blocks in (the reader calls
+					 * es_pscan_populate) */
 };
 /* Open at byte off of segment seg (its first seq; 0: the first log/
  * segment after the archive; UINT64_MAX: the end). Archived segments are
@@ -295,6 +298,8 @@ uint64_t es_pscan_archive_end(struct es_store *s);
 int es_pscan_fill(struct es_pscan *sc, const char **block, size_t *len, const char **name,
 		  uint64_t *off, struct es_error *err);
 void es_pscan_close(struct es_pscan *sc);
+/* Fault a block in at once (one call for its pages, not one fault each). */
+void es_pscan_populate(const char *block, size_t len);
 /* Apply the records of sc's blocks: parsed here (-j 1) or by the workers. */
 int es_proj_feed_scan(struct es_proj *p, struct es_pscan *sc, struct es_error *err);
 /* -j N: hand sc's blocks to the workers. */

@@ -154,13 +154,9 @@ int es_pscan_fill(struct es_pscan *sc, const char **block, size_t *len, const ch
 				nl = memchr(q + want, '\n', (size_t)(end - sc->pos - want));
 			want = nl ? (size_t)(nl + 1 - q) : (size_t)(end - sc->pos);
 		}
-#ifdef MADV_POPULATE_READ
-		{
-			/* fault the block in here, not in the worker that parses it */
-			uintptr_t a = (uintptr_t)q & ~(uintptr_t)4095;
-			madvise((void *)a, want + ((uintptr_t)q - a), MADV_POPULATE_READ);
-		}
-#endif
+		/* fault the block in here, not in the worker that parses it */
+		if (!sc->lazy)
+			es_pscan_populate(q, want);
 		*block = q;
 		*len = want;
 		*name = sc->names[sc->i];
@@ -169,6 +165,18 @@ int es_pscan_fill(struct es_pscan *sc, const char **block, size_t *len, const ch
 		return 1;
 	}
 	return 0;
+}
+
+void es_pscan_populate(const char *block, size_t len)
+{
+#ifdef MADV_POPULATE_READ
+	uintptr_t a = (uintptr_t)block & ~(uintptr_t)4095;
+
+	madvise((void *)a, len + ((uintptr_t)block - a), MADV_POPULATE_READ);
+#else
+	(void)block;
+	(void)len;
+#endif
 }
 
 void es_pscan_close(struct es_pscan *sc)
