@@ -10,21 +10,16 @@
 /* jansson's allocations that failed: jansson 2.14, out of memory while
  * dumping an object's key to a growing buffer (json_dumps,
  * json_dump_callback), leaves the key out and returns the malformed text
- * as a success. */
-static unsigned long jfailures;
-
+ * as a success. jansson allocates through es_malloc, which counts every
+ * failure (es_alloc_failures, io.h): one counter for both. */
 static void *jmalloc(size_t n)
 {
-	void *p = es_malloc(n);
-
-	if (!p)
-		__atomic_add_fetch(&jfailures, 1, __ATOMIC_RELAXED);
-	return p;
+	return es_malloc(n);
 }
 
 unsigned long es_json_alloc_failures(void)
 {
-	return __atomic_load_n(&jfailures, __ATOMIC_RELAXED);
+	return es_alloc_failures();
 }
 
 char *es_json_dumps(const json_t *v, size_t flags)
