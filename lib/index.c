@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "chain.h"
 #include "io.h"
 #include "record.h"
 
@@ -262,17 +263,34 @@ static MDB_val mkkey(struct es_index *ix, char tag, const char *s, size_t len,
 }
 
 /* Head layout: seq, ts, seg, end (u64 BE each), then 64 hash bytes. */
+/* The head's value: seq, ts, segment, end (64-bit big-endian), the hash,
+ * then the first 16 hex digits of the SHA-256 of all that. The check sum
+ * tells damage to the head (derived data: rebuilt) from a log that lost
+ * records the head vouches for (refused). Heads written before it (no sum)
+ * are still read. */
+#define HEAD_FIELDS (32 + ES_HASH_HEX)
+#define HEAD_SUM 16
+
+static int head_sum(const unsigned char *p, char sum[ES_HASH_HEX + 1])
+{
+	return es_sha256_hex(p, HEAD_FIELDS, sum);
+}
+
 int es_index_get_head(struct es_index *ix, struct es_head *h)
 {
 	MDB_val k = {1, (void *)"H"}, v;
 	int rc = mdb_get(ix->txn, ix->dbi, &k, &v);
+	char sum[ES_HASH_HEX + 1];
 	const unsigned char *p;
 
 	if (rc == MDB_NOTFOUND)
 		return 1;
-	if (rc != 0 || v.mv_size != 32 + ES_HASH_HEX)
+	if (rc != 0 || (v.mv_size != HEAD_FIELDS && v.mv_size != HEAD_FIELDS + HEAD_SUM))
 		return -1;
 	p = v.mv_data;
+	if (v.mv_size > HEAD_FIELDS &&
+	    (head_sum(p, sum) != 0 || memcmp(sum, p + HEAD_FIELDS, HEAD_SUM) != 0))
+		return -1;
 	h->seq = get_be(p);
 	h->ts = (int64_t)get_be(p + 8);
 	h->seg = get_be(p + 16);
@@ -284,7 +302,8 @@ int es_index_get_head(struct es_index *ix, struct es_head *h)
 
 int es_index_put_head(struct es_index *ix, const struct es_head *h, struct es_error *err)
 {
-	unsigned char buf[32 + ES_HASH_HEX];
+	unsigned char buf[HEAD_FIELDS + HEAD_SUM];
+	char sum[ES_HASH_HEX + 1];
 	MDB_val k = {1, (void *)"H"}, v = {sizeof(buf), buf};
 	int rc;
 
@@ -293,6 +312,9 @@ int es_index_put_head(struct es_index *ix, const struct es_head *h, struct es_er
 	put_be(buf + 16, h->seg);
 	put_be(buf + 24, h->end);
 	memcpy(buf + 32, h->hash, ES_HASH_HEX);
+	if (head_sum(buf, sum) != 0)
+		return es_fail(err, ES_IO, "index: put: out of memory");
+	memcpy(buf + HEAD_FIELDS, sum, HEAD_SUM);
 	rc = mdb_put(ix->txn, ix->dbi, &k, &v, 0);
 	return rc ? lmdb_fail(err, rc, "put") : 0;
 }

@@ -75,7 +75,8 @@ int es_index_sub_end(struct es_index *ix, int commit, struct es_error *err);
 /* Drop everything (inside a write transaction). */
 int es_index_clear(struct es_index *ix, struct es_error *err);
 
-/* 0 and *h filled, 1 when there is no head (empty or new index), or -1. */
+/* 0 and *h filled, 1 when there is no head (empty or new index), or -1
+ * (unreadable, or damaged: its check sum does not match). */
 int es_index_get_head(struct es_index *ix, struct es_head *h);
 int es_index_put_head(struct es_index *ix, const struct es_head *h, struct es_error *err);
 

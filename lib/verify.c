@@ -307,6 +307,7 @@ struct run {
 	const char *dir;           /* store, or NULL */
 	struct es_head ih;         /* the index head */
 	int have_ih;
+	int ih_damaged;            /* index/ has a head, but it fails its check sum */
 	struct unit *u;
 	size_t nu;
 	struct vmap gmap;
@@ -1451,6 +1452,13 @@ static void check_index(struct run *R, struct es_index *ix, const struct pos *he
 			  "unreadable: rebuilt by the next append, or by --repair-index");
 		return;
 	}
+	if (R->ih_damaged) {
+		R->index_state = IX_STALE;
+		ilist_add(&R->warn, "index/", 0, 0, 0,
+			  "its head is damaged (unreadable, or its check sum does not match): "
+			  "rebuilt by the next append, or by --repair-index");
+		return;
+	}
 	if (!R->have_ih) {
 		if (head->seq > 0) {
 			R->index_state = IX_STALE;
@@ -1963,7 +1971,9 @@ int es_verify_store(const char *dir, const struct es_verify_opts *o,
 	if (R.index_state == IX_UNREADABLE)
 		es_error_clear(err);
 	if (ix && es_index_begin(ix, 0, err) == 0) {
-		R.have_ih = es_index_get_head(ix, &R.ih) == 0;
+		int h = es_index_get_head(ix, &R.ih);
+		R.have_ih = h == 0;
+		R.ih_damaged = h < 0;
 		es_index_abort(ix);
 	}
 	es_error_clear(err);

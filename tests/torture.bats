@@ -229,6 +229,41 @@ PY
 	[ -z "$(ls "$ES_STORE/quarantine")" ]
 }
 
+@test "regression: a damaged index head is rebuilt, not taken for a lost segment" {
+	# A flipped byte in the seq of index/'s head (seq 83 read as
+	# 25051272927248467) stopped every append with "the log ends at seq 83,
+	# but seq 25051272927248467 was stored": damage to derived data taken
+	# for lost events. The head now carries a check sum.
+	for i in $(seq 1 83); do echo '{"stream":"s'$((i % 7))'","type":"T"}'; done | es-append -q
+	command -v python3 >/dev/null || skip "python3 is missing"
+	hash=$(tail -n 1 "$(seg)" | jq -r .hash)
+	python3 - "$ES_STORE/index/data.mdb" "$hash" <<'PY2'
+import sys
+p, h = sys.argv[1], sys.argv[2].encode()
+d = bytearray(open(p, 'rb').read())
+i, n = d.find(h), 0
+while i >= 0:
+    if d[i - 32:i - 24] == (83).to_bytes(8, 'big'):
+        d[i - 31] = 0x59
+        n += 1
+    i = d.find(h, i + 1)
+assert n > 0
+open(p, 'wb').write(d)
+PY2
+	run es-verify
+	assert_success
+	assert_output --partial "its head is damaged"
+	run es-append --expect 11 <<<'{"stream":"s0","type":"T"}'
+	assert_success
+	assert_output --partial '"seq":84,'
+	run "$T/check-store" "$ES_STORE"
+	assert_success
+	assert_output --partial "records=84 "
+	run es-verify
+	assert_success
+	refute_output --partial "index/"
+}
+
 @test "regression: a cut index/data.mdb does not kill es-append with SIGBUS" {
 	# LMDB maps the file and trusts its meta page: pages past a cut end
 	# raised SIGBUS. Such an index is now dropped and rebuilt.
