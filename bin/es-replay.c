@@ -189,12 +189,29 @@ static int scan(struct app *a, struct es_log *lg)
 	return rc;
 }
 
-/* The whole store on com.jobs threads (foldpar.h): the states scan()
- * would print, in its order. */
+/* Test builds: ES_REPLAY_SCAN=log folds a whole store through es_log, one
+ * event at a time, as --from-seq does: the reference the mapped scan is
+ * tested against. */
+static int sequential_scan(void)
+{
+#ifdef ES_TEST_HOOKS
+	const char *v = getenv("ES_REPLAY_SCAN");
+	return v && strcmp(v, "log") == 0;
+#else
+	return 0;
+#endif
+}
+
+/* The whole store on com.jobs threads (foldpar.h), one included: the
+ * states scan() would print, in its order. */
 static int scan_parallel(struct app *a)
 {
 	struct es_foldpar fp;
 	int rc = es_foldpar_run(&fp, &a->store, a->red, &a->sel, a->com.jobs, &a->err);
+
+	if (a->com.verbose && fp.arc_blocks)
+		es_cli_error("archived history: %zu blocks of 1 MiB restored, at most %zu held "
+			     "at once", fp.arc_blocks, fp.arc_peak);
 
 	for (size_t i = 0; rc == 0 && i < fp.n && a->printed < a->com.limit; i++) {
 		const struct es_foldpar_line *l = &fp.lines[a->com.reverse ? fp.n - 1 - i : i];
@@ -404,8 +421,8 @@ int main(int argc, char **argv)
 		rc = es_store_index_ready(&a.store, &a.err);
 		if (rc == 0 && (a.com.nstreams || a.com.category) && !a.follow) {
 			rc = by_stream(&a);
-		} else if ((rc == 0 || rc == 1) && a.com.jobs > 1 && !a.events && !a.follow &&
-			   a.com.from_seq <= 1) {
+		} else if ((rc == 0 || rc == 1) && !a.events && !a.follow && a.com.from_seq <= 1 &&
+			   !sequential_scan()) {
 			rc = scan_parallel(&a);
 		} else if (rc == 0 || rc == 1) {
 			rc = es_log_open_store(&lg, &a.store, a.com.from_seq, &a.err) ? a.err.code

@@ -13,6 +13,9 @@
 #include "strmap.h"
 
 #define ARC_BLOCK (1u << 20)
+/* Archived blocks (copies) held at once, per thread: the reading waits for
+ * the threads rather than restore a whole archive into memory. */
+#define ARC_HELD_PER_JOB 4
 
 /* A block of whole lines, each ended by '\n'. */
 struct blk {
@@ -33,6 +36,10 @@ struct shared {
 	int abandon;           /* and the reading failed: print nothing */
 	int printed;           /* threads done with their lines */
 	atomic_size_t stop_at; /* the earliest block a thread failed in */
+	struct worker *w;      /* the threads, how far each is (worker.next) */
+	int nw;
+	size_t freed;          /* blocks before this one: their copies freed */
+	size_t held, held_max, held_peak, copies; /* archived copies */
 };
 
 struct worker {
@@ -50,6 +57,7 @@ struct worker {
 	int failed;
 	size_t fail_blk, fail_off;
 	struct es_error err;
+	size_t next;        /* blocks done with (SIZE_MAX: all); under sh->mu */
 };
 
 /* What lives from es_foldpar_run to es_foldpar_release. */
@@ -211,16 +219,39 @@ static void *work(void *arg)
 			es_pscan_populate(b.p, b.len);
 		if (fold_block(w, &b, i))
 			break;
+		if (b.own) { /* a copy the reading may be waiting to free */
+			pthread_mutex_lock(&sh->mu);
+			w->next = i + 1;
+			pthread_cond_broadcast(&sh->cv);
+			pthread_mutex_unlock(&sh->mu);
+		}
 	}
 	if (!w->failed && !abandon && atomic_load(&sh->stop_at) == SIZE_MAX)
 		print_states(w);
 	pthread_mutex_lock(&sh->mu);
+	w->next = SIZE_MAX;
 	sh->printed++;
 	pthread_cond_broadcast(&sh->cv);
 	pthread_mutex_unlock(&sh->mu);
 	/* (while the caller writes the lines out) */
 	es_foldset_release(&w->fs);
 	return NULL;
+}
+
+/* Free the copies every thread is done with (under sh->mu). */
+static void reclaim(struct shared *sh)
+{
+	size_t low = SIZE_MAX;
+
+	for (int j = 0; j < sh->nw; j++)
+		if (sh->w[j].next < low)
+			low = sh->w[j].next;
+	for (; sh->freed < low && sh->freed < sh->nb; sh->freed++)
+		if (sh->b[sh->freed].own) {
+			free(sh->b[sh->freed].own);
+			sh->b[sh->freed].own = NULL;
+			sh->held--;
+		}
 }
 
 static int publish(struct shared *sh, const char *p, size_t len, const char *name, uint64_t off,
@@ -234,6 +265,16 @@ static int publish(struct shared *sh, const char *p, size_t len, const char *nam
 	if (b.mapped)
 		atomic_init(b.mapped, 0);
 	pthread_mutex_lock(&sh->mu);
+	/* a copy waits until there is room for it (or a thread failed:
+	 * then nothing after it is read anyway) */
+	while (own && (reclaim(sh), sh->held >= sh->held_max) &&
+	       atomic_load(&sh->stop_at) == SIZE_MAX)
+		pthread_cond_wait(&sh->cv, &sh->mu);
+	if (own) {
+		sh->copies++;
+		if (++sh->held > sh->held_peak)
+			sh->held_peak = sh->held;
+	}
 	if (sh->nb == sh->cap) {
 		size_t cap = sh->cap ? sh->cap * 2 : 1024;
 		struct blk *nb = es_realloc(sh->b, cap * sizeof(*nb));
@@ -247,6 +288,8 @@ static int publish(struct shared *sh, const char *p, size_t len, const char *nam
 		pthread_cond_broadcast(&sh->cv);
 	} else {
 		rc = -1;
+		if (own)
+			sh->held--;
 	}
 	pthread_mutex_unlock(&sh->mu);
 	if (rc) {
@@ -359,6 +402,9 @@ int es_foldpar_run(struct es_foldpar *fp, struct es_store *s, const struct es_re
 		else
 			run->started++;
 	}
+	sh->w = w;
+	sh->nw = run->started;
+	sh->held_max = (size_t)ARC_HELD_PER_JOB * (size_t)jobs;
 	if (rc == 0) {
 		uint64_t arc = es_pscan_archive_end(s);
 		const char *p, *name;
@@ -381,6 +427,8 @@ int es_foldpar_run(struct es_foldpar *fp, struct es_store *s, const struct es_re
 	while (sh->printed < run->started)
 		pthread_cond_wait(&sh->cv, &sh->mu);
 	pthread_mutex_unlock(&sh->mu);
+	fp->arc_blocks = sh->copies;
+	fp->arc_peak = sh->held_peak;
 	/* the earliest failure in the log is the one a single pass meets */
 	for (int j = 0; j < run->started; j++)
 		if (w[j].failed && (w[j].fail_blk < fail_blk ||

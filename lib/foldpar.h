@@ -12,7 +12,8 @@
  *
  * The log/ segments are mapped (project_scan.c) and their blocks handed to
  * every thread as they are found; archived history is restored through
- * es_log first and handed out the same way, as copied blocks. The result
+ * es_log first and handed out the same way, as copied blocks of 1 MiB, at
+ * most 4 per thread at once: a copy is freed when every thread is past it. The result
  * and the errors are those of the sequential scan: the states in order of
  * their streams' first selected event; on a bad line or a failed rule, the
  * error of the earliest one in the log. A record's envelope is read as
@@ -43,6 +44,9 @@ struct es_foldpar {
 	int jobs;
 	struct es_foldpar_line *lines; /* every state, by first selected event */
 	size_t n;
+	/* archived history: blocks restored, and the most held at once (the
+	 * reading waits for the threads, so the archive's size is not) */
+	size_t arc_blocks, arc_peak;
 };
 
 /* Fold every stream of the store whose events pass sel, on jobs threads.

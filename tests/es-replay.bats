@@ -316,11 +316,13 @@ jobs_setup() {
 	                           {"op": "add", "path": "money", "from": "data.price"}]}}' > meta.json
 }
 
-# same_as_one_job OPTIONS...: -j 2 and -j 3 print what one job prints
+# same_as_one_job OPTIONS...: -j 1, 2 and 3 print what the reference
+# prints: the fold through the log reader, one event at a time (a test
+# build's ES_REPLAY_SCAN=log), which --from-seq and --events use
 same_as_one_job() {
 	local j rc1 rcj
-	es-replay "$@" > one 2> one.err && rc1=0 || rc1=$?
-	for j in 2 3; do
+	ES_REPLAY_SCAN=log es-replay "$@" > one 2> one.err && rc1=0 || rc1=$?
+	for j in 1 2 3; do
 		es-replay -j $j "$@" > par 2> par.err && rcj=0 || rcj=$?
 		[ "$rc1" = "$rcj" ] || { echo "seed $seed: $* -j $j: exit $rcj, not $rc1"; return 1; }
 		cmp one par || { echo "seed $seed: $* -j $j: other states"; return 1; }
@@ -359,6 +361,31 @@ same_as_one_job() {
 	same_as_one_job --reducer sum.json
 	cmp before one
 	same_as_one_job --reducer meta.json --reverse
+}
+
+@test "-j N restores archived history a few blocks at a time, not whole" {
+	# The reading restored the whole archive into memory before the
+	# threads were done with any of it: as much memory as the archive.
+	command -v es-archive >/dev/null || skip "es-archive is not built"
+	jobs_setup
+	export ES_STORE="$TMP/arc"
+	gen-events -n 50000 -s "$seed" > all.ndjson # about 21 MB
+	head -n 1 all.ndjson | es-append -q --import-ts
+	sed -i 's/"segment_size":[0-9]*/"segment_size":2000000/' "$ES_STORE/store.json"
+	tail -n +2 all.ndjson | es-append -q --import-ts --batch-size 5000
+	es-archive -q --level 1 --before "$(tail -n 1 all.ndjson | jq -r .ts)"
+	[ "$(ls "$ES_STORE"/log | wc -l)" -le 2 ]
+	ES_REPLAY_SCAN=log es-replay --reducer sum.json > want
+	[ "$(wc -l < want)" -gt 1000 ]
+	for j in 1 2 3; do
+		run --separate-stderr es-replay -v -j $j --reducer sum.json
+		assert_success
+		[ "$output" = "$(cat want)" ]
+		[[ "$stderr" =~ archived\ history:\ ([0-9]+)\ blocks\ of\ 1\ MiB\ restored,\ at\ most\ ([0-9]+)\ held ]]
+		echo "-j $j: ${BASH_REMATCH[1]} blocks, at most ${BASH_REMATCH[2]} held"
+		[ "${BASH_REMATCH[1]}" -gt $((4 * j + 4)) ]
+		[ "${BASH_REMATCH[2]}" -le $((4 * j)) ]
+	done
 }
 
 @test "-j 2 reports the error one job meets first: a failed rule, a bad line" {
