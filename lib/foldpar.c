@@ -68,29 +68,6 @@ struct es_foldpar_run {
 	struct es_pscan sc;
 };
 
-/* seq and stream of a stored line, read from its fixed start (record.h);
- * -1 when that start is not as written. */
-static int prefix(const char *p, size_t len, uint64_t *seq, const char **st, size_t *stlen)
-{
-	static const char a[] = "{\"seq\":", b[] = ",\"stream\":";
-	size_t i = sizeof(a) - 1, d = i, e;
-	uint64_t v = 0;
-
-	if (len < i || memcmp(p, a, i) != 0)
-		return -1;
-	while (i < len && p[i] >= '0' && p[i] <= '9' && i - d < 19)
-		v = v * 10 + (uint64_t)(p[i++] - '0');
-	if (i == d || len - i < sizeof(b) || memcmp(p + i, b, sizeof(b) - 1) != 0)
-		return -1;
-	i += sizeof(b) - 1;
-	if (p[i] != '"' || (e = es_json_skip_string(p + i, len - i, 0)) == (size_t)-1)
-		return -1;
-	*seq = v;
-	*st = p + i;
-	*stlen = e;
-	return 0;
-}
-
 /* Which thread folds a stream of hash h (es_strmap_hash: the same hash
  * then finds its fold, by its low bits). */
 static int owner(uint64_t h, int jobs)
@@ -110,16 +87,17 @@ static int fail_at(struct worker *w, size_t bi, size_t off)
 	return -1;
 }
 
-/* Parse, select and fold one line of this thread's streams. */
+/* Parse, select and fold one line of this thread's streams; st is its
+ * start when es_rec_start read it (else NULL, and h 0). */
 static int fold_line(struct worker *w, const struct blk *b, size_t bi, const char *line,
-		     size_t len, uint64_t prev_seq, uint64_t h)
+		     size_t len, uint64_t prev_seq, const struct es_rec_start *st, uint64_t h)
 {
 	struct es_rec r;
 	struct es_fold *f;
 	const char *why;
 	size_t off = (size_t)(line - b->p);
 
-	if (es_rec_parse(line, len, 0, &r, &why) != 0 ||
+	if (es_rec_parse_rest(line, len, 0, st, &r, &why) != 0 ||
 	    (es_rec_locate_body(line, &r, w->need) != 0 && (why = "\"data\" is not an object"))) {
 		if (b->name)
 			es_fail(&w->err, ES_CORRUPT, "%s: offset %llu: after seq %llu: %s", b->name,
@@ -131,7 +109,7 @@ static int fold_line(struct worker *w, const struct blk *b, size_t bi, const cha
 	}
 	if (r.seq <= prev_seq || !es_sel_match(w->sel, &r))
 		return 0; /* (a segment met twice is read once, as es_log does) */
-	if (h == 0) /* its start was not read by prefix(); or the hash is 0 */
+	if (h == 0) /* its start was not read (es_rec_start); or the hash is 0 */
 		h = es_strmap_hash(r.stream, r.stream_len);
 	if (!(f = es_foldset_get_h(&w->fs, w->red, &r, h))) {
 		es_fail(&w->err, ES_IO, "out of memory");
@@ -151,18 +129,20 @@ static int fold_block(struct worker *w, const struct blk *b, size_t bi)
 	const char *p = b->p, *end = b->p + b->len;
 
 	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p)), *st;
-		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p), stlen;
-		uint64_t seq, prev = w->last_seq, h = 0; /* 0: not known (yet) */
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		uint64_t prev = w->last_seq, h = 0; /* 0: not known (yet) */
 		int mine = w->id == 0; /* a line without its start: thread 0 says why */
+		struct es_rec_start st;
+		int known = es_rec_start(p, len, &st) == 0;
 
-		if (prefix(p, len, &seq, &st, &stlen) == 0) {
-			h = es_strmap_hash(st, stlen);
+		if (known) {
+			h = es_strmap_hash(st.stream, st.stream_len);
 			mine = owner(h, w->jobs) == w->id;
-			if (seq > w->last_seq)
-				w->last_seq = seq;
+			if (st.seq > w->last_seq)
+				w->last_seq = st.seq;
 		}
-		if (mine && fold_line(w, b, bi, p, len, prev, h))
+		if (mine && fold_line(w, b, bi, p, len, prev, known ? &st : NULL, h))
 			return -1;
 		p += len + 1;
 	}

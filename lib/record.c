@@ -463,8 +463,25 @@ static int obj(struct cur *c, const char **p, size_t *n)
 	return 0;
 }
 
+int es_rec_start(const char *line, size_t len, struct es_rec_start *st)
+{
+	struct cur c = {line, line + len};
+
+	return LIT(&c, "{\"seq\":") || num(&c, &st->seq) || LIT(&c, ",\"stream\":") ||
+			       str(&c, &st->stream, &st->stream_len)
+		       ? -1
+		       : 0;
+}
+
 int es_rec_parse(const char *line, size_t len, int flags, struct es_rec *r,
 		 const char **why)
+{
+	return es_rec_parse_rest(line, len, flags, NULL, r, why);
+}
+
+/* (st NULL: the start is read here) */
+int es_rec_parse_rest(const char *line, size_t len, int flags, const struct es_rec_start *st,
+		      struct es_rec *r, const char **why)
 {
 	struct cur c = {line, line + len};
 	const char *tail;
@@ -492,8 +509,19 @@ int es_rec_parse(const char *line, size_t len, int flags, struct es_rec *r,
 		c.end -= 12;
 	}
 	*why = "envelope keys missing or out of order";
-	if (LIT(&c, "{\"seq\":") || num(&c, &r->seq) || LIT(&c, ",\"stream\":") ||
-	    str(&c, &r->stream, &r->stream_len) || LIT(&c, ",\"version\":") ||
+	if (st) {
+		/* read up to the line's end: as read up to the tail, or not at all */
+		if (st->stream + st->stream_len > c.end)
+			return -1;
+		r->seq = st->seq;
+		r->stream = st->stream;
+		r->stream_len = st->stream_len;
+		c.s = st->stream + st->stream_len;
+	} else if (LIT(&c, "{\"seq\":") || num(&c, &r->seq) || LIT(&c, ",\"stream\":") ||
+		   str(&c, &r->stream, &r->stream_len)) {
+		return -1;
+	}
+	if (LIT(&c, ",\"version\":") ||
 	    num(&c, &r->version) || LIT(&c, ",\"type\":") || str(&c, &r->type, &r->type_len) ||
 	    LIT(&c, ",\"ts\":\""))
 		return -1;

@@ -106,6 +106,19 @@ struct es_rec {
 /* Parse a stored line (without its '\n'). 0, or -1 with a reason in *why. */
 int es_rec_parse(const char *line, size_t len, int flags, struct es_rec *r,
 		 const char **why);
+/* A stored line's fixed start, {"seq":N,"stream":"..." : enough to route
+ * a line (foldpar.c) before parsing the rest. 0, or -1 when the line does
+ * not start so (es_rec_parse then says why). */
+struct es_rec_start {
+	uint64_t seq;
+	const char *stream;     /* the literal, quotes included */
+	size_t stream_len;
+};
+int es_rec_start(const char *line, size_t len, struct es_rec_start *st);
+/* es_rec_parse of a line whose start es_rec_start read: the same result,
+ * without reading the start again. */
+int es_rec_parse_rest(const char *line, size_t len, int flags, const struct es_rec_start *st,
+		      struct es_rec *r, const char **why);
 /* After a parse without ES_REC_BODY, locate the body only as far as a
  * reader needs it: data's start always, and with ES_BODY_DATA_END its end
  * (else data's span runs on to the end of the body: a path search stops at

@@ -27,6 +27,64 @@ static int rejects(const char *line, const char *why)
 	return 1;
 }
 
+/* es_rec_start + es_rec_parse_rest give what es_rec_parse gives: the
+ * answer, the reason, every field. */
+static int same_parse(const char *line, size_t len, int flags)
+{
+	struct es_rec a, b;
+	struct es_rec_start st;
+	const char *wa = NULL, *wb = NULL;
+	int ra = es_rec_parse(line, len, flags, &a, &wa), rb;
+
+	if (es_rec_start(line, len, &st) != 0)
+		return 1; /* a line without its start is parsed whole */
+	rb = es_rec_parse_rest(line, len, flags, &st, &b, &wb);
+	if (ra != rb || (ra != 0 && strcmp(wa, wb) != 0)) {
+		fprintf(stderr, "  '%.*s': %d '%s' vs %d '%s'\n", (int)len, line, ra, wa, rb, wb);
+		return 0;
+	}
+	return ra != 0 || (a.seq == b.seq && a.stream == b.stream && a.stream_len == b.stream_len &&
+			   a.version == b.version && a.type == b.type && a.ts == b.ts &&
+			   a.id == b.id && a.data == b.data && a.data_len == b.data_len &&
+			   a.meta == b.meta && a.more == b.more && a.hash == b.hash &&
+			   a.body_len == b.body_len);
+}
+
+/* Every byte of a stored line changed to each of a few telling ones. */
+static int parse_rest_differential(void)
+{
+	static const char *const lines[] = {
+		"{\"seq\":12,\"stream\":\"order-1\",\"version\":3,\"type\":\"T\",\"ts\":"
+		"\"2026-01-01T00:00:00.000000Z\",\"id\":\"x\",\"data\":{\"a\":1},\"hash\":\""
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}",
+		"{\"seq\":7,\"stream\":\"s\\\"q\",\"version\":1,\"type\":\"T\",\"ts\":"
+		"\"2026-01-01T00:00:00.000000Z\",\"id\":\"x\",\"schema\":2,\"data\":{},\"meta\":{},"
+		"\"more\":true,\"hash\":\""
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}",
+		/* a stream that would run into the tail */
+		"{\"seq\":1,\"stream\":\"abc,\"hash\":\""
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}",
+	};
+	static const char subst[] = "\"\\0,x}9 \n";
+	char buf[512];
+	int ok = 1, n = 0;
+
+	for (size_t k = 0; k < sizeof(lines) / sizeof(*lines); k++) {
+		size_t len = strlen(lines[k]);
+		ok &= same_parse(lines[k], len, 0) && same_parse(lines[k], len, ES_REC_BODY);
+		for (size_t i = 0; i < len; i++)
+			for (size_t j = 0; j < sizeof(subst) - 1; j++) {
+				memcpy(buf, lines[k], len);
+				buf[i] = subst[j];
+				ok &= same_parse(buf, len, 0) && same_parse(buf, len, ES_REC_BODY);
+				n++;
+				/* and cut there */
+				ok &= same_parse(buf, i + 1, 0);
+			}
+	}
+	return ok && n > 1000;
+}
+
 int main(void)
 {
 	struct es_batch b;
@@ -136,6 +194,8 @@ int main(void)
 	CHECK(add(&b, "{\"stream\":\"a\",\"type\":\"T\",\"ts\":\"2026-01-01T01:00:00+01:00\"}",
 		  ES_PARSE_TS, &err) == 0);
 	CHECK(b.ev[b.n - 1].ts == 1767225600LL * 1000000);
+
+	CHECK(parse_rest_differential());
 
 	es_batch_release(&b);
 	es_buf_release(&out);
