@@ -376,7 +376,8 @@ int es_foldpar_run(struct es_foldpar *fp, struct es_store *s, const struct es_re
 	run->sc.lazy = 1;
 	for (int j = 0; j < jobs && rc == 0; j++) {
 		w[j] = (struct worker){.id = j, .jobs = jobs, .sh = sh, .red = r, .sel = sel,
-				       .need = es_reducer_reads(r), .out = &fp->out[j]};
+				       .need = es_reducer_reads(r), .out = &fp->out[j],
+				       .fs = {.flat = 1}};
 		if (pthread_create(&w[j].t, NULL, work, &w[j]) != 0)
 			rc = es_fail(err, ES_IO, "cannot start a thread");
 		else

@@ -30,6 +30,7 @@ struct rule {
 	struct evpath from;
 	json_t *value;       /* constant, or NULL */
 	size_t cap;
+	int slot;            /* in a flat state (es_foldset), when the reducer has them */
 	char where[96];
 };
 
@@ -46,6 +47,8 @@ struct es_reducer {
 	size_t nsets;
 	struct ruleset star;
 	char id[ES_HASH_HEX + 1];
+	int nflat;              /* > 0: states can be flat; their keys: */
+	const char *flat_key[ES_FOLD_FLAT];
 };
 
 static int evpath_compile(struct evpath *e, const char *text)
@@ -267,6 +270,75 @@ static int compile_set(struct ruleset *rs, json_t *arr, const char *where, struc
 static int compile_rules(struct es_reducer **rp, json_t *on, json_t *init, const char *where,
 			 struct es_error *err);
 
+/* ---- flat states (es_foldset.flat) ---- */
+
+/* Whether a rule can change a flat state: count, inc or add/sub of an
+ * integer at a one-key path. */
+static int flat_rule(const struct rule *ru)
+{
+	if (ru->path.n != 1)
+		return 0;
+	switch (ru->op) {
+	case OP_COUNT:
+		return 1;
+	case OP_INC:
+		return json_is_integer(ru->value);
+	case OP_ADD:
+	case OP_SUB:
+		if (ru->has_from)
+			return (ru->from.field == F_DATA || ru->from.field == F_META) &&
+			       ru->from.path.n >= 2;
+		return json_is_integer(ru->value);
+	default:
+		return 0;
+	}
+}
+
+static int flat_set(struct es_reducer *r, struct ruleset *rs)
+{
+	for (size_t i = 0; i < rs->n; i++) {
+		struct rule *ru = &rs->r[i];
+		int k = 0;
+		if (!flat_rule(ru))
+			return -1;
+		while (k < r->nflat && strcmp(r->flat_key[k], ru->path.seg[0]) != 0)
+			k++;
+		if (k == r->nflat) {
+			if (k == ES_FOLD_FLAT)
+				return -1;
+			r->flat_key[r->nflat++] = ru->path.seg[0];
+		}
+		ru->slot = k;
+	}
+	return 0;
+}
+
+/* Give r flat states when all its rules allow (test builds: not with
+ * ES_REDUCER_FLAT=0, the reference the flat states are tested against). */
+static void flat_plan(struct es_reducer *r)
+{
+	json_t *probe;
+	int ok;
+
+#ifdef ES_TEST_HOOKS
+	const char *env = getenv("ES_REDUCER_FLAT");
+	if (env && strcmp(env, "0") == 0)
+		return;
+#endif
+	if (r->is_default || !json_is_object(r->init) || json_object_size(r->init) != 0)
+		return;
+	ok = flat_set(r, &r->star) == 0;
+	for (size_t i = 0; ok && i < r->nsets; i++)
+		ok = flat_set(r, &r->sets[i]) == 0;
+	/* a key the object would refuse (not UTF-8) is refused there, as ever */
+	probe = ok ? json_object() : NULL;
+	for (int k = 0; probe && ok && k < r->nflat; k++)
+		ok = json_object_set_new(probe, r->flat_key[k], json_integer(0)) == 0;
+	if (!ok || !probe)
+		r->nflat = 0;
+	json_decref(probe);
+}
+
 /* A failed allocation while compiling looks like a spec error or, worse,
  * like success (a rule's constant left NULL): the count of failures tells. */
 int es_reducer_compile_rules(struct es_reducer **rp, json_t *on, json_t *init,
@@ -333,6 +405,7 @@ static int compile_rules(struct es_reducer **rp, json_t *on, json_t *init, const
 			*ix = set;
 		}
 	}
+	flat_plan(r);
 	*rp = r;
 	return 0;
 fail:
@@ -643,6 +716,29 @@ static int apply_set(const struct ruleset *rs, json_t **state, const struct es_r
 	return 0;
 }
 
+/* The rules for rec's type (NULL: none). 0, or -1 when out of memory. */
+static int typed_set(const struct es_reducer *r, const struct es_rec *rec,
+		     const struct ruleset **rs)
+{
+	const uint64_t *ix;
+
+	*rs = NULL;
+	if (rec->type_len < 2)
+		return 0;
+	if (!memchr(rec->type, '\\', rec->type_len)) {
+		ix = es_strmap_get(&r->types, rec->type + 1, rec->type_len - 2);
+	} else {
+		json_t *t = es_json_from_raw(rec->type, rec->type_len);
+		if (!t) /* a stored type is a valid literal: no memory */
+			return -1;
+		ix = es_strmap_get(&r->types, json_string_value(t), json_string_length(t));
+		json_decref(t);
+	}
+	if (ix)
+		*rs = &r->sets[*ix];
+	return 0;
+}
+
 int es_reducer_apply(const struct es_reducer *r, json_t **state, const struct es_rec *rec,
 		     struct es_error *err)
 {
@@ -659,20 +755,12 @@ int es_reducer_apply(const struct es_reducer *r, json_t **state, const struct es
 		json_decref(data);
 		return rc ? es_fail(err, ES_IO, "out of memory") : 0;
 	}
-	if (rec->type_len >= 2) {
-		const uint64_t *ix;
-		if (!memchr(rec->type, '\\', rec->type_len)) {
-			ix = es_strmap_get(&r->types, rec->type + 1, rec->type_len - 2);
-		} else {
-			json_t *t = es_json_from_raw(rec->type, rec->type_len);
-			if (!t) /* a stored type is a valid literal: no memory */
-				return es_fail(err, ES_IO, "out of memory");
-			ix = es_strmap_get(&r->types, json_string_value(t), json_string_length(t));
-			json_decref(t);
-		}
-		if (ix && apply_set(&r->sets[*ix], state, rec, err))
-			return err->code;
-	}
+	const struct ruleset *typed;
+
+	if (typed_set(r, rec, &typed))
+		return es_fail(err, ES_IO, "out of memory");
+	if (typed && apply_set(typed, state, rec, err))
+		return err->code;
 	return apply_set(&r->star, state, rec, err);
 }
 
@@ -712,10 +800,94 @@ void es_fold_release(struct es_fold *f)
 	memset(f, 0, sizeof(*f));
 }
 
+/* One event on a flat state, all or nothing: 1 when applied; 0 when the
+ * state must become its object first (a value that is not an integer
+ * literal, an overflow); -1 when out of memory. As apply_rule: a value
+ * absent from the event does nothing; a key set for the first time takes
+ * the value (sub: its negation) and comes last in the object. */
+static int flat_apply(const struct es_reducer *r, struct es_fold *f, const struct es_rec *rec)
+{
+	const struct ruleset *sets[2];
+	long long slot[ES_FOLD_FLAT];
+	unsigned char order[ES_FOLD_FLAT], nset = f->nset, have[ES_FOLD_FLAT] = {0};
+
+	if (typed_set(r, rec, &sets[0]))
+		return -1;
+	sets[1] = &r->star;
+	memcpy(slot, f->slot, sizeof(slot));
+	memcpy(order, f->order, sizeof(order));
+	for (unsigned i = 0; i < nset; i++)
+		have[order[i]] = 1;
+	for (int s = 0; s < 2; s++) {
+		for (size_t i = 0; sets[s] && i < sets[s]->n; i++) {
+			const struct rule *ru = &sets[s]->r[i];
+			int k = ru->slot;
+			long long y, z;
+			if (ru->op == OP_COUNT) {
+				y = 1;
+			} else if (!ru->has_from) {
+				y = json_integer_value(ru->value);
+			} else {
+				const char *body = ru->from.field == F_DATA ? rec->data : rec->meta, *vs;
+				size_t blen = ru->from.field == F_DATA ? rec->data_len : rec->meta_len, vlen;
+				if (!body || blen == 0 ||
+				    es_json_find(body, blen, &ru->from.path, 1, &vs, &vlen))
+					continue; /* absent */
+				if (int_literal(vs, vlen, &y))
+					return 0;
+			}
+			if (have[k]) {
+				if (ru->op == OP_SUB ? __builtin_sub_overflow(slot[k], y, &z)
+						     : __builtin_add_overflow(slot[k], y, &z))
+					return 0;
+			} else if (ru->op == OP_SUB) {
+				if (__builtin_sub_overflow(0LL, y, &z))
+					return 0;
+				have[k] = 1;
+				order[nset++] = (unsigned char)k;
+			} else {
+				z = y;
+				have[k] = 1;
+				order[nset++] = (unsigned char)k;
+			}
+			slot[k] = z;
+		}
+	}
+	memcpy(f->slot, slot, sizeof(slot));
+	memcpy(f->order, order, sizeof(order));
+	f->nset = nset;
+	return 1;
+}
+
+/* The flat state as its object (new), or NULL when out of memory. */
+static json_t *flat_object(const struct es_fold *f)
+{
+	json_t *o = json_object();
+
+	for (unsigned i = 0; o && i < f->nset; i++) {
+		int k = f->order[i];
+		if (json_object_set_new(o, f->keys[k], json_integer(f->slot[k]))) {
+			json_decref(o);
+			o = NULL;
+		}
+	}
+	return o;
+}
+
 int es_fold_apply(const struct es_reducer *r, struct es_fold *f, const struct es_rec *rec,
 		  struct es_error *err)
 {
-	if (es_reducer_apply(r, &f->state, rec, err))
+	int flat = f->is_flat ? flat_apply(r, f, rec) : 0;
+
+	if (flat < 0)
+		return es_fail(err, ES_IO, "out of memory");
+	if (flat == 0 && f->is_flat) {
+		/* from now on the state is its object */
+		if (!(f->state = flat_object(f)))
+			return es_fail(err, ES_IO, "out of memory");
+		f->is_flat = 0;
+	}
+	if (flat == 0 && es_reducer_apply(r, &f->state, rec, err))
 		return err->code;
 	if (f->stream.len == 0 && es_buf_add(&f->stream, rec->stream, rec->stream_len))
 		return es_fail(err, ES_IO, "out of memory");
@@ -735,12 +907,17 @@ int es_fold_print(const struct es_fold *f, struct es_buf *out)
 	p = es_put_u64(p + 11, f->version);
 	memcpy(p, ",\"seq\":", 7);
 	p = es_put_u64(p + 7, f->seq);
-	if (es_buf_adds(out, "{\"stream\":") || es_buf_add(out, f->stream.p, f->stream.len) ||
-	    es_buf_add(out, num, (size_t)(p - num)) || es_buf_adds(out, ",\"ts\":\"") ||
-	    es_buf_add(out, f->ts, strlen(f->ts)) || es_buf_adds(out, "\",\"state\":") ||
-	    es_json_dump_add(out, f->state) || es_buf_adds(out, "}\n"))
+	json_t *flat = f->is_flat ? flat_object(f) : NULL;
+	int rc;
+
+	if (f->is_flat && !flat)
 		return -1;
-	return 0;
+	rc = es_buf_adds(out, "{\"stream\":") || es_buf_add(out, f->stream.p, f->stream.len) ||
+	     es_buf_add(out, num, (size_t)(p - num)) || es_buf_adds(out, ",\"ts\":\"") ||
+	     es_buf_add(out, f->ts, strlen(f->ts)) || es_buf_adds(out, "\",\"state\":") ||
+	     es_json_dump_add(out, f->is_flat ? flat : f->state) || es_buf_adds(out, "}\n");
+	json_decref(flat);
+	return rc ? -1 : 0;
 }
 
 int es_foldset_init(struct es_foldset *fs)
@@ -784,10 +961,16 @@ struct es_fold *es_foldset_get_h(struct es_foldset *fs, const struct es_reducer 
 		fs->cap = cap;
 	}
 	f = &fs->f[fs->n];
-	es_fold_init(f, r);
+	if (fs->flat && r->nflat) {
+		memset(f, 0, sizeof(*f));
+		f->is_flat = 1;
+		f->keys = r->flat_key;
+	} else {
+		es_fold_init(f, r);
+	}
 	f->first_seq = rec->seq;
 	*ix = fs->n;
-	if (!f->state || es_buf_add(&f->stream, rec->stream, rec->stream_len)) {
+	if ((!f->state && !f->is_flat) || es_buf_add(&f->stream, rec->stream, rec->stream_len)) {
 		es_fold_release(f);
 		return NULL;
 	}

@@ -60,13 +60,22 @@ int es_reducer_apply(const struct es_reducer *r, json_t **state, const struct es
  * path is absent. Used by filters and group keys too. */
 json_t *es_event_get(const struct es_rec *rec, const char *path);
 
+/* At most this many integers make a flat state (see es_foldset). */
+#define ES_FOLD_FLAT 8
+
 /* A stream being folded: state plus the position it reflects. */
 struct es_fold {
-	json_t *state;
+	json_t *state;          /* NULL while the state is flat */
 	uint64_t version, seq;
 	uint64_t first_seq;     /* in a foldset: of the first event folded */
 	char ts[ES_TS_LEN + 1];
 	struct es_buf stream;   /* JSON literal of the stream */
+	/* flat: the state is {key: integer, ...} held as the reducer's slots,
+	 * in the order the keys were first set */
+	int is_flat;
+	unsigned char nset, order[ES_FOLD_FLAT];
+	long long slot[ES_FOLD_FLAT];
+	const char *const *keys; /* the reducer's, by slot */
 };
 void es_fold_init(struct es_fold *f, const struct es_reducer *r);
 void es_fold_release(struct es_fold *f);
@@ -76,11 +85,21 @@ int es_fold_apply(const struct es_reducer *r, struct es_fold *f, const struct es
 int es_fold_print(const struct es_fold *f, struct es_buf *out);
 
 /* Many streams folded at once (files, stdin, whole-store scans), in order of
- * first appearance. */
+ * first appearance.
+ *
+ * With flat set (before the first fold), a reducer whose every rule is
+ * count, inc, add or sub of integers at a one-key path (and no init) keeps
+ * each state as a few integers instead of a JSON object: the same states,
+ * printed by es_fold_print the same, at a fraction of the lookups. The
+ * first value that is not such an integer, or an overflow, turns that
+ * state into its JSON object for good, before the event is applied. Only
+ * es_fold_apply and es_fold_print know flat states: a caller that reads
+ * f->state itself leaves flat unset. */
 struct es_foldset {
 	struct es_strmap map; /* stream literal -> index */
 	struct es_fold *f;
 	size_t n, cap;
+	int flat;
 };
 int es_foldset_init(struct es_foldset *fs);
 void es_foldset_release(struct es_foldset *fs);
