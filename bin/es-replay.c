@@ -210,8 +210,8 @@ static int scan_parallel(struct app *a)
 	int rc = es_foldpar_run(&fp, &a->store, a->red, &a->sel, a->com.jobs, &a->err);
 
 	if (a->com.verbose && fp.arc_blocks)
-		es_cli_error("archived history: %zu blocks of 1 MiB restored, at most %zu held "
-			     "at once", fp.arc_blocks, fp.arc_peak);
+		es_cli_error("archived history: %zu blocks restored (1 MiB each, or one longer "
+			     "line), at most %zu held at once", fp.arc_blocks, fp.arc_peak);
 
 	for (size_t i = 0; rc == 0 && i < fp.n && a->printed < a->com.limit; i++) {
 		const struct es_foldpar_line *l = &fp.lines[a->com.reverse ? fp.n - 1 - i : i];

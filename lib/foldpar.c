@@ -250,11 +250,6 @@ static int publish(struct shared *sh, const char *p, size_t len, const char *nam
 	while (own && (reclaim(sh), sh->held >= sh->held_max) &&
 	       atomic_load(&sh->stop_at) == SIZE_MAX)
 		pthread_cond_wait(&sh->cv, &sh->mu);
-	if (own) {
-		sh->copies++;
-		if (++sh->held > sh->held_peak)
-			sh->held_peak = sh->held;
-	}
 	if (sh->nb == sh->cap) {
 		size_t cap = sh->cap ? sh->cap * 2 : 1024;
 		struct blk *nb = es_realloc(sh->b, cap * sizeof(*nb));
@@ -266,10 +261,13 @@ static int publish(struct shared *sh, const char *p, size_t len, const char *nam
 	if (sh->nb < sh->cap) {
 		sh->b[sh->nb++] = b;
 		pthread_cond_broadcast(&sh->cv);
+		if (own) {
+			sh->copies++;
+			if (++sh->held > sh->held_peak)
+				sh->held_peak = sh->held;
+		}
 	} else {
 		rc = -1;
-		if (own)
-			sh->held--;
 	}
 	pthread_mutex_unlock(&sh->mu);
 	if (rc) {
@@ -287,11 +285,13 @@ static int feed_archive(struct shared *sh, struct es_store *s, uint64_t arc, str
 	size_t len, used = 0, cap = 0;
 	struct es_rec r;
 	char *buf = NULL;
-	int n, oom = 0;
+	int n = 0, oom = 0;
 
 	if (es_log_open_store(&lg, s, 0, err))
 		return err->code;
-	while ((n = es_log_next(&lg, &line, &len, &r, ES_REC_BODY, err)) == 1 && r.seq <= arc) {
+	/* (after a thread's failure nothing later can matter: stop reading) */
+	while (atomic_load(&sh->stop_at) == SIZE_MAX &&
+	       (n = es_log_next(&lg, &line, &len, &r, ES_REC_BODY, err)) == 1 && r.seq <= arc) {
 		if (used + len + 1 > cap) {
 			if (buf && (oom = publish(sh, buf, used, NULL, 0, buf)) != 0)
 				buf = NULL;

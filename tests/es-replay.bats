@@ -381,10 +381,21 @@ same_as_one_job() {
 		run --separate-stderr es-replay -v -j $j --reducer sum.json
 		assert_success
 		[ "$output" = "$(cat want)" ]
-		[[ "$stderr" =~ archived\ history:\ ([0-9]+)\ blocks\ of\ 1\ MiB\ restored,\ at\ most\ ([0-9]+)\ held ]]
+		[[ "$stderr" =~ archived\ history:\ ([0-9]+)\ blocks\ restored\ .*,\ at\ most\ ([0-9]+)\ held ]]
 		echo "-j $j: ${BASH_REMATCH[1]} blocks, at most ${BASH_REMATCH[2]} held"
 		[ "${BASH_REMATCH[1]}" -gt $((4 * j + 4)) ]
 		[ "${BASH_REMATCH[2]}" -le $((4 * j)) ]
+		total=${BASH_REMATCH[1]}
+	done
+	# a rule that fails at the first event: the rest is not restored
+	printf '{"on":{"*":[{"op":"add","path":"n","from":"type"}]}}' > bad.json
+	for j in 1 2; do
+		run -3 --separate-stderr es-replay -v -j $j --reducer bad.json
+		[[ "$stderr" == *"seq 1: type is a string, not a number"* ]]
+		[[ "$stderr" =~ archived\ history:\ ([0-9]+)\ blocks ]]
+		echo "-j $j, failing: ${BASH_REMATCH[1]} blocks"
+		[ "${BASH_REMATCH[1]}" -le $((4 * j + 1)) ]
+		[ "${BASH_REMATCH[1]}" -lt "$total" ]
 	done
 }
 
