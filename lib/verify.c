@@ -307,7 +307,8 @@ struct run {
 	const char *dir;           /* store, or NULL */
 	struct es_head ih;         /* the index head */
 	int have_ih;
-	int ih_damaged;            /* index/ has a head, but it fails its check sum */
+	int ih_damaged;
+	unsigned long alloc0;      /* es_alloc_failures() at the start */            /* index/ has a head, but it fails its check sum */
 	struct unit *u;
 	size_t nu;
 	struct vmap gmap;
@@ -1802,6 +1803,10 @@ static int fill_report(struct run *R, struct es_verify_report *rep, struct es_er
 	struct ilist fail = {0}, warn = {0};
 	int oom = R->fail.oom | R->warn.oom | R->notes.oom | R->ixissues.oom | R->post.oom;
 
+	/* A failed allocation anywhere (jansson says "not valid JSON" for one)
+	 * may have made a finding or hidden one: no verdict then. */
+	oom |= es_alloc_failures() != R->alloc0;
+
 	ilist_move(&fail, &R->fail);
 	ilist_move(&warn, &R->warn);
 	for (size_t i = 0; i < R->nu; i++) {
@@ -1860,6 +1865,7 @@ static void run_init(struct run *R, const struct es_verify_opts *o, const char *
 	R->dir = dir;
 	R->gmap.complete = o->from_seq <= 1;
 	atomic_init(&R->next, 0);
+	R->alloc0 = es_alloc_failures();
 	atomic_init(&R->done, 0);
 	pthread_mutex_init(&R->plock, NULL);
 }

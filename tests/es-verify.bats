@@ -438,3 +438,32 @@ head_hash() {
 	# without --snapshots they are not looked at
 	run -0 --separate-stderr es-verify
 }
+
+@test "regression: no memory while reading store.json or archive/MANIFEST is an I/O error, never a finding" {
+	# jansson reports a failed allocation as bad JSON: es-verify said
+	# "store.json: not valid JSON" (exit 1, an integrity failure for an
+	# audit) and es-replay "MANIFEST: line 1: ..." (exit 1).
+	command -v es-archive >/dev/null || skip "es-archive is not built"
+	export ES_STORE="$TMP/oom"
+	gen-events -n 1500 -s 3 > ev.ndjson
+	head -n 1 ev.ndjson | es-append -q --import-ts
+	sed -i 's/"segment_size":[0-9]*/"segment_size":100000/' "$ES_STORE/store.json"
+	tail -n +2 ev.ndjson | es-append -q --import-ts --batch-size 500
+	es-archive -q --level 1 --before "$(sed -n 1200p ev.ndjson | jq -r .ts)"
+	[ -f "$ES_STORE/archive/MANIFEST" ]
+	es-replay > want
+	for n in $(seq 1 150); do
+		ES_FAULT=malloc:$n run --separate-stderr es-verify -q
+		if [ "$status" -ne 0 ]; then
+			[ "$status" -eq 4 ] && [[ "$stderr" == *"out of memory"* ]] ||
+				{ echo "es-verify malloc:$n: exit $status: $stderr"; return 1; }
+		fi
+		ES_FAULT=malloc:$n run --separate-stderr es-replay
+		if [ "$status" -ne 0 ]; then
+			[ "$status" -eq 4 ] && [[ "$stderr" == *"out of memory"* ]] ||
+				{ echo "es-replay malloc:$n: exit $status: $stderr"; return 1; }
+		else
+			[ "$output" = "$(cat want)" ] || { echo "es-replay malloc:$n: other states"; return 1; }
+		fi
+	done
+}
