@@ -13,8 +13,8 @@
  * The log/ segments are mapped (project_scan.c) and their blocks handed to
  * every thread as they are found; archived history is restored through
  * es_log first and handed out the same way, as copied blocks of 1 MiB, at
- * most 4 per thread at once: a copy is freed when every thread is past it. The result
- * and the errors are those of the sequential scan: the states in order of
+ * most 4 per thread at once: a copy is freed when every thread is past it.
+ * The result and the errors are those of the sequential scan: the states in order of
  * their streams' first selected event; on a bad line or a failed rule, the
  * error of the earliest one in the log. A record's envelope is read as
  * strictly as es_log reads it, its body only as far as the reducer needs

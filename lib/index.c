@@ -262,7 +262,6 @@ static MDB_val mkkey(struct es_index *ix, char tag, const char *s, size_t len,
 	return k;
 }
 
-/* Head layout: seq, ts, seg, end (u64 BE each), then 64 hash bytes. */
 /* The head's value: seq, ts, segment, end (64-bit big-endian), the hash,
  * then the first 16 hex digits of the SHA-256 of all that. The check sum
  * tells damage to the head (derived data: rebuilt) from a log that lost

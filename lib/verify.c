@@ -307,8 +307,8 @@ struct run {
 	const char *dir;           /* store, or NULL */
 	struct es_head ih;         /* the index head */
 	int have_ih;
-	int ih_damaged;
-	unsigned long alloc0;      /* es_alloc_failures() at the start */            /* index/ has a head, but it fails its check sum */
+	int ih_damaged;            /* index/ has a head, but it fails its check sum */
+	unsigned long alloc0;      /* es_alloc_failures() at the start */
 	struct unit *u;
 	size_t nu;
 	struct vmap gmap;
