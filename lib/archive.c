@@ -216,15 +216,13 @@ static int parse_manifest(char *text, size_t len, struct es_archive *a, const ch
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		json_error_t jerr;
 		json_t *o;
-		/* jansson reports a failed allocation as bad JSON, and a
-		 * string it could not copy as another string: the count tells */
-		unsigned long failures = es_alloc_failures();
+		int oom;
 		lineno++;
 		if (!nl)
 			return es_fail(err, ES_CORRUPT, "%s: line %lu: no final newline", path, lineno);
-		o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr);
+		o = es_json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr, &oom);
 		p = nl + 1;
-		if (!o && es_alloc_failures() != failures)
+		if (oom)
 			return es_fail(err, ES_IO, "%s: out of memory", path);
 		if (!o)
 			return es_fail(err, ES_CORRUPT, "%s: line %lu: %s", path, lineno, jerr.text);
@@ -248,7 +246,7 @@ static int parse_manifest(char *text, size_t len, struct es_archive *a, const ch
 			}
 		}
 		json_decref(o);
-		if (es_alloc_failures() != failures)
+		if (why && strcmp(why, "out of memory") == 0) /* parse_seg, es_archive_add */
 			return es_fail(err, ES_IO, "%s: out of memory", path);
 		if (why)
 			return es_fail(err, ES_CORRUPT, "%s: line %lu: bad or missing \"%s\"", path,

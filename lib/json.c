@@ -7,27 +7,17 @@
 
 #include "io.h"
 
-/* jansson's allocations that failed: jansson 2.14, out of memory while
- * dumping an object's key to a growing buffer (json_dumps,
- * json_dump_callback), leaves the key out and returns the malformed text
- * as a success. jansson allocates through es_malloc, which counts every
- * failure (es_alloc_failures, io.h): one counter for both. */
-static void *jmalloc(size_t n)
-{
-	return es_malloc(n);
-}
-
-unsigned long es_json_alloc_failures(void)
-{
-	return es_alloc_failures();
-}
-
+/* jansson allocates through es_malloc, which counts every failure
+ * (es_alloc_failures, io.h). jansson 2.14, out of memory while dumping an
+ * object's key to a growing buffer (json_dumps, json_dump_callback), leaves
+ * the key out and returns the malformed text as a success; out of memory
+ * while parsing, it reports a parse error: the count tells both. */
 char *es_json_dumps(const json_t *v, size_t flags)
 {
-	unsigned long before = es_json_alloc_failures();
+	unsigned long before = es_alloc_failures();
 	char *s = json_dumps(v, flags);
 
-	if (s && es_json_alloc_failures() != before) {
+	if (s && es_alloc_failures() != before) {
 		free(s);
 		errno = ENOMEM;
 		return NULL;
@@ -35,9 +25,34 @@ char *es_json_dumps(const json_t *v, size_t flags)
 	return s;
 }
 
+static json_t *load_checked(json_t *v, unsigned long before, int *oom)
+{
+	*oom = es_alloc_failures() != before;
+	if (*oom) {
+		json_decref(v);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return v;
+}
+
+json_t *es_json_loadb(const char *s, size_t n, size_t flags, json_error_t *e, int *oom)
+{
+	unsigned long before = es_alloc_failures();
+
+	return load_checked(json_loadb(s, n, flags, e), before, oom);
+}
+
+json_t *es_json_load_file(const char *path, size_t flags, json_error_t *e, int *oom)
+{
+	unsigned long before = es_alloc_failures();
+
+	return load_checked(json_load_file(path, flags, e), before, oom);
+}
+
 void es_json_init(void)
 {
-	json_set_alloc_funcs(jmalloc, free);
+	json_set_alloc_funcs(es_malloc, free);
 }
 
 size_t es_json_skip_string(const char *s, size_t len, size_t i)
@@ -518,11 +533,11 @@ static int dump_fast(struct es_buf *out, const json_t *v, int depth)
 int es_json_dump_add(struct es_buf *out, const json_t *v)
 {
 	size_t start = out->len;
-	unsigned long failures = es_json_alloc_failures(); /* see es_json_dumps() */
+	unsigned long failures = es_alloc_failures(); /* see es_json_dumps() */
 
 	/* jansson's text, written here: its dumper formats every integer with
 	 * snprintf and was most of the time of printing 50,000 states */
-	if (dump_fast(out, v, 0) != 0 || es_json_alloc_failures() != failures) {
+	if (dump_fast(out, v, 0) != 0 || es_alloc_failures() != failures) {
 		out->len = start;
 		if (out->p)
 			out->p[start] = '\0';

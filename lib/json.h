@@ -72,8 +72,11 @@ json_t *es_merge_diff(json_t *a, json_t *b);
  * (jansson 2.14 then may return malformed text, a key left out, as a
  * success). Use it for any text that is hashed or stored. */
 char *es_json_dumps(const json_t *v, size_t flags);
-/* How many of jansson's allocations failed so far (to check a dump). */
-unsigned long es_json_alloc_failures(void);
+/* json_loadb and json_load_file, but a failed allocation during the parse
+ * (jansson reports it as bad JSON) gives NULL with *oom set, never a value
+ * or a parse error. */
+json_t *es_json_loadb(const char *s, size_t n, size_t flags, json_error_t *e, int *oom);
+json_t *es_json_load_file(const char *path, size_t flags, json_error_t *e, int *oom);
 
 /* Append json_dumps(v, ES_JSON_DUMP_FLAGS | JSON_ENCODE_ANY). 0 or -1. */
 int es_json_dump_add(struct es_buf *out, const json_t *v);

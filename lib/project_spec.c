@@ -433,15 +433,14 @@ int es_pspec_compile(struct es_pspec **spp, json_t *spec, struct es_error *err)
 int es_pspec_load(struct es_pspec **spp, const char *path, struct es_error *err)
 {
 	json_error_t jerr;
+	int oom;
 	json_t *spec;
 	int rc;
 
 	*spp = NULL;
-	errno = 0;
-	spec = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	spec = es_json_load_file(path, JSON_REJECT_DUPLICATES, &jerr, &oom);
 	if (!spec) {
-		/* jansson reports a failed allocation as a parse error */
-		if (errno == ENOMEM)
+		if (oom)
 			return es_fail(err, ES_IO, "%s: out of memory", path);
 		if (jerr.line < 1)
 			return es_fail(err, ES_IO, "%s: %s", path, jerr.text);

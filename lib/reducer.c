@@ -441,14 +441,14 @@ int es_reducer_compile(struct es_reducer **rp, json_t *spec, struct es_error *er
 int es_reducer_load(struct es_reducer **rp, const char *path, struct es_error *err)
 {
 	json_error_t jerr;
+	int oom;
 	json_t *spec;
 	int rc;
 
 	if (!path)
 		return es_reducer_default(rp, err);
-	errno = 0;
-	spec = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	if (!spec && errno == ENOMEM) /* jansson reports it as a parse error */
+	spec = es_json_load_file(path, JSON_REJECT_DUPLICATES, &jerr, &oom);
+	if (oom)
 		return es_fail(err, ES_IO, "%s: out of memory", path);
 	if (!spec)
 		return es_fail(err, jerr.line < 1 ? ES_IO : ES_DATA, "%s: %s%s", path, jerr.text,

@@ -663,12 +663,12 @@ static int dump_cb(const char *buf, size_t size, void *data)
 static int dump_state(const json_t *state, struct es_buf *out)
 {
 	size_t start = out->len;
-	unsigned long failures = es_json_alloc_failures(); /* see es_json_dumps() */
+	unsigned long failures = es_alloc_failures(); /* see es_json_dumps() */
 	json_t *back;
 	int same;
 
 	if (json_dump_callback(state, dump_cb, out, STATE_FLAGS | JSON_REAL_PRECISION(15)) != 0 ||
-	    es_json_alloc_failures() != failures)
+	    es_alloc_failures() != failures)
 		return -1;
 	back = json_loadb(out->p + start, out->len - start, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 	same = back && json_equal(back, state);
@@ -677,7 +677,7 @@ static int dump_state(const json_t *state, struct es_buf *out)
 		return 0;
 	out->len = start;
 	if (json_dump_callback(state, dump_cb, out, STATE_FLAGS | JSON_REAL_PRECISION(17)) != 0 ||
-	    es_json_alloc_failures() != failures)
+	    es_alloc_failures() != failures)
 		return -1;
 	return 0;
 }

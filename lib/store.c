@@ -66,14 +66,13 @@ static int read_config(struct es_store *s, struct es_error *err)
 {
 	char path[PATH_MAX];
 	json_error_t jerr;
+	int oom;
 	json_t *conf, *v;
 
 	path_of(s, "store.json", path, sizeof(path));
-	errno = 0;
-	conf = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	conf = es_json_load_file(path, JSON_REJECT_DUPLICATES, &jerr, &oom);
 	if (!conf) {
-		/* jansson reports a failed allocation as a parse error */
-		if (errno == ENOMEM)
+		if (oom)
 			return es_fail(err, ES_IO, "%s: out of memory", path);
 		if (access(path, F_OK) != 0)
 			return es_fail_errno(err, ES_IO, "not a store: '%s'", path);
