@@ -540,21 +540,31 @@ static int int_literal(const char *s, size_t n, long long *v)
 	return 0;
 }
 
+/* A rule's "from" inside the event's data or meta (from.path.n >= 2), read
+ * from the stored bytes as an integer literal: 1 and *y; 0 when absent; -1
+ * when it is there but not such an integer. */
+static int from_int(const struct rule *ru, const struct es_rec *rec, long long *y)
+{
+	const char *body = ru->from.field == F_DATA ? rec->data : rec->meta, *vs;
+	size_t blen = ru->from.field == F_DATA ? rec->data_len : rec->meta_len, vlen;
+
+	if (!body || blen == 0 || es_json_find(body, blen, &ru->from.path, 1, &vs, &vlen))
+		return 0;
+	return int_literal(vs, vlen, y) ? -1 : 1;
+}
+
 /* add/sub "from" an integer in the event's data or meta to an integer the
  * state alone holds: the number is read from the stored bytes, no json_t
  * made for it. 1 when done; 0 when the general path must run (the value
  * absent or not such an integer, the state's not, or an overflow). */
 static int add_raw_in_place(const struct rule *ru, json_t *state, const struct es_rec *rec)
 {
-	const char *body = ru->from.field == F_DATA ? rec->data : rec->meta, *vs;
-	size_t blen = ru->from.field == F_DATA ? rec->data_len : rec->meta_len, vlen;
 	long long x, y, z;
 	json_t *cur;
 
 	if ((ru->op != OP_ADD && ru->op != OP_SUB) || !ru->has_from || ru->path.n == 0 ||
 	    (ru->from.field != F_DATA && ru->from.field != F_META) || ru->from.path.n < 2 ||
-	    !body || blen == 0 || es_json_find(body, blen, &ru->from.path, 1, &vs, &vlen) ||
-	    int_literal(vs, vlen, &y))
+	    from_int(ru, rec, &y) != 1)
 		return 0;
 	cur = es_path_get(state, &ru->path);
 	if (!cur || cur->refcount != 1 || !json_is_integer(cur))
@@ -828,12 +838,10 @@ static int flat_apply(const struct es_reducer *r, struct es_fold *f, const struc
 			} else if (!ru->has_from) {
 				y = json_integer_value(ru->value);
 			} else {
-				const char *body = ru->from.field == F_DATA ? rec->data : rec->meta, *vs;
-				size_t blen = ru->from.field == F_DATA ? rec->data_len : rec->meta_len, vlen;
-				if (!body || blen == 0 ||
-				    es_json_find(body, blen, &ru->from.path, 1, &vs, &vlen))
+				int got = from_int(ru, rec, &y);
+				if (got == 0)
 					continue; /* absent */
-				if (int_literal(vs, vlen, &y))
+				if (got < 0)
 					return 0;
 			}
 			if (have[k]) {
