@@ -1,6 +1,7 @@
 #include "append.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,6 +368,8 @@ fail:
 	return undo(s, size, err);
 }
 
+/* Put the batch's keys and the new head into the index transaction; the
+ * caller commits it once the batch is durable. */
 static int index_batch(struct es_store *s, const struct es_batch *b, size_t from, size_t n,
 		       const unsigned char *fate, const uint64_t *ver, const size_t *loff,
 		       const struct es_buf *lines, uint64_t seg, uint64_t base,
@@ -398,9 +401,71 @@ static int index_batch(struct es_store *s, const struct es_batch *b, size_t from
 	}
 	rc = es_index_put_events(s->index, ie, m, err);
 	free(ie);
-	if (rc || es_index_put_head(s->index, h, err))
-		return err->code;
-	return es_index_commit(s->index, err);
+	return rc ? rc : es_index_put_head(s->index, h, err);
+}
+
+/* A batch of at least this many bytes is written and synced by a helper
+ * thread while this one fills the index transaction (see log_and_index);
+ * below it, as for a single event, a thread would cost more than it saves. */
+#define OVERLAP_BYTES (256u << 10)
+
+struct log_job {
+	struct es_store *s;
+	const struct es_buf *lines;
+	struct es_error err;
+	int rc;
+};
+
+static void *log_job_run(void *arg)
+{
+	struct log_job *j = arg;
+
+	j->rc = write_batch(j->s, j->lines, &j->err);
+	return NULL;
+}
+
+/* Write the batch, make it durable, then commit its index keys. A big
+ * batch's keys go into the (uncommitted) index transaction while a helper
+ * thread writes and syncs the log: the index is committed only after the
+ * fdatasync returned, so it is never ahead of the log, and the helper
+ * touches nothing but the segment (the index is this thread's alone). An
+ * index failure after the batch is durable only leaves the index behind:
+ * the next batch of the run (or the next writer) catches it up. */
+static int log_and_index(struct es_store *s, const struct es_batch *b, size_t from, size_t n,
+			 const unsigned char *fate, const uint64_t *ver, const size_t *loff,
+			 const struct es_buf *lines, uint64_t base, const struct es_head *h,
+			 struct es_error *err)
+{
+	struct log_job job = {s, lines, {0, ""}, 0};
+	pthread_t t;
+	int helper = lines->len >= OVERLAP_BYTES && pthread_create(&t, NULL, log_job_run, &job) == 0;
+	int irc;
+
+	if (!helper && (job.rc = write_batch(s, lines, &job.err))) {
+		*err = job.err;
+		return job.rc;
+	}
+	irc = index_batch(s, b, from, n, fate, ver, loff, lines, h->seg, base, h, err);
+	if (helper) {
+		pthread_join(t, NULL);
+		if (job.rc) {
+			/* not stored: drop its keys (with those the held
+			 * transaction had of earlier, durable batches: the
+			 * index is then behind, as below) */
+			es_index_discard(s->index);
+			s->index_behind = 1;
+			*err = job.err;
+			return job.rc;
+		}
+	}
+	if (irc || es_index_commit(s->index, err)) {
+		/* The events are stored; only the index is behind (with
+		 * every batch its held transaction had, in a bulk run). */
+		es_index_discard(s->index);
+		s->index_behind = 1;
+		es_error_clear(err);
+	}
+	return 0;
 }
 
 static int emit(struct es_store *s, const struct es_batch *b, size_t from, size_t n,
@@ -486,22 +551,14 @@ int es_append_batch(struct es_store *s, struct es_append_run *run, const struct 
 			rc = es_fail_errno(err, ES_IO, "not stored: stat");
 			goto out;
 		}
-		if ((rc = write_batch(s, &lines, err)))
-			goto out;
-		/* Durable from here on; the index may lag and is caught up by
-		 * the next writer if this process dies now. */
 		h.seg = s->segs[s->nsegs - 1];
 		h.end = (uint64_t)sb.st_size + lines.len;
-		if (index_batch(s, b, from, n, fate, ver, loff, &lines, h.seg,
-				(uint64_t)sb.st_size, &h, err)) {
-			/* The events are stored; only the index is behind (with
-			 * every batch its held transaction had, in a bulk run):
-			 * the next batch of this run catches it up before
-			 * planning, and the next writer's recovery would anyway. */
-			es_index_discard(s->index);
-			s->index_behind = 1;
-			es_error_clear(err);
-		}
+		if ((rc = log_and_index(s, b, from, n, fate, ver, loff, &lines,
+					(uint64_t)sb.st_size, &h, err)))
+			goto out;
+		/* Durable from here on; the index may lag and is caught up by
+		 * the next batch of the run, or the next writer's recovery if
+		 * this process dies now. */
 		s->head = h;
 		es_crash_point("after-index");
 		if (run_learn(run, &st, b, from, n, fate, ver))

@@ -3,7 +3,8 @@
  * Under the store lock: check each event's id (an id already in its stream
  * is a no-op success) and expectation, assign seq, version and ts, build the
  * chained lines with "more" marking all but the batch's last, write them in
- * one go, fdatasync, then update the index. Anything that fails before the
+ * one go, fdatasync, then commit the index (whose keys a big batch puts
+ * while a helper thread writes and syncs). Anything that fails before the
  * fdatasync returned 0 leaves the segment truncated back to its old size.
  */
 #ifndef ES_APPEND_H

@@ -949,6 +949,34 @@ es-append: line 6: event id 'o2' already stored in stream 'old'"
 	chain_ok "$ES_STORE/log/$SEG1"
 }
 
+@test "a big chunk that fails while its keys go into the index: earlier chunks kept, index right" {
+	# chunks of 1,000 events of ~400 bytes: each over the size from which
+	# a helper thread writes and syncs the log while the index is filled
+	local pad i before
+	pad=$(printf '%0300d' 0)
+	for i in $(seq 1 3000); do
+		ev "s$((i % 7))" T "{\"i\":$i,\"pad\":\"$pad\"}"
+	done >"$TMP/in"
+	# the second chunk's fdatasync, and its halves' writes (writes 1 and 2
+	# make the store)
+	for fault in fdatasync:2 write:5 enospc:6; do
+		rm -rf "$ES_STORE"
+		ES_FAULT=$fault run -4 --separate-stderr es-append -q --batch-size 1000 "$TMP/in"
+		[[ $stderr == "es-append: not stored: "*"
+es-append: stored before line 1001: 1000 events" ]]
+		assert_equal "$(log_all | wc -l)" 1000
+		run -0 es-verify -q
+		# the next run goes on where the first chunk ended
+		tail -n +1001 "$TMP/in" | es-append -q --batch-size 1000
+		assert_equal "$(log_all | wc -l)" 3000
+		log_all | envelope | gapless
+		run -0 es-verify -q
+		run -0 es-replay --stream s3 --events
+		assert_equal "$(wc -l <<<"$output")" 429
+	done
+	chain_fast "$ES_STORE"/log/*.ndjson
+}
+
 @test "the writers' lock is held for the whole append" {
 	append "$(ev a T)"
 	ev a T >"$TMP/in"

@@ -45,14 +45,16 @@ w_append_points() {
 # torn       a torn tail is waiting: recovery quarantines it (rename, ftruncate)
 # roll       the batch rolls to a new segment (open, fsync of log/)
 # chunks     --batch-size 2: four commits in one run
+# bigchunks  --batch-size 1000, two chunks of over 256 KiB: each written and
+#            synced by a helper thread while the index is filled
 # reindex    index/ deleted: recovery rebuilds it from the whole log
 # staleindex the index is behind the log: recovery catches it up
 # retry      half of the batch is a retry of events already stored
 w_append_scenarios() {
 	if [ "$T_QUICK" = 1 ]; then
-		printf '%s\n' torn chunks # torn has history too
+		printf '%s\n' torn chunks bigchunks # torn has history too
 	else
-		printf '%s\n' existing create torn roll chunks reindex staleindex retry
+		printf '%s\n' existing create torn roll chunks bigchunks reindex staleindex retry
 	fi
 }
 
@@ -94,6 +96,8 @@ w_append_prepare() {
 	elif [ "$sc" = chunks ]; then
 		# chunks of 2 events: each chunk its own atomic batch
 		for c in 1 2 3 4; do t_batch "run$c" 2; done >"$dir/in/run"
+	elif [ "$sc" = bigchunks ]; then
+		for c in 1 2; do t_batch "run$c" 1000; done >"$dir/in/run"
 	else
 		t_batch run 6 >"$dir/in/run"
 	fi
@@ -102,6 +106,7 @@ w_append_prepare() {
 w_append_run() {
 	local sc=$1 dir=$2 out=$3 opts=()
 	[ "$sc" = chunks ] && opts=(--batch-size 2)
+	[ "$sc" = bigchunks ] && opts=(--batch-size 1000)
 	es-append -d "$dir/store" "${opts[@]}" <"$dir/in/run" >"$dir/acks/$out.out" 2>"$dir/acks/$out.err"
 }
 
