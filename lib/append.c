@@ -412,31 +412,43 @@ static int index_batch(struct es_store *s, const struct es_batch *b, size_t from
 struct log_job {
 	struct es_store *s;
 	const struct es_buf *lines;
+	/* what the run learns once the batch is durable (run_learn) */
+	struct es_append_run *run;
+	struct state *st;
+	const struct es_batch *b;
+	size_t from, n;
+	const unsigned char *fate;
+	const uint64_t *ver;
 	struct es_error err;
 	int rc;
 };
 
+/* Write and sync the batch; once it is durable, the run learns it. */
 static void *log_job_run(void *arg)
 {
 	struct log_job *j = arg;
 
 	j->rc = write_batch(j->s, j->lines, &j->err);
+	if (j->rc == 0 && run_learn(j->run, j->st, j->b, j->from, j->n, j->fate, j->ver))
+		run_forget(j->run); /* no memory to remember: ask the index again */
 	return NULL;
 }
 
 /* Write the batch, make it durable, then commit its index keys. A big
  * batch's keys go into the (uncommitted) index transaction while a helper
- * thread writes and syncs the log: the index is committed only after the
- * fdatasync returned, so it is never ahead of the log, and the helper
- * touches nothing but the segment (the index is this thread's alone). An
- * index failure after the batch is durable only leaves the index behind:
- * the next batch of the run (or the next writer) catches it up. */
-static int log_and_index(struct es_store *s, const struct es_batch *b, size_t from, size_t n,
+ * thread writes and syncs the log, then updates what the run knows: the
+ * index is committed only after the fdatasync returned, so it is never
+ * ahead of the log; the index is this thread's alone, the run and st the
+ * helper's until it is joined. An index failure after the batch is durable
+ * only leaves the index behind: the next batch of the run (or the next
+ * writer) catches it up. */
+static int log_and_index(struct es_store *s, struct es_append_run *run, struct state *st,
+			 const struct es_batch *b, size_t from, size_t n,
 			 const unsigned char *fate, const uint64_t *ver, const size_t *loff,
 			 const struct es_buf *lines, uint64_t base, const struct es_head *h,
 			 struct es_error *err)
 {
-	struct log_job job = {s, lines, {0, ""}, 0};
+	struct log_job job = {s, lines, run, st, b, from, n, fate, ver, {0, ""}, 0};
 	pthread_t t;
 	int helper = lines->len >= OVERLAP_BYTES && pthread_create(&t, NULL, log_job_run, &job) == 0;
 	int irc;
@@ -457,6 +469,8 @@ static int log_and_index(struct es_store *s, const struct es_batch *b, size_t fr
 			*err = job.err;
 			return job.rc;
 		}
+	} else if (run_learn(run, st, b, from, n, fate, ver)) {
+		run_forget(run);
 	}
 	if (irc || es_index_commit(s->index, err)) {
 		/* The events are stored; only the index is behind (with
@@ -553,7 +567,7 @@ int es_append_batch(struct es_store *s, struct es_append_run *run, const struct 
 		}
 		h.seg = s->segs[s->nsegs - 1];
 		h.end = (uint64_t)sb.st_size + lines.len;
-		if ((rc = log_and_index(s, b, from, n, fate, ver, loff, &lines,
+		if ((rc = log_and_index(s, run, &st, b, from, n, fate, ver, loff, &lines,
 					(uint64_t)sb.st_size, &h, err)))
 			goto out;
 		/* Durable from here on; the index may lag and is caught up by
@@ -561,8 +575,6 @@ int es_append_batch(struct es_store *s, struct es_append_run *run, const struct 
 		 * this process dies now. */
 		s->head = h;
 		es_crash_point("after-index");
-		if (run_learn(run, &st, b, from, n, fate, ver))
-			run_forget(run); /* no memory to remember: ask the index again */
 	} else {
 		es_index_abort(s->index);
 	}

@@ -955,7 +955,8 @@ es-append: line 6: event id 'o2' already stored in stream 'old'"
 	local pad i before
 	pad=$(printf '%0300d' 0)
 	for i in $(seq 1 3000); do
-		ev "s$((i % 7))" T "{\"i\":$i,\"pad\":\"$pad\"}"
+		printf '{"stream":"s%d","type":"T","id":"e%d","data":{"i":%d,"pad":"%s"}}\n' \
+			$((i % 7)) "$i" "$i" "$pad"
 	done >"$TMP/in"
 	# the second chunk's fdatasync, and its halves' writes (writes 1 and 2
 	# make the store)
@@ -966,8 +967,14 @@ es-append: line 6: event id 'o2' already stored in stream 'old'"
 es-append: stored before line 1001: 1000 events" ]]
 		assert_equal "$(log_all | wc -l)" 1000
 		run -0 es-verify -q
-		# the next run goes on where the first chunk ended
-		tail -n +1001 "$TMP/in" | es-append -q --batch-size 1000
+		# the whole input again: the first chunk's events are already
+		# stored (their ids), the rest goes on where it ended
+		run -0 --separate-stderr es-append --batch-size 1000 "$TMP/in"
+		assert_equal "$(wc -l <<<"$output")" 3000
+		assert_equal "$(grep -c 'already stored' <<<"$stderr")" 1000
+		assert_equal "$(log_all | wc -l)" 3000
+		# and again: every event a duplicate (the run's ids learnt)
+		es-append -q --batch-size 1000 "$TMP/in" 2>/dev/null
 		assert_equal "$(log_all | wc -l)" 3000
 		log_all | envelope | gapless
 		run -0 es-verify -q
