@@ -96,23 +96,24 @@ static int index_disagrees(struct es_store *s, const struct es_batch *b,
 	return bad;
 }
 
-/* The stream's version before this event: 0, -1 (read error) or 1 (the
- * index disagrees with the log). What the index says (checked against the
- * log) is kept in run, so the next batch of the run asks neither again. */
-static int cur_version(struct es_store *s, struct es_append_run *run, struct state *st,
-		       const struct es_batch *b, const struct es_event *ev, uint64_t *v)
+/* The version of a stream before its first event of the batch: 0, -1
+ * (read error) or 1 (the index disagrees with the log); *fresh tells
+ * whether the stream had no event before the run (see fresh below). What
+ * the index says (checked against the log) is kept in run, so the next
+ * batch of the run asks neither again. */
+static int first_version(struct es_store *s, struct es_append_run *run,
+			 const struct es_batch *b, const struct es_event *ev, uint64_t *v,
+			 int *fresh)
 {
 	const char *stream = es_batch_str(b, ev->stream);
-	const uint64_t *known = es_strmap_get(&st->versions, stream, ev->stream_len);
+	const uint64_t *known;
 	uint64_t *rv;
 	int added;
 
-	if (known) {
-		*v = *known;
-		return 0;
-	}
+	*fresh = 0;
 	if (run && (known = es_strmap_get(&run->versions, stream, ev->stream_len))) {
 		*v = *known >> 1;
+		*fresh = (int)(*known & 1);
 		return 0;
 	}
 	if (es_index_version(s->index, stream, ev->stream_len, v) != 0)
@@ -123,21 +124,9 @@ static int cur_version(struct es_store *s, struct es_append_run *run, struct sta
 		if (!(rv = es_strmap_put(&run->versions, stream, ev->stream_len, &added)))
 			return -1;
 		*rv = 2 * *v + (*v == 0);
+		*fresh = *v == 0;
 	}
 	return 0;
-}
-
-/* Whether the stream had no event before the run: then its ids are all
- * in run->ids, and the index need not be asked about any other. */
-static int fresh_in_run(const struct es_append_run *run, const struct es_batch *b,
-			const struct es_event *ev)
-{
-	const uint64_t *known;
-
-	if (!run)
-		return 0;
-	known = es_strmap_get(&run->versions, es_batch_str(b, ev->stream), ev->stream_len);
-	return known && (*known & 1);
 }
 
 /* After a batch is durable: its streams' versions and (fresh streams') ids. */
@@ -171,19 +160,6 @@ static int run_learn(struct es_append_run *run, struct state *st, const struct e
 	return 0;
 }
 
-static int set_version(struct state *st, const struct es_batch *b, const struct es_event *ev,
-		       uint64_t v)
-{
-	int added;
-	uint64_t *p = es_strmap_put(&st->versions, es_batch_str(b, ev->stream), ev->stream_len,
-				    &added);
-
-	if (!p)
-		return -1;
-	*p = v;
-	return 0;
-}
-
 static const char *expect_name(enum es_expect e, uint64_t v, char *buf, size_t n)
 {
 	switch (e) {
@@ -212,33 +188,43 @@ static int plan(struct es_store *s, struct es_append_run *run, struct state *st,
 	for (size_t i = 0; i < n; i++) {
 		const struct es_event *ev = &b->ev[from + i];
 		const char *stream = es_batch_str(b, ev->stream);
+		/* 2 * version so far + fresh: the stream had no event before
+		 * the run, so every id it has is in run->ids */
+		uint64_t *sv = es_strmap_get(&st->versions, stream, ev->stream_len);
+		int first_of_stream = sv == NULL, fresh, added;
 		uint64_t cur, found;
-		int first_of_stream = es_strmap_get(&st->versions, stream, ev->stream_len) == NULL;
-		const uint64_t *seen;
-		int added;
 
-		int cv = cur_version(s, run, st, b, ev, &cur);
-		if (cv < 0)
-			return es_fail(err, ES_IO, "index: read error");
-		if (cv > 0)
-			return es_fail(err, ES_CORRUPT, "index: stream '%s' disagrees with the log",
-				       stream);
+		if (sv) {
+			cur = *sv >> 1;
+			fresh = (int)(*sv & 1);
+		} else {
+			int cv = first_version(s, run, b, ev, &cur, &fresh);
+			if (cv < 0)
+				return es_fail(err, ES_IO, "index: read error");
+			if (cv > 0)
+				return es_fail(err, ES_CORRUPT,
+					       "index: stream '%s' disagrees with the log", stream);
+		}
 		fate[i] = ES_STORED;
 		dup_of[i] = (size_t)-1;
 		if (ev->id_given) {
 			uint64_t *slot;
-			if (id_key(st, b, ev))
+			if (id_key(st, b, ev) ||
+			    !(slot = es_strmap_put(&st->ids, st->key.p, st->key.len, &added)))
 				return es_fail(err, ES_IO, "out of memory");
-			seen = es_strmap_get(&st->ids, st->key.p, st->key.len);
-			if (seen) {
+			if (!added) {
+				/* twice in this batch: the first one decides */
 				fate[i] = ES_DUPLICATE;
-				dup_of[i] = (size_t)*seen;
+				dup_of[i] = (size_t)*slot;
 				ver[i] = ver[dup_of[i]];
 				continue;
 			}
+			/* (a later copy of this id in the batch follows this
+			 * event, stored or found in the index below) */
+			*slot = i;
 			/* A stream new in this run has only ids the run stored:
 			 * ask the index only when the run's set may hold it. */
-			if (!fresh_in_run(run, b, ev) ||
+			if (!fresh ||
 			    es_hashset_has(&run->ids, es_strmap_hash(st->key.p, st->key.len))) {
 				int r = es_index_find_id(s->index, stream, ev->stream_len,
 							 es_batch_str(b, ev->id), ev->id_len, &found);
@@ -254,9 +240,6 @@ static int plan(struct es_store *s, struct es_append_run *run, struct state *st,
 					continue;
 				}
 			}
-			if (!(slot = es_strmap_put(&st->ids, st->key.p, st->key.len, &added)))
-				return es_fail(err, ES_IO, "out of memory");
-			*slot = i;
 		}
 		enum es_expect e = ev->expect;
 		uint64_t want = ev->expect_version;
@@ -273,8 +256,9 @@ static int plan(struct es_store *s, struct es_append_run *run, struct state *st,
 				       (unsigned long long)cur);
 		}
 		ver[i] = cur + 1;
-		if (set_version(st, b, ev, cur + 1))
+		if (!sv && !(sv = es_strmap_put(&st->versions, stream, ev->stream_len, &added)))
 			return es_fail(err, ES_IO, "out of memory");
+		*sv = 2 * (cur + 1) + (uint64_t)fresh;
 	}
 	return 0;
 }
