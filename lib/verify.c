@@ -9,7 +9,7 @@
  * global one in log order afterwards, so a version gap across a segment
  * boundary is still found and located at the record that shows it.
  */
-#include "verify.h"
+#include "verify_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -41,124 +41,8 @@
 #include "timeq.h"
 
 #define PROGRESS_STEP (8u << 20)  /* bytes between progress calls */
-#define INDEX_FAIL_MAX 100        /* index disagreements listed at most */
 
-/* ---- lists of findings ---- */
-
-struct ilist {
-	struct es_verify_issue *v;
-	size_t n, cap;
-	int oom;
-};
-
-static void ilist_vadd(struct ilist *l, const char *file, int has_off, uint64_t off,
-		       uint64_t seq, const char *fmt, va_list ap)
-{
-	char msg[1024];
-	struct es_verify_issue *is;
-
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? 2 * l->cap : 8;
-		struct es_verify_issue *nv = realloc(l->v, ncap * sizeof(*nv));
-		if (!nv) {
-			l->oom = 1;
-			return;
-		}
-		l->v = nv;
-		l->cap = ncap;
-	}
-	is = &l->v[l->n];
-	is->file = file ? strdup(file) : NULL;
-	is->reason = strdup(msg);
-	if ((file && !is->file) || !is->reason) {
-		free(is->file);
-		free(is->reason);
-		l->oom = 1;
-		return;
-	}
-	is->offset = off;
-	is->has_offset = has_off;
-	is->seq = seq;
-	l->n++;
-}
-
-static void __attribute__((format(printf, 6, 7)))
-ilist_add(struct ilist *l, const char *file, int has_off, uint64_t off, uint64_t seq,
-	  const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	ilist_vadd(l, file, has_off, off, seq, fmt, ap);
-	va_end(ap);
-}
-
-static void ilist_release(struct ilist *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->v[i].file);
-		free(l->v[i].reason);
-	}
-	free(l->v);
-	memset(l, 0, sizeof(*l));
-}
-
-/* Move every item of src to the end of dst. */
-static void ilist_move(struct ilist *dst, struct ilist *src)
-{
-	if (dst->n + src->n > dst->cap) {
-		size_t ncap = dst->n + src->n;
-		struct es_verify_issue *nv = realloc(dst->v, ncap * sizeof(*nv));
-		if (!nv) {
-			dst->oom = 1;
-			ilist_release(src);
-			return;
-		}
-		dst->v = nv;
-		dst->cap = ncap;
-	}
-	if (src->n)
-		memcpy(dst->v + dst->n, src->v, src->n * sizeof(*src->v));
-	dst->n += src->n;
-	dst->oom |= src->oom;
-	free(src->v);
-	memset(src, 0, sizeof(*src));
-}
-
-/* Order a unit's findings by offset (stable; lists are short). */
-static void ilist_sort(struct ilist *l)
-{
-	for (size_t i = 1; i < l->n; i++) {
-		struct es_verify_issue t = l->v[i];
-		size_t j = i;
-		while (j > 0 && l->v[j - 1].offset > t.offset) {
-			l->v[j] = l->v[j - 1];
-			j--;
-		}
-		l->v[j] = t;
-	}
-}
-
-/* ---- stream -> version map ---- */
-
-struct vent {
-	uint64_t h;
-	size_t key, klen;          /* decoded stream name in the map's arena */
-	uint64_t first_v, last_v;  /* versions of the first and last event seen */
-	uint64_t first_seq, first_off;
-	struct es_pos last;        /* where the last event seen lies */
-	int checked;               /* first_v checked against what precedes it */
-	int walked;                /* its position was checked by the index walk */
-	int used;
-};
-
-struct vmap {
-	struct vent *e;
-	size_t cap, n;
-	struct es_buf keys;
-	int complete;              /* holds every stream from seq 1 on */
-};
+/* ---- stream -> version map (its types: verify_int.h) ---- */
 
 static int vmap_grow(struct vmap *m)
 {
@@ -179,12 +63,6 @@ static int vmap_grow(struct vmap *m)
 	m->e = ne;
 	m->cap = ncap;
 	return 0;
-}
-
-static inline int vent_is(const struct vmap *m, const struct vent *e, const char *k, size_t n,
-			  uint64_t h)
-{
-	return e->h == h && e->klen == n && memcmp(m->keys.p + e->key, k, n) == 0;
 }
 
 /* The entry for key, created (zeroed) when new. NULL when out of memory.
@@ -220,21 +98,6 @@ static struct vent *vmap_get(struct vmap *m, const char *k, size_t n, int *isnew
 	return vmap_get_h(m, k, n, es_strmap_hash(k, n), isnew);
 }
 
-/* The entry for key, or NULL. */
-static struct vent *vmap_find(const struct vmap *m, const char *k, size_t n)
-{
-	uint64_t h = es_strmap_hash(k, n);
-
-	if (!m->cap)
-		return NULL;
-	for (size_t i = h & (m->cap - 1); m->e[i].used; i = (i + 1) & (m->cap - 1)) {
-		struct vent *e = &m->e[i];
-		if (vent_is(m, e, k, n, h))
-			return e;
-	}
-	return NULL;
-}
-
 /* Start loading the slot of key hash h: hidden behind the record's hash. */
 static void vmap_prefetch(const struct vmap *m, uint64_t h)
 {
@@ -248,83 +111,6 @@ static void vmap_release(struct vmap *m)
 	es_buf_release(&m->keys);
 	memset(m, 0, sizeof(*m));
 }
-
-static const char *vkey(const struct vmap *m, const struct vent *e)
-{
-	return m->keys.p + e->key;
-}
-
-/* ---- the chain state and one unit of work ---- */
-
-struct pos {                   /* a record that closed a batch: the head */
-	uint64_t seq;
-	char hash[ES_HASH_HEX + 1];
-	uint64_t seg, end;
-	uint64_t records, bytes;   /* the unit's counts up to it */
-};
-
-struct vstate {
-	int known;                 /* 0: adopt the next record (after damage) */
-	uint64_t seq;
-	char hash[ES_HASH_HEX + 1];
-	char ts[ES_TS_LEN + 1];
-	int has_ts;
-	int in_batch;              /* the last record had "more" */
-	uint64_t batch_off, batch_seq; /* where the open batch started */
-	struct pos closed;
-};
-
-struct run;
-
-struct unit {
-	const struct es_archive_seg *arc; /* an archived segment, read from archive/ */
-	const char *dir;           /* the store, for arc */
-	char *path;                /* to open */
-	char *name;                /* for messages */
-	uint64_t segno;            /* store segment: first seq by its name */
-	int store_seg, active, last;
-	uint64_t size;
-	uint64_t skip_before;      /* incremental: records below are only skipped */
-	struct vmap *map;
-	struct vstate st;          /* in: before the first record; out: after the last */
-	struct vstate start;       /* a copy of the state it started from */
-	uint64_t records, bytes;
-	struct ilist fail, warn;
-	int stopped;               /* stopped at a failure */
-	int ran;
-	int rc;                    /* an I/O error: status, message in err */
-	struct es_error err;
-	int anchor_seen;           /* saw record skip_before - 1 */
-	int pending, later;        /* active segment: damage seen; records after it */
-	struct ilist pend;         /* the failures after the damage */
-	struct pos pend_closed;    /* the head before the damage */
-	int ih_seen;               /* saw the index head's record where it says */
-	int ih_differs;            /* ... with another hash */
-};
-
-struct run {
-	const struct es_verify_opts *o;
-	const char *dir;           /* store, or NULL */
-	struct es_head ih;         /* the index head */
-	int have_ih;
-	int ih_damaged;            /* index/ has a head, but it fails its check sum */
-	unsigned long alloc0;      /* es_alloc_failures() at the start */
-	struct unit *u;
-	size_t nu;
-	struct vmap gmap;
-	atomic_size_t next;        /* parallel: next unit to take */
-	atomic_uint_least64_t done;
-	uint64_t total, reported;
-	pthread_mutex_t plock;
-	struct ilist fail, warn;   /* not about one unit: before the log */
-	struct ilist post;         /* ... and after it (head, look-back) */
-	struct ilist notes;
-	struct ilist ixissues;     /* index disagreements (failures unless repaired) */
-	int index_state;           /* see check_index() */
-	uint64_t head_seq;         /* the index is compared up to here: not a torn tail */
-	struct es_archive *arc;    /* archive/MANIFEST, or NULL */
-	int purged;                /* the log begins at a purge anchor */
-};
 
 static void progress(struct run *R, uint64_t add)
 {
@@ -377,22 +163,6 @@ static void __attribute__((format(printf, 2, 3))) why_add(struct why *w, const c
 		w->n += (size_t)k < sizeof(w->s) - w->n ? (size_t)k : sizeof(w->s) - w->n - 1;
 }
 
-/* The decoded stream name: the literal without quotes when it has no
- * escape (the common case), else decoded into scratch. */
-static int stream_key(const struct es_rec *r, struct es_buf *scratch, const char **k, size_t *n)
-{
-	if (!memchr(r->stream, '\\', r->stream_len)) {
-		*k = r->stream + 1;
-		*n = r->stream_len - 2;
-		return 0;
-	}
-	if (es_json_decode_string(scratch, r->stream, r->stream_len))
-		return -1;
-	*k = scratch->p;
-	*n = scratch->len;
-	return 0;
-}
-
 static void check_version(struct unit *u, const struct es_rec *r, uint64_t off, size_t len,
 			  const char *k, size_t n, uint64_t h, struct why *w)
 {
@@ -439,7 +209,7 @@ static int body_ends_ok(const char *line, const struct es_rec *r)
 
 /* Check one line; findings go to out. Returns 1 when it failed. */
 static int check_record(struct run *R, struct unit *u, struct es_chain *chain, const char *line,
-			size_t len, uint64_t off, int no_eol, int had_cr, struct ilist *out,
+			size_t len, uint64_t off, int no_eol, int had_cr, struct es_ilist *out,
 			struct es_buf *scratch)
 {
 	struct vstate *st = &u->st;
@@ -450,7 +220,7 @@ static int check_record(struct run *R, struct unit *u, struct es_chain *chain, c
 	w.n = 0; /* not the whole buffer: this runs a million times */
 	w.s[0] = '\0';
 	if (no_eol && u->store_seg) {
-		ilist_add(out, u->name, 1, off, st->seq + 1, "incomplete last line (no newline)");
+		es_ilist_add(out, u->name, 1, off, st->seq + 1, "incomplete last line (no newline)");
 		st->known = 0;
 		return 1;
 	}
@@ -477,7 +247,7 @@ static int check_record(struct run *R, struct unit *u, struct es_chain *chain, c
 		hash_ok = -2;
 	}
 	if (hash_ok == -2) {
-		ilist_add(out, u->name, 1, off, st->seq + 1, "not a well-formed record: %s", why);
+		es_ilist_add(out, u->name, 1, off, st->seq + 1, "not a well-formed record: %s", why);
 		st->known = 0;
 		return 1;
 	}
@@ -489,7 +259,7 @@ static int check_record(struct run *R, struct unit *u, struct es_chain *chain, c
 				u->anchor_seen = 1;
 				differs = memcmp(r.hash, R->o->anchor, ES_HASH_HEX) != 0;
 				if (differs)
-					ilist_add(out, u->name, 1, off, r.seq,
+					es_ilist_add(out, u->name, 1, off, r.seq,
 						  "hash %.64s differs from the --anchor hash", r.hash);
 				memcpy(st->ts, r.ts, ES_TS_LEN);
 				st->has_ts = 1;
@@ -573,7 +343,7 @@ static int check_record(struct run *R, struct unit *u, struct es_chain *chain, c
 		st->closed.bytes = u->bytes;
 	}
 	if (w.n) {
-		ilist_add(out, u->name, 1, off, r.seq, "%s", w.s);
+		es_ilist_add(out, u->name, 1, off, r.seq, "%s", w.s);
 		return 1;
 	}
 	return 0;
@@ -699,12 +469,12 @@ static void lines_close(struct lines *L)
 static void finish_unit(struct run *R, struct unit *u)
 {
 	struct vstate *st = &u->st;
-	struct ilist *pend = &u->pend;
+	struct es_ilist *pend = &u->pend;
 	const struct pos *pend_closed = &u->pend_closed;
 
 	if (u->active && u->pending) {
 		if (!u->later || index_vouches(R, u, pend_closed)) {
-			ilist_add(&u->warn, u->name, 1,
+			es_ilist_add(&u->warn, u->name, 1,
 				  pend_closed->seg == u->segno ? pend_closed->end : 0,
 				  pend_closed->seq + 1,
 				  "incomplete batch at the tail (recovered by the next append): %s",
@@ -715,9 +485,9 @@ static void finish_unit(struct run *R, struct unit *u)
 			int here = pend_closed->seq != u->start.closed.seq;
 			u->records = here ? pend_closed->records : 0;
 			u->bytes = here ? pend_closed->bytes : 0;
-			ilist_release(pend);
+			es_ilist_release(pend);
 		} else {
-			ilist_move(&u->fail, pend);
+			es_ilist_move(&u->fail, pend);
 			u->stopped = !R->o->all_errors;
 		}
 		return;
@@ -726,17 +496,17 @@ static void finish_unit(struct run *R, struct unit *u)
 		return;
 	if (u->active) {
 		int here = st->closed.seq != u->start.closed.seq;
-		ilist_add(&u->warn, u->name, 1, st->batch_off, st->batch_seq,
+		es_ilist_add(&u->warn, u->name, 1, st->batch_off, st->batch_seq,
 			  "incomplete batch at the tail (recovered by the next append)");
 		u->records = here ? st->closed.records : 0;
 		u->bytes = here ? st->closed.bytes : 0;
 		st->in_batch = 0;
 	}
 	else if (u->store_seg)
-		ilist_add(&u->fail, u->name, 1, st->batch_off, st->batch_seq,
+		es_ilist_add(&u->fail, u->name, 1, st->batch_off, st->batch_seq,
 			  "batch without its end in a sealed segment");
 	else if (u->last)
-		ilist_add(&u->warn, u->name, 1, st->batch_off, st->batch_seq,
+		es_ilist_add(&u->warn, u->name, 1, st->batch_off, st->batch_seq,
 			  "the log ends inside a batch");
 }
 
@@ -773,7 +543,7 @@ static void run_unit(struct run *R, struct unit *u, struct es_chain *chain)
 		bad = check_record(R, u, chain, line, len, off, in.no_eol, in.had_cr,
 				   u->active ? &u->pend : &u->fail, &scratch);
 		if (!u->store_seg && in.no_eol && !bad)
-			ilist_add(&u->warn, u->name, 1, off, u->st.seq, "no newline at the end");
+			es_ilist_add(&u->warn, u->name, 1, off, u->st.seq, "no newline at the end");
 		if (bad && u->active && !u->pending) {
 			u->pending = 1;
 			u->pend_closed = before;
@@ -807,7 +577,7 @@ static void run_unit(struct run *R, struct unit *u, struct es_chain *chain)
 			seq = s1;
 			msg += k;
 		}
-		ilist_add(u->active ? &u->pend : &u->fail, u->name, 1, at, seq, "%s", msg);
+		es_ilist_add(u->active ? &u->pend : &u->fail, u->name, 1, at, seq, "%s", msg);
 		if (u->active && !u->pending) {
 			u->pending = 1;
 			u->pend_closed = u->st.closed;
@@ -943,20 +713,20 @@ static void stitch(struct run *R, struct unit *u)
 			g->h = h;
 			g->checked = R->gmap.complete;
 			if (g->checked && e->first_v != 1)
-				ilist_add(&u->fail, u->name, 1, e->first_off, e->first_seq,
+				es_ilist_add(&u->fail, u->name, 1, e->first_off, e->first_seq,
 					  "stream '%.*s': version %llu is its first event (expected 1)",
 					  (int)e->klen, vkey(m, e), (unsigned long long)e->first_v);
 			continue;
 		}
 		if (e->first_v != g->last_v + 1)
-			ilist_add(&u->fail, u->name, 1, e->first_off, e->first_seq,
+			es_ilist_add(&u->fail, u->name, 1, e->first_off, e->first_seq,
 				  "stream '%.*s': version %llu follows %llu", (int)e->klen,
 				  vkey(m, e), (unsigned long long)e->first_v,
 				  (unsigned long long)g->last_v);
 		g->last_v = e->last_v;
 		g->last = e->last;
 	}
-	ilist_sort(&u->fail);
+	es_ilist_sort(&u->fail);
 }
 
 static int run_parallel(struct run *R, size_t first, int jobs, struct es_error *err)
@@ -1011,7 +781,7 @@ static int run_parallel(struct run *R, size_t first, int jobs, struct es_error *
 		/* The joint: what u started from is what p ended with. */
 		if (p->ran && !p->stopped && !p->rc && u->start.known &&
 		    (p->st.seq != u->start.seq || memcmp(p->st.hash, u->start.hash, ES_HASH_HEX)))
-			ilist_add(&u->fail, u->name, 1, 0, u->start.seq + 1,
+			es_ilist_add(&u->fail, u->name, 1, 0, u->start.seq + 1,
 				  "the chain does not continue from the previous segment");
 		stitch(R, u);
 	}
@@ -1032,31 +802,31 @@ static void check_store_json(struct run *R)
 	conf = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!conf) {
 		if (access(path, F_OK) != 0)
-			ilist_add(&R->fail, "store.json", 0, 0, 0, "missing: %s", strerror(errno));
+			es_ilist_add(&R->fail, "store.json", 0, 0, 0, "missing: %s", strerror(errno));
 		else
-			ilist_add(&R->fail, "store.json", 0, 0, 0, "not valid JSON: line %d: %s",
+			es_ilist_add(&R->fail, "store.json", 0, 0, 0, "not valid JSON: line %d: %s",
 				  jerr.line, jerr.text);
 		return;
 	}
 	if (!json_is_object(conf)) {
-		ilist_add(&R->fail, "store.json", 0, 0, 0, "not a JSON object");
+		es_ilist_add(&R->fail, "store.json", 0, 0, 0, "not a JSON object");
 		json_decref(conf);
 		return;
 	}
 	v = json_object_get(conf, "format");
 	if (!json_is_string(v) || strcmp(json_string_value(v), "es-store") != 0)
-		ilist_add(&R->fail, "store.json", 0, 0, 0, "\"format\" is not \"es-store\"");
+		es_ilist_add(&R->fail, "store.json", 0, 0, 0, "\"format\" is not \"es-store\"");
 	v = json_object_get(conf, "version");
 	if (!json_is_integer(v) || json_integer_value(v) != ES_STORE_FORMAT_VERSION)
-		ilist_add(&R->fail, "store.json", 0, 0, 0, "\"version\" is not %d",
+		es_ilist_add(&R->fail, "store.json", 0, 0, 0, "\"version\" is not %d",
 			  ES_STORE_FORMAT_VERSION);
 	v = json_object_get(conf, "segment_size");
 	if (v && (!json_is_integer(v) || json_integer_value(v) < 4096))
-		ilist_add(&R->fail, "store.json", 0, 0, 0,
+		es_ilist_add(&R->fail, "store.json", 0, 0, 0,
 			  "\"segment_size\" is not an integer of at least 4096");
 	v = json_object_get(conf, "snapshot_every");
 	if (v && (!json_is_integer(v) || json_integer_value(v) < 0))
-		ilist_add(&R->fail, "store.json", 0, 0, 0,
+		es_ilist_add(&R->fail, "store.json", 0, 0, 0,
 			  "\"snapshot_every\" is not a non-negative integer");
 	json_decref(conf);
 }
@@ -1088,9 +858,9 @@ static void free_units(struct run *R)
 		}
 		free(u->path);
 		free(u->name);
-		ilist_release(&u->fail);
-		ilist_release(&u->warn);
-		ilist_release(&u->pend);
+		es_ilist_release(&u->fail);
+		es_ilist_release(&u->warn);
+		es_ilist_release(&u->pend);
 	}
 	free(R->u);
 	R->u = NULL;
@@ -1124,7 +894,7 @@ static int list_log(struct run *R, struct es_error *err)
 	d = opendir(path);
 	if (!d) {
 		if (errno == ENOENT) {
-			ilist_add(&R->fail, "log/", 0, 0, 0, "missing");
+			es_ilist_add(&R->fail, "log/", 0, 0, 0, "missing");
 			return 0;
 		}
 		return es_fail_errno(err, ES_IO, "cannot read '%s'", path);
@@ -1138,11 +908,11 @@ static int list_log(struct run *R, struct es_error *err)
 		snprintf(rel, sizeof(rel), "log/%s", n);
 		snprintf(full, sizeof(full), "%s/%s", R->dir, rel);
 		if (!is_segment_name(n)) {
-			ilist_add(&R->fail, rel, 0, 0, 0, "stray file in log/: not a segment name");
+			es_ilist_add(&R->fail, rel, 0, 0, 0, "stray file in log/: not a segment name");
 			continue;
 		}
 		if (stat(full, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-			ilist_add(&R->fail, rel, 0, 0, 0, "not a regular file");
+			es_ilist_add(&R->fail, rel, 0, 0, 0, "not a regular file");
 			continue;
 		}
 		if (add_unit(R, &cap, err))
@@ -1180,7 +950,7 @@ static int add_archive(struct run *R, struct vstate *init, struct es_error *err)
 	if (es_archive_load(R->dir, &a, err) != 0) {
 		if (err->code != ES_CORRUPT)
 			return err->code;
-		ilist_add(&R->fail, "archive/MANIFEST", 0, 0, 0, "%s", err->msg);
+		es_ilist_add(&R->fail, "archive/MANIFEST", 0, 0, 0, "%s", err->msg);
 		es_error_clear(err);
 		return 0;
 	}
@@ -1192,7 +962,7 @@ static int add_archive(struct run *R, struct vstate *init, struct es_error *err)
 			R->u[k++] = R->u[i];
 			continue;
 		}
-		ilist_add(&R->notes, NULL, 0, 0, 0, "%s: a copy of an archived segment, not read",
+		es_ilist_add(&R->notes, NULL, 0, 0, 0, "%s: a copy of an archived segment, not read",
 			  R->u[i].name);
 		free(R->u[i].path);
 		free(R->u[i].name);
@@ -1237,7 +1007,7 @@ static int add_archive(struct run *R, struct vstate *init, struct es_error *err)
 			es_ts_format(h.ts, init->ts);
 			init->has_ts = 1;
 		}
-		ilist_add(&R->notes, NULL, 0, 0, 0,
+		es_ilist_add(&R->notes, NULL, 0, 0, 0,
 			  "seq 1 to %llu were purged: the chain starts at the purge anchor",
 			  (unsigned long long)h.seq);
 	}
@@ -1248,415 +1018,11 @@ static int add_archive(struct run *R, struct vstate *init, struct es_error *err)
 static void check_empty(struct unit *u)
 {
 	if (!u->active)
-		ilist_add(&u->fail, u->name, 1, 0, u->segno, "empty sealed segment");
+		es_ilist_add(&u->fail, u->name, 1, 0, u->segno, "empty sealed segment");
 	else if (u->st.known && u->segno != u->st.seq + 1)
-		ilist_add(&u->fail, u->name, 1, 0, u->segno,
+		es_ilist_add(&u->fail, u->name, 1, 0, u->segno,
 			  "empty active segment: its name does not match the next seq %llu",
 			  (unsigned long long)(u->st.seq + 1));
-}
-
-/* ---- the index ---- */
-
-enum { IX_NONE, IX_MISSING, IX_UNREADABLE, IX_UNSYNCED, IX_STALE, IX_BAD, IX_OK };
-
-static int open_index(const char *dir, struct es_index **ix, struct es_error *err)
-{
-	char path[PATH_MAX], f[PATH_MAX + 16];
-
-	snprintf(path, sizeof(path), "%s/index", dir);
-	snprintf(f, sizeof(f), "%s/data.mdb", path);
-	if (access(f, F_OK) != 0)
-		return IX_MISSING;
-	if (es_store_index_unsynced(path) == 2)
-		return IX_UNSYNCED; /* maybe torn: not to be judged, nor used */
-	if (es_index_open(ix, path, 0, err) != 0)
-		return IX_UNREADABLE;
-	return IX_OK;
-}
-
-struct ixwalk {
-	struct run *R;
-	struct es_index *ix;
-	uint64_t seen;
-	int complete;
-};
-
-static void ixfail(struct run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ixfail(struct run *R, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (R->ixissues.n == INDEX_FAIL_MAX)
-		ilist_add(&R->ixissues, "index/", 0, 0, 0, "more disagreements not listed");
-	if (R->ixissues.n > INDEX_FAIL_MAX)
-		return;
-	va_start(ap, fmt);
-	ilist_vadd(&R->ixissues, "index/", 0, 0, 0, fmt, ap);
-	va_end(ap);
-}
-
-static void ix_position(struct run *R, struct vent *e, int rc, const struct es_pos *p);
-
-/* Every stream the index knows: its version and the position of its last
- * event must be what the log says. */
-static int ix_stream(void *arg, const char *stream, size_t len, uint64_t version,
-		     const struct es_pos *pos)
-{
-	struct ixwalk *w = arg;
-	struct run *R = w->R;
-	struct vent *e;
-
-	if (!w->complete)
-		return 0;
-	w->seen++;
-	e = vmap_find(&R->gmap, stream, len);
-	if (!e) {
-		ixfail(R, "stream '%.*s' is in the index but not in the log", (int)len, stream);
-		return 0;
-	}
-	if (e->last.seq > R->head_seq)
-		return 0; /* it has events in a torn tail: not comparable */
-	if (e->last_v != version)
-		ixfail(R, "stream '%.*s': the index says version %llu, the log %llu", (int)len,
-		       stream, (unsigned long long)version, (unsigned long long)e->last_v);
-	else
-		ix_position(R, e, pos ? 0 : 1, pos);
-	return 0;
-}
-
-/* The position of e's last event (rc as es_index_get_pos's, p) must be
- * where the index says. */
-static void ix_position(struct run *R, struct vent *e, int rc, const struct es_pos *p)
-{
-	struct vmap *m = &R->gmap;
-
-	e->walked = 1;
-	if (rc == 1)
-		ixfail(R, "stream '%.*s' version %llu is not in the index", (int)e->klen,
-		       vkey(m, e), (unsigned long long)e->last_v);
-	else if (rc != 0 || p->seq != e->last.seq || p->seg != e->last.seg ||
-		 p->off != e->last.off || p->len != e->last.len)
-		ixfail(R, "stream '%.*s' version %llu: the index points elsewhere than "
-		       "log/%020llu.ndjson offset %llu",
-		       (int)e->klen, vkey(m, e), (unsigned long long)e->last_v,
-		       (unsigned long long)e->last.seg, (unsigned long long)e->last.off);
-}
-
-/* Check the positions of each stream's last event (both complete and
- * incremental runs know those exactly). A complete run checked those of
- * the streams the index has while walking it, in key order (a tenth of
- * es-verify's time in hash order); here are the rest. */
-static void ix_positions(struct run *R, struct es_index *ix)
-{
-	struct vmap *m = &R->gmap;
-
-	for (size_t i = 0; i < m->cap; i++) {
-		struct vent *e = &m->e[i];
-		uint64_t v = 0;
-		if (!e->used || e->walked || e->last.seq > R->head_seq)
-			continue;
-		/* Complete runs compared the versions while walking the index
-		 * (and count the streams); incremental ones do it here. */
-		if (!m->complete &&
-		    (es_index_version(ix, vkey(m, e), e->klen, &v) != 0 || v != e->last_v)) {
-			ixfail(R, "stream '%.*s': the index says version %llu, the log %llu",
-			       (int)e->klen, vkey(m, e), (unsigned long long)v,
-			       (unsigned long long)e->last_v);
-			continue;
-		}
-		struct es_pos p;
-		int rc = es_index_get_pos(ix, vkey(m, e), e->klen, e->last_v, &p);
-		ix_position(R, e, rc, &p);
-	}
-}
-
-/* Incremental runs: a stream first seen after --from-seq continues from
- * its previous version before it; the index (when it matches the log)
- * says where that one is, and the record there is read and checked. */
-static void lookback(struct run *R, struct es_index *ix, uint64_t from)
-{
-	struct vmap *m = &R->gmap;
-	char *buf = NULL;
-	size_t cap = 0;
-	struct es_buf sk = ES_BUF_INIT;
-	struct es_store s;
-
-	/* Only what es_store_read_pos() needs (the store's index is open
-	 * already, and LMDB must not be opened twice in a process). */
-	memset(&s, 0, sizeof(s));
-	s.dir = (char *)R->dir;
-	s.lock_fd = s.active_fd = -1;
-
-	for (size_t i = 0; i < m->cap; i++) {
-		struct vent *e = &m->e[i];
-		struct es_pos p;
-		struct es_rec r;
-		const char *why, *k;
-		size_t kn;
-		if (!e->used || e->checked || e->first_seq > R->head_seq)
-			continue;
-		e->checked = 1;
-		if (e->first_v == 1) {
-			if (es_index_get_pos(ix, vkey(m, e), e->klen, 1, &p) == 0 && p.seq < from)
-				ilist_add(&R->post, NULL, 0, 0, e->first_seq,
-					  "stream '%.*s': version 1 again (already at seq %llu)",
-					  (int)e->klen, vkey(m, e), (unsigned long long)p.seq);
-			continue;
-		}
-		int rc = es_index_get_pos(ix, vkey(m, e), e->klen, e->first_v - 1, &p);
-		struct es_error err = {0, ""};
-		if (rc != 0 || p.seq >= from) {
-			ilist_add(&R->post, NULL, 0, 0, e->first_seq,
-				  "stream '%.*s': version %llu, but no version %llu before seq %llu",
-				  (int)e->klen, vkey(m, e), (unsigned long long)e->first_v,
-				  (unsigned long long)(e->first_v - 1), (unsigned long long)from);
-			continue;
-		}
-		if (p.len < 2 || es_store_read_pos(&s, &p, &buf, &cap, &err) != 0 ||
-		    es_rec_parse(buf, p.len - 1, 0, &r, &why) != 0 || r.seq != p.seq ||
-		    r.version != e->first_v - 1 || stream_key(&r, &sk, &k, &kn) != 0 ||
-		    kn != e->klen || memcmp(k, vkey(m, e), kn) != 0)
-			ilist_add(&R->post, NULL, 0, 0, e->first_seq,
-				  "stream '%.*s': version %llu: version %llu is not where the index "
-				  "says (seq %llu)",
-				  (int)e->klen, vkey(m, e), (unsigned long long)e->first_v,
-				  (unsigned long long)(e->first_v - 1), (unsigned long long)p.seq);
-	}
-	free(buf);
-	es_buf_release(&sk);
-	es_archive_store_release(&s);
-}
-
-/* The index against the log's head. */
-static void check_index(struct run *R, struct es_index *ix, const struct pos *head,
-			uint64_t from)
-{
-	struct es_head *ih = &R->ih;
-	int differs = 0;
-
-	R->head_seq = head->seq;
-	for (size_t i = 0; i < R->nu; i++)
-		differs |= R->u[i].ih_differs;
-	if (R->index_state == IX_MISSING) {
-		ilist_add(&R->warn, "index/", 0, 0, 0,
-			  "missing: rebuilt by the next append, or by --repair-index");
-		return;
-	}
-	if (R->index_state == IX_UNSYNCED) {
-		ilist_add(&R->warn, "index/", 0, 0, 0,
-			  "not synced before the machine went down (index/unsynced is from an "
-			  "earlier boot): rebuilt by the next append or read, or by --repair-index");
-		return;
-	}
-	if (R->index_state == IX_UNREADABLE) {
-		ilist_add(&R->warn, "index/", 0, 0, 0,
-			  "unreadable: rebuilt by the next append, or by --repair-index");
-		return;
-	}
-	if (R->ih_damaged) {
-		R->index_state = IX_STALE;
-		ilist_add(&R->warn, "index/", 0, 0, 0,
-			  "its head is damaged (unreadable, or its check sum does not match): "
-			  "rebuilt by the next append, or by --repair-index");
-		return;
-	}
-	if (!R->have_ih) {
-		if (head->seq > 0) {
-			R->index_state = IX_STALE;
-			ilist_add(&R->warn, "index/", 0, 0, 0,
-				  "empty: rebuilt by the next append, or by --repair-index");
-		}
-		return;
-	}
-	if (ih->seq > head->seq) {
-		R->index_state = IX_BAD;
-		ixfail(R, "the index covers up to seq %llu but the log ends at seq %llu: "
-		       "acknowledged records are missing from the log",
-		       (unsigned long long)ih->seq, (unsigned long long)head->seq);
-		return;
-	}
-	if (differs) {
-		R->index_state = IX_BAD;
-		ixfail(R, "the index head (seq %llu hash %.64s) is not the log's record at that "
-		       "seq: the log was rewritten after it was indexed",
-		       (unsigned long long)ih->seq, ih->hash);
-		return;
-	}
-	if (ih->seq < head->seq) {
-		R->index_state = IX_STALE;
-		ilist_add(&R->warn, "index/", 0, 0, 0,
-			  "behind: it covers seq %llu of %llu (caught up by the next append or "
-			  "read, or by --repair-index)",
-			  (unsigned long long)ih->seq, (unsigned long long)head->seq);
-		return;
-	}
-	/* The index claims to match the log: readers trust it, so it must. */
-	/* (a purge anchor as the head has no position left to compare) */
-	if (head->seq > 0 && ((head->seg && (ih->seg != head->seg || ih->end != head->end)) ||
-			      memcmp(ih->hash, head->hash, ES_HASH_HEX) != 0)) {
-		R->index_state = IX_BAD;
-		ixfail(R, "the index head (log/%020llu.ndjson offset %llu) is not where the "
-		       "log's head is (log/%020llu.ndjson offset %llu)",
-		       (unsigned long long)ih->seg, (unsigned long long)ih->end,
-		       (unsigned long long)head->seg, (unsigned long long)head->end);
-		return;
-	}
-	struct es_error err = {0, ""};
-	if (es_index_begin(ix, 0, &err)) {
-		R->index_state = IX_UNREADABLE;
-		ilist_add(&R->warn, "index/", 0, 0, 0, "unreadable: %s", err.msg);
-		return;
-	}
-	struct ixwalk w = {R, ix, 0, R->gmap.complete};
-	if (es_index_each_stream_pos(ix, ix_stream, &w) < 0)
-		ilist_add(&R->warn, "index/", 0, 0, 0, "read error while walking the streams");
-	ix_positions(R, ix);
-	if (from > 1 && !R->purged)
-		lookback(R, ix, from);
-	else if (w.complete && R->ixissues.n == 0) {
-		uint64_t n = 0;
-		for (size_t i = 0; i < R->gmap.cap; i++)
-			n += R->gmap.e[i].used && R->gmap.e[i].first_seq <= R->head_seq;
-		if (w.seen != n)
-			ixfail(R, "the index has %llu streams, the log %llu",
-			       (unsigned long long)w.seen, (unsigned long long)n);
-	}
-	es_index_abort(ix);
-	R->index_state = R->ixissues.n ? IX_BAD : IX_OK;
-}
-
-static int repair_index(struct run *R, struct es_error *err)
-{
-	struct es_store s;
-
-	if (es_store_open(&s, R->dir, ES_OPEN_WRITE, err) || es_store_lock(&s, err)) {
-		es_store_close(&s);
-		return err->code;
-	}
-	if (es_index_begin(s.index, 1, err) || es_store_rebuild_index(&s, err) ||
-	    es_index_commit(s.index, err)) {
-		es_store_unlock(&s);
-		es_store_close(&s);
-		return err->code;
-	}
-	es_store_unlock(&s);
-	es_store_close(&s);
-	return 0;
-}
-
-/* Snapshots of one stream directory, v[0..n): each read and checked on its
- * own; those under the default reducer recomputed by one replay; the
- * others (their reducer spec is not at hand) checked against the log. */
-static int snap_stream(struct run *R, struct es_store *s, const struct es_reducer *red,
-		       struct es_snapshot *v, size_t n, size_t *counts, struct es_error *err)
-{
-	struct es_snapshot **mine = calloc(n, sizeof(*mine));
-	const char **bad = calloc(n, sizeof(*bad));
-	size_t m = 0;
-	int rc = 0;
-
-	if (!mine || !bad) {
-		rc = es_fail(err, ES_IO, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < n && !rc; i++) {
-		const char *why = NULL;
-		if (v[i].bad) {
-			ilist_add(&R->post, v[i].path + v[i].rel, 0, 0, v[i].seq, "%s", v[i].bad);
-		} else if (strcmp(v[i].reducer, es_reducer_id(red)) == 0) {
-			mine[m++] = &v[i];
-		} else if ((rc = es_snapshot_check_log(s, &v[i], &why, err)) == 1) {
-			ilist_add(&R->post, v[i].path + v[i].rel, 0, 0, v[i].seq,
-				  "snapshot of '%s' at version %llu: %s", v[i].stream,
-				  (unsigned long long)v[i].version, why);
-			rc = 0;
-		} else if (rc == 0) {
-			counts[1]++;
-		}
-	}
-	if (!rc && m)
-		rc = es_snapshot_verify(s, red, mine, m, bad, err);
-	for (size_t i = 0; i < m && !rc; i++) {
-		if (bad[i])
-			ilist_add(&R->post, mine[i]->path + mine[i]->rel, 0, 0, mine[i]->seq,
-				  "snapshot of '%s' at version %llu: %s", mine[i]->stream,
-				  (unsigned long long)mine[i]->version, bad[i]);
-		else
-			counts[0]++;
-	}
-out:
-	free(mine);
-	free(bad);
-	return rc;
-}
-
-/* --snapshots: only over an intact log and an index that matches it (the
- * replays read streams through it, and es-verify changes nothing). */
-static int verify_snapshots(struct run *R, struct es_error *err)
-{
-	struct es_store s;
-	struct es_reducer *red = NULL;
-	struct es_snapshot *v = NULL;
-	size_t n = 0, counts[2] = {0, 0};
-	int rc;
-
-	if (R->index_state != IX_OK) {
-		ilist_add(&R->notes, NULL, 0, 0, 0, "snapshots: not checked: they are replayed "
-			  "through the index, which is not up to date (--repair-index)");
-		return 0;
-	}
-	if ((rc = es_store_open(&s, R->dir, 0, err)) != 0) {
-		es_store_close(&s);
-		return rc;
-	}
-	rc = es_store_index_ready(&s, err);
-	if (rc == 1 || (rc == 0 && !s.index)) {
-		ilist_add(&R->notes, NULL, 0, 0, 0, "snapshots: not checked: the index cannot be used");
-		rc = 0;
-		goto out;
-	}
-	if (rc || (rc = es_reducer_default(&red, err)) != 0 ||
-	    (rc = es_snapshot_list(&s, NULL, 0, &v, &n, err)) != 0)
-		goto out;
-	for (size_t i = 0; i < n && !rc; i++) {
-		const char *why;
-		rc = es_snapshot_read(&v[i], &why, err) > 1 ? err->code : 0;
-	}
-	for (size_t i = 0, j; i < n && !rc; i = j) {
-		for (j = i + 1; j < n && es_snapshot_same_stream(&v[i], &v[j]); j++)
-			;
-		rc = snap_stream(R, &s, red, v + i, j - i, counts, err);
-	}
-	if (!rc)
-		ilist_add(&R->notes, NULL, 0, 0, 0,
-			  "snapshots: %zu recomputed from the log and equal; %zu under other "
-			  "reducers checked against the log only", counts[0], counts[1]);
-out:
-	es_snapshot_list_free(v, n);
-	es_reducer_free(red);
-	es_store_close(&s);
-	return rc;
-}
-
-static void count_quarantine(struct run *R)
-{
-	char path[PATH_MAX];
-	struct dirent *de;
-	size_t n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "%s/quarantine", R->dir);
-	d = opendir(path);
-	if (!d)
-		return;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	if (n)
-		ilist_add(&R->notes, NULL, 0, 0, 0,
-			  "quarantine/ holds %zu file%s of bytes cut from torn tails", n,
-			  n == 1 ? "" : "s");
 }
 
 /* ---- putting it together ---- */
@@ -1779,7 +1145,7 @@ static int finish_units(struct run *R, size_t first, struct es_error *err)
 	for (size_t i = first; i < R->nu; i++)
 		if (R->u[i].ran) {
 			finish_unit(R, &R->u[i]);
-			ilist_sort(&R->u[i].fail);
+			es_ilist_sort(&R->u[i].fail);
 		}
 	return 0;
 }
@@ -1800,25 +1166,25 @@ static const struct vstate *end_state(const struct run *R, size_t first,
  * failure unless all_errors. */
 static int fill_report(struct run *R, struct es_verify_report *rep, struct es_error *err)
 {
-	struct ilist fail = {0}, warn = {0};
+	struct es_ilist fail = {0}, warn = {0};
 	int oom = R->fail.oom | R->warn.oom | R->notes.oom | R->ixissues.oom | R->post.oom;
 
 	/* A failed allocation anywhere (jansson says "not valid JSON" for one)
 	 * may have made a finding or hidden one: no verdict then. */
 	oom |= es_alloc_failures() != R->alloc0;
 
-	ilist_move(&fail, &R->fail);
-	ilist_move(&warn, &R->warn);
+	es_ilist_move(&fail, &R->fail);
+	es_ilist_move(&warn, &R->warn);
 	for (size_t i = 0; i < R->nu; i++) {
 		struct unit *u = &R->u[i];
 		oom |= u->fail.oom | u->warn.oom;
-		ilist_move(&fail, &u->fail);
-		ilist_move(&warn, &u->warn);
+		es_ilist_move(&fail, &u->fail);
+		es_ilist_move(&warn, &u->warn);
 		rep->records += u->records;
 		rep->bytes += u->bytes;
 	}
-	ilist_move(&fail, &R->post);
-	ilist_move(&fail, &R->ixissues);
+	es_ilist_move(&fail, &R->post);
+	es_ilist_move(&fail, &R->ixissues);
 	if (!R->o->all_errors)
 		while (fail.n > 1) {
 			fail.n--;
@@ -1841,7 +1207,7 @@ static int fill_report(struct run *R, struct es_verify_report *rep, struct es_er
 		}
 		rep->nnotes = rep->notes ? R->notes.n : 0;
 	}
-	ilist_release(&R->notes);
+	es_ilist_release(&R->notes);
 	return oom ? es_fail(err, ES_IO, "out of memory") : 0;
 }
 
@@ -1850,11 +1216,11 @@ static void run_release(struct run *R)
 	free_units(R);
 	vmap_release(&R->gmap);
 	es_archive_free(R->arc);
-	ilist_release(&R->fail);
-	ilist_release(&R->post);
-	ilist_release(&R->warn);
-	ilist_release(&R->notes);
-	ilist_release(&R->ixissues);
+	es_ilist_release(&R->fail);
+	es_ilist_release(&R->post);
+	es_ilist_release(&R->warn);
+	es_ilist_release(&R->notes);
+	es_ilist_release(&R->ixissues);
 	pthread_mutex_destroy(&R->plock);
 }
 
@@ -1905,7 +1271,7 @@ static int incremental_start(struct run *R, size_t *first, struct es_error *err)
 	}
 	if (k == 0) {
 		/* The log begins at from_seq (older history archived or purged). */
-		ilist_add(&R->notes, NULL, 0, 0, 0,
+		es_ilist_add(&R->notes, NULL, 0, 0, 0,
 			  "the log begins at seq %llu: the anchor is taken on trust",
 			  (unsigned long long)u->segno);
 		u->anchor_seen = 1;
@@ -1918,13 +1284,13 @@ static int incremental_start(struct run *R, size_t *first, struct es_error *err)
 		return es_fail_errno(err, ES_IO, "cannot read '%s'", p->name);
 	u->anchor_seen = 1;
 	if (lr > 0 || prev.seq + 1 != o->from_seq) {
-		ilist_add(&R->fail, p->name, 0, 0, o->from_seq - 1,
+		es_ilist_add(&R->fail, p->name, 0, 0, o->from_seq - 1,
 			  "no complete record with seq %llu at its end to anchor on",
 			  (unsigned long long)(o->from_seq - 1));
 		return 0;
 	}
 	if (memcmp(prev.hash, o->anchor, ES_HASH_HEX) != 0)
-		ilist_add(&R->fail, p->name, 0, 0, prev.seq,
+		es_ilist_add(&R->fail, p->name, 0, 0, prev.seq,
 			  "hash %.64s differs from the --anchor hash", prev.hash);
 	memcpy(u->st.ts, prev.ts, ES_TS_LEN);
 	u->st.has_ts = 1;
@@ -1941,7 +1307,7 @@ static void check_head(struct run *R, const struct pos *head)
 	if (!o->expect_head)
 		return;
 	if (head->seq != o->expect_seq || memcmp(head->hash, o->expect_hash, ES_HASH_HEX) != 0)
-		ilist_add(&R->post, NULL, 0, 0, head->seq,
+		es_ilist_add(&R->post, NULL, 0, 0, head->seq,
 			  "the head is seq %llu hash %.64s, expected seq %llu hash %.64s",
 			  (unsigned long long)head->seq, head->hash,
 			  (unsigned long long)o->expect_seq, o->expect_hash);
@@ -1973,7 +1339,7 @@ int es_verify_store(const char *dir, const struct es_verify_opts *o,
 	run_init(&R, o, dir);
 	add_check(rep, "store.json");
 	check_store_json(&R);
-	R.index_state = open_index(dir, &ix, err);
+	R.index_state = es_verify_index_open(dir, &ix, err);
 	if (R.index_state == IX_UNREADABLE)
 		es_error_clear(err);
 	if (ix && es_index_begin(ix, 0, err) == 0) {
@@ -2006,7 +1372,7 @@ int es_verify_store(const char *dir, const struct es_verify_opts *o,
 		if ((rc = run_units(&R, first, err)) != 0 || (rc = finish_units(&R, first, err)) != 0)
 			goto out;
 		if (o->from_seq > 1 && (R.nu == 0 || (R.u[first].ran && !R.u[first].anchor_seen)))
-			ilist_add(&R.fail, R.nu ? R.u[first].name : NULL, 0, 0, o->from_seq - 1,
+			es_ilist_add(&R.fail, R.nu ? R.u[first].name : NULL, 0, 0, o->from_seq - 1,
 				  "no record with seq %llu to anchor on",
 				  (unsigned long long)(o->from_seq - 1));
 	}
@@ -2020,35 +1386,35 @@ int es_verify_store(const char *dir, const struct es_verify_opts *o,
 		for (size_t i = 0; i < R.nu; i++)
 			log_failed |= R.u[i].fail.n > 0;
 		if (!log_failed || o->all_errors)
-			check_index(&R, ix, &head, o->from_seq);
+			es_verify_index_check(&R, ix, &head, o->from_seq);
 		if (ix)
 			es_index_close(ix);
 		ix = NULL;
-		count_quarantine(&R);
+		es_verify_quarantine(&R);
 		if (o->repair_index && R.index_state != IX_OK) {
 			if (log_failed)
-				ilist_add(&R.notes, NULL, 0, 0, 0,
+				es_ilist_add(&R.notes, NULL, 0, 0, 0,
 					  "index not repaired: the log itself is broken");
-			else if (repair_index(&R, err) != 0) {
+			else if (es_verify_index_repair(&R, err) != 0) {
 				rc = err->code;
 				goto out;
 			} else {
 				rep->index_repaired = 1;
-				ilist_add(&R.notes, NULL, 0, 0, 0, "index rebuilt from the log");
+				es_ilist_add(&R.notes, NULL, 0, 0, 0, "index rebuilt from the log");
 				/* what was wrong with it is now history */
 				for (size_t i = 0; i < R.ixissues.n; i++)
-					ilist_add(&R.warn, "index/", 0, 0, 0, "%s (repaired)",
+					es_ilist_add(&R.warn, "index/", 0, 0, 0, "%s (repaired)",
 						  R.ixissues.v[i].reason);
-				ilist_release(&R.ixissues);
+				es_ilist_release(&R.ixissues);
 				R.index_state = IX_OK;
 			}
 		}
 		if (o->snapshots) {
 			add_check(rep, "snapshots");
 			if (log_failed)
-				ilist_add(&R.notes, NULL, 0, 0, 0,
+				es_ilist_add(&R.notes, NULL, 0, 0, 0,
 					  "snapshots: not checked: the log itself is broken");
-			else if ((rc = verify_snapshots(&R, err)) != 0)
+			else if ((rc = es_verify_snapshots(&R, err)) != 0)
 				goto out;
 		}
 	}
@@ -2116,7 +1482,7 @@ int es_verify_files(char **files, int nfiles, const struct es_verify_opts *o,
 			n += R.u[i].records;
 		}
 		if (o->from_seq > 1 && !anchored && !stopped && n == 0)
-			ilist_add(&R.post, NULL, 0, 0, o->from_seq - 1,
+			es_ilist_add(&R.post, NULL, 0, 0, o->from_seq - 1,
 				  "no record with seq %llu or later",
 				  (unsigned long long)(o->from_seq - 1));
 	}

@@ -1,0 +1,420 @@
+/* verify_index.c: es-verify's checks of what is derived from the log:
+ * the index (its head, every stream's version and last position, the
+ * look-back of an incremental run), --repair-index, --snapshots, and the
+ * note on quarantine/. verify.c checks the log and calls these after it
+ * (verify_int.h). */
+#include "verify_int.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "reader.h"
+#include "reducer.h"
+#include "snapshot.h"
+#include "store.h"
+
+#define INDEX_FAIL_MAX 100        /* index disagreements listed at most */
+
+int es_verify_index_open(const char *dir, struct es_index **ix, struct es_error *err)
+{
+	char path[PATH_MAX], f[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/index", dir);
+	snprintf(f, sizeof(f), "%s/data.mdb", path);
+	if (access(f, F_OK) != 0)
+		return IX_MISSING;
+	if (es_store_index_unsynced(path) == 2)
+		return IX_UNSYNCED; /* maybe torn: not to be judged, nor used */
+	if (es_index_open(ix, path, 0, err) != 0)
+		return IX_UNREADABLE;
+	return IX_OK;
+}
+
+struct ixwalk {
+	struct run *R;
+	struct es_index *ix;
+	uint64_t seen;
+	int complete;
+};
+
+static void ixfail(struct run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ixfail(struct run *R, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (R->ixissues.n == INDEX_FAIL_MAX)
+		es_ilist_add(&R->ixissues, "index/", 0, 0, 0, "more disagreements not listed");
+	if (R->ixissues.n > INDEX_FAIL_MAX)
+		return;
+	va_start(ap, fmt);
+	es_ilist_vadd(&R->ixissues, "index/", 0, 0, 0, fmt, ap);
+	va_end(ap);
+}
+
+static void ix_position(struct run *R, struct vent *e, int rc, const struct es_pos *p);
+
+/* Every stream the index knows: its version and the position of its last
+ * event must be what the log says. */
+static int ix_stream(void *arg, const char *stream, size_t len, uint64_t version,
+		     const struct es_pos *pos)
+{
+	struct ixwalk *w = arg;
+	struct run *R = w->R;
+	struct vent *e;
+
+	if (!w->complete)
+		return 0;
+	w->seen++;
+	e = vmap_find(&R->gmap, stream, len);
+	if (!e) {
+		ixfail(R, "stream '%.*s' is in the index but not in the log", (int)len, stream);
+		return 0;
+	}
+	if (e->last.seq > R->head_seq)
+		return 0; /* it has events in a torn tail: not comparable */
+	if (e->last_v != version)
+		ixfail(R, "stream '%.*s': the index says version %llu, the log %llu", (int)len,
+		       stream, (unsigned long long)version, (unsigned long long)e->last_v);
+	else
+		ix_position(R, e, pos ? 0 : 1, pos);
+	return 0;
+}
+
+/* The position of e's last event (rc as es_index_get_pos's, p) must be
+ * where the index says. */
+static void ix_position(struct run *R, struct vent *e, int rc, const struct es_pos *p)
+{
+	struct vmap *m = &R->gmap;
+
+	e->walked = 1;
+	if (rc == 1)
+		ixfail(R, "stream '%.*s' version %llu is not in the index", (int)e->klen,
+		       vkey(m, e), (unsigned long long)e->last_v);
+	else if (rc != 0 || p->seq != e->last.seq || p->seg != e->last.seg ||
+		 p->off != e->last.off || p->len != e->last.len)
+		ixfail(R, "stream '%.*s' version %llu: the index points elsewhere than "
+		       "log/%020llu.ndjson offset %llu",
+		       (int)e->klen, vkey(m, e), (unsigned long long)e->last_v,
+		       (unsigned long long)e->last.seg, (unsigned long long)e->last.off);
+}
+
+/* Check the positions of each stream's last event (both complete and
+ * incremental runs know those exactly). A complete run checked those of
+ * the streams the index has while walking it, in key order (a tenth of
+ * es-verify's time in hash order); here are the rest. */
+static void ix_positions(struct run *R, struct es_index *ix)
+{
+	struct vmap *m = &R->gmap;
+
+	for (size_t i = 0; i < m->cap; i++) {
+		struct vent *e = &m->e[i];
+		uint64_t v = 0;
+		if (!e->used || e->walked || e->last.seq > R->head_seq)
+			continue;
+		/* Complete runs compared the versions while walking the index
+		 * (and count the streams); incremental ones do it here. */
+		if (!m->complete &&
+		    (es_index_version(ix, vkey(m, e), e->klen, &v) != 0 || v != e->last_v)) {
+			ixfail(R, "stream '%.*s': the index says version %llu, the log %llu",
+			       (int)e->klen, vkey(m, e), (unsigned long long)v,
+			       (unsigned long long)e->last_v);
+			continue;
+		}
+		struct es_pos p;
+		int rc = es_index_get_pos(ix, vkey(m, e), e->klen, e->last_v, &p);
+		ix_position(R, e, rc, &p);
+	}
+}
+
+/* Incremental runs: a stream first seen after --from-seq continues from
+ * its previous version before it; the index (when it matches the log)
+ * says where that one is, and the record there is read and checked. */
+static void lookback(struct run *R, struct es_index *ix, uint64_t from)
+{
+	struct vmap *m = &R->gmap;
+	char *buf = NULL;
+	size_t cap = 0;
+	struct es_buf sk = ES_BUF_INIT;
+	struct es_store s;
+
+	/* Only what es_store_read_pos() needs (the store's index is open
+	 * already, and LMDB must not be opened twice in a process). */
+	memset(&s, 0, sizeof(s));
+	s.dir = (char *)R->dir;
+	s.lock_fd = s.active_fd = -1;
+
+	for (size_t i = 0; i < m->cap; i++) {
+		struct vent *e = &m->e[i];
+		struct es_pos p;
+		struct es_rec r;
+		const char *why, *k;
+		size_t kn;
+		if (!e->used || e->checked || e->first_seq > R->head_seq)
+			continue;
+		e->checked = 1;
+		if (e->first_v == 1) {
+			if (es_index_get_pos(ix, vkey(m, e), e->klen, 1, &p) == 0 && p.seq < from)
+				es_ilist_add(&R->post, NULL, 0, 0, e->first_seq,
+					  "stream '%.*s': version 1 again (already at seq %llu)",
+					  (int)e->klen, vkey(m, e), (unsigned long long)p.seq);
+			continue;
+		}
+		int rc = es_index_get_pos(ix, vkey(m, e), e->klen, e->first_v - 1, &p);
+		struct es_error err = {0, ""};
+		if (rc != 0 || p.seq >= from) {
+			es_ilist_add(&R->post, NULL, 0, 0, e->first_seq,
+				  "stream '%.*s': version %llu, but no version %llu before seq %llu",
+				  (int)e->klen, vkey(m, e), (unsigned long long)e->first_v,
+				  (unsigned long long)(e->first_v - 1), (unsigned long long)from);
+			continue;
+		}
+		if (p.len < 2 || es_store_read_pos(&s, &p, &buf, &cap, &err) != 0 ||
+		    es_rec_parse(buf, p.len - 1, 0, &r, &why) != 0 || r.seq != p.seq ||
+		    r.version != e->first_v - 1 || stream_key(&r, &sk, &k, &kn) != 0 ||
+		    kn != e->klen || memcmp(k, vkey(m, e), kn) != 0)
+			es_ilist_add(&R->post, NULL, 0, 0, e->first_seq,
+				  "stream '%.*s': version %llu: version %llu is not where the index "
+				  "says (seq %llu)",
+				  (int)e->klen, vkey(m, e), (unsigned long long)e->first_v,
+				  (unsigned long long)(e->first_v - 1), (unsigned long long)p.seq);
+	}
+	free(buf);
+	es_buf_release(&sk);
+	es_archive_store_release(&s);
+}
+
+/* The index against the log's head. */
+void es_verify_index_check(struct run *R, struct es_index *ix, const struct pos *head,
+			   uint64_t from)
+{
+	struct es_head *ih = &R->ih;
+	int differs = 0;
+
+	R->head_seq = head->seq;
+	for (size_t i = 0; i < R->nu; i++)
+		differs |= R->u[i].ih_differs;
+	if (R->index_state == IX_MISSING) {
+		es_ilist_add(&R->warn, "index/", 0, 0, 0,
+			  "missing: rebuilt by the next append, or by --repair-index");
+		return;
+	}
+	if (R->index_state == IX_UNSYNCED) {
+		es_ilist_add(&R->warn, "index/", 0, 0, 0,
+			  "not synced before the machine went down (index/unsynced is from an "
+			  "earlier boot): rebuilt by the next append or read, or by --repair-index");
+		return;
+	}
+	if (R->index_state == IX_UNREADABLE) {
+		es_ilist_add(&R->warn, "index/", 0, 0, 0,
+			  "unreadable: rebuilt by the next append, or by --repair-index");
+		return;
+	}
+	if (R->ih_damaged) {
+		R->index_state = IX_STALE;
+		es_ilist_add(&R->warn, "index/", 0, 0, 0,
+			  "its head is damaged (unreadable, or its check sum does not match): "
+			  "rebuilt by the next append, or by --repair-index");
+		return;
+	}
+	if (!R->have_ih) {
+		if (head->seq > 0) {
+			R->index_state = IX_STALE;
+			es_ilist_add(&R->warn, "index/", 0, 0, 0,
+				  "empty: rebuilt by the next append, or by --repair-index");
+		}
+		return;
+	}
+	if (ih->seq > head->seq) {
+		R->index_state = IX_BAD;
+		ixfail(R, "the index covers up to seq %llu but the log ends at seq %llu: "
+		       "acknowledged records are missing from the log",
+		       (unsigned long long)ih->seq, (unsigned long long)head->seq);
+		return;
+	}
+	if (differs) {
+		R->index_state = IX_BAD;
+		ixfail(R, "the index head (seq %llu hash %.64s) is not the log's record at that "
+		       "seq: the log was rewritten after it was indexed",
+		       (unsigned long long)ih->seq, ih->hash);
+		return;
+	}
+	if (ih->seq < head->seq) {
+		R->index_state = IX_STALE;
+		es_ilist_add(&R->warn, "index/", 0, 0, 0,
+			  "behind: it covers seq %llu of %llu (caught up by the next append or "
+			  "read, or by --repair-index)",
+			  (unsigned long long)ih->seq, (unsigned long long)head->seq);
+		return;
+	}
+	/* The index claims to match the log: readers trust it, so it must. */
+	/* (a purge anchor as the head has no position left to compare) */
+	if (head->seq > 0 && ((head->seg && (ih->seg != head->seg || ih->end != head->end)) ||
+			      memcmp(ih->hash, head->hash, ES_HASH_HEX) != 0)) {
+		R->index_state = IX_BAD;
+		ixfail(R, "the index head (log/%020llu.ndjson offset %llu) is not where the "
+		       "log's head is (log/%020llu.ndjson offset %llu)",
+		       (unsigned long long)ih->seg, (unsigned long long)ih->end,
+		       (unsigned long long)head->seg, (unsigned long long)head->end);
+		return;
+	}
+	struct es_error err = {0, ""};
+	if (es_index_begin(ix, 0, &err)) {
+		R->index_state = IX_UNREADABLE;
+		es_ilist_add(&R->warn, "index/", 0, 0, 0, "unreadable: %s", err.msg);
+		return;
+	}
+	struct ixwalk w = {R, ix, 0, R->gmap.complete};
+	if (es_index_each_stream_pos(ix, ix_stream, &w) < 0)
+		es_ilist_add(&R->warn, "index/", 0, 0, 0, "read error while walking the streams");
+	ix_positions(R, ix);
+	if (from > 1 && !R->purged)
+		lookback(R, ix, from);
+	else if (w.complete && R->ixissues.n == 0) {
+		uint64_t n = 0;
+		for (size_t i = 0; i < R->gmap.cap; i++)
+			n += R->gmap.e[i].used && R->gmap.e[i].first_seq <= R->head_seq;
+		if (w.seen != n)
+			ixfail(R, "the index has %llu streams, the log %llu",
+			       (unsigned long long)w.seen, (unsigned long long)n);
+	}
+	es_index_abort(ix);
+	R->index_state = R->ixissues.n ? IX_BAD : IX_OK;
+}
+
+int es_verify_index_repair(struct run *R, struct es_error *err)
+{
+	struct es_store s;
+
+	if (es_store_open(&s, R->dir, ES_OPEN_WRITE, err) || es_store_lock(&s, err)) {
+		es_store_close(&s);
+		return err->code;
+	}
+	if (es_index_begin(s.index, 1, err) || es_store_rebuild_index(&s, err) ||
+	    es_index_commit(s.index, err)) {
+		es_store_unlock(&s);
+		es_store_close(&s);
+		return err->code;
+	}
+	es_store_unlock(&s);
+	es_store_close(&s);
+	return 0;
+}
+
+/* Snapshots of one stream directory, v[0..n): each read and checked on its
+ * own; those under the default reducer recomputed by one replay; the
+ * others (their reducer spec is not at hand) checked against the log. */
+static int snap_stream(struct run *R, struct es_store *s, const struct es_reducer *red,
+		       struct es_snapshot *v, size_t n, size_t *counts, struct es_error *err)
+{
+	struct es_snapshot **mine = calloc(n, sizeof(*mine));
+	const char **bad = calloc(n, sizeof(*bad));
+	size_t m = 0;
+	int rc = 0;
+
+	if (!mine || !bad) {
+		rc = es_fail(err, ES_IO, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n && !rc; i++) {
+		const char *why = NULL;
+		if (v[i].bad) {
+			es_ilist_add(&R->post, v[i].path + v[i].rel, 0, 0, v[i].seq, "%s", v[i].bad);
+		} else if (strcmp(v[i].reducer, es_reducer_id(red)) == 0) {
+			mine[m++] = &v[i];
+		} else if ((rc = es_snapshot_check_log(s, &v[i], &why, err)) == 1) {
+			es_ilist_add(&R->post, v[i].path + v[i].rel, 0, 0, v[i].seq,
+				  "snapshot of '%s' at version %llu: %s", v[i].stream,
+				  (unsigned long long)v[i].version, why);
+			rc = 0;
+		} else if (rc == 0) {
+			counts[1]++;
+		}
+	}
+	if (!rc && m)
+		rc = es_snapshot_verify(s, red, mine, m, bad, err);
+	for (size_t i = 0; i < m && !rc; i++) {
+		if (bad[i])
+			es_ilist_add(&R->post, mine[i]->path + mine[i]->rel, 0, 0, mine[i]->seq,
+				  "snapshot of '%s' at version %llu: %s", mine[i]->stream,
+				  (unsigned long long)mine[i]->version, bad[i]);
+		else
+			counts[0]++;
+	}
+out:
+	free(mine);
+	free(bad);
+	return rc;
+}
+
+/* --snapshots: only over an intact log and an index that matches it (the
+ * replays read streams through it, and es-verify changes nothing). */
+int es_verify_snapshots(struct run *R, struct es_error *err)
+{
+	struct es_store s;
+	struct es_reducer *red = NULL;
+	struct es_snapshot *v = NULL;
+	size_t n = 0, counts[2] = {0, 0};
+	int rc;
+
+	if (R->index_state != IX_OK) {
+		es_ilist_add(&R->notes, NULL, 0, 0, 0, "snapshots: not checked: they are replayed "
+			  "through the index, which is not up to date (--repair-index)");
+		return 0;
+	}
+	if ((rc = es_store_open(&s, R->dir, 0, err)) != 0) {
+		es_store_close(&s);
+		return rc;
+	}
+	rc = es_store_index_ready(&s, err);
+	if (rc == 1 || (rc == 0 && !s.index)) {
+		es_ilist_add(&R->notes, NULL, 0, 0, 0, "snapshots: not checked: the index cannot be used");
+		rc = 0;
+		goto out;
+	}
+	if (rc || (rc = es_reducer_default(&red, err)) != 0 ||
+	    (rc = es_snapshot_list(&s, NULL, 0, &v, &n, err)) != 0)
+		goto out;
+	for (size_t i = 0; i < n && !rc; i++) {
+		const char *why;
+		rc = es_snapshot_read(&v[i], &why, err) > 1 ? err->code : 0;
+	}
+	for (size_t i = 0, j; i < n && !rc; i = j) {
+		for (j = i + 1; j < n && es_snapshot_same_stream(&v[i], &v[j]); j++)
+			;
+		rc = snap_stream(R, &s, red, v + i, j - i, counts, err);
+	}
+	if (!rc)
+		es_ilist_add(&R->notes, NULL, 0, 0, 0,
+			  "snapshots: %zu recomputed from the log and equal; %zu under other "
+			  "reducers checked against the log only", counts[0], counts[1]);
+out:
+	es_snapshot_list_free(v, n);
+	es_reducer_free(red);
+	es_store_close(&s);
+	return rc;
+}
+
+void es_verify_quarantine(struct run *R)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/quarantine", R->dir);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	if (n)
+		es_ilist_add(&R->notes, NULL, 0, 0, 0,
+			  "quarantine/ holds %zu file%s of bytes cut from torn tails", n,
+			  n == 1 ? "" : "s");
+}

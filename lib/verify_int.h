@@ -1,0 +1,177 @@
+/* verify_int.h: what verify.c (the log) and verify_index.c (what is
+ * derived from it: the index, snapshots) share inside the library: the
+ * state of a run and its units, the stream -> version map, and the index
+ * checks verify.c calls. Not an interface: see verify.h for that. */
+#ifndef ES_VERIFY_INT_H
+#define ES_VERIFY_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "archive.h"
+#include "buf.h"
+#include "ilist.h"
+#include "index.h"
+#include "json.h"
+#include "record.h"
+#include "strmap.h"
+#include "timeq.h"
+#include "verify.h"
+
+/* ---- stream -> version map (verify.c fills it) ---- */
+
+struct vent {
+	uint64_t h;
+	size_t key, klen;          /* decoded stream name in the map's arena */
+	uint64_t first_v, last_v;  /* versions of the first and last event seen */
+	uint64_t first_seq, first_off;
+	struct es_pos last;        /* where the last event seen lies */
+	int checked;               /* first_v checked against what precedes it */
+	int walked;                /* its position was checked by the index walk */
+	int used;
+};
+
+struct vmap {
+	struct vent *e;
+	size_t cap, n;
+	struct es_buf keys;
+	int complete;              /* holds every stream from seq 1 on */
+};
+
+static inline int vent_is(const struct vmap *m, const struct vent *e, const char *k, size_t n,
+			  uint64_t h)
+{
+	return e->h == h && e->klen == n && memcmp(m->keys.p + e->key, k, n) == 0;
+}
+
+/* The entry for key, or NULL. */
+static inline struct vent *vmap_find(const struct vmap *m, const char *k, size_t n)
+{
+	uint64_t h = es_strmap_hash(k, n);
+
+	if (!m->cap)
+		return NULL;
+	for (size_t i = h & (m->cap - 1); m->e[i].used; i = (i + 1) & (m->cap - 1)) {
+		struct vent *e = &m->e[i];
+		if (vent_is(m, e, k, n, h))
+			return e;
+	}
+	return NULL;
+}
+
+static inline const char *vkey(const struct vmap *m, const struct vent *e)
+{
+	return m->keys.p + e->key;
+}
+
+/* The decoded stream name: the literal without quotes when it has no
+ * escape (the common case), else decoded into scratch. */
+static inline int stream_key(const struct es_rec *r, struct es_buf *scratch, const char **k,
+			     size_t *n)
+{
+	if (!memchr(r->stream, '\\', r->stream_len)) {
+		*k = r->stream + 1;
+		*n = r->stream_len - 2;
+		return 0;
+	}
+	if (es_json_decode_string(scratch, r->stream, r->stream_len))
+		return -1;
+	*k = scratch->p;
+	*n = scratch->len;
+	return 0;
+}
+
+/* ---- the chain state and one unit of work ---- */
+
+struct pos {                   /* a record that closed a batch: the head */
+	uint64_t seq;
+	char hash[ES_HASH_HEX + 1];
+	uint64_t seg, end;
+	uint64_t records, bytes;   /* the unit's counts up to it */
+};
+
+struct vstate {
+	int known;                 /* 0: adopt the next record (after damage) */
+	uint64_t seq;
+	char hash[ES_HASH_HEX + 1];
+	char ts[ES_TS_LEN + 1];
+	int has_ts;
+	int in_batch;              /* the last record had "more" */
+	uint64_t batch_off, batch_seq; /* where the open batch started */
+	struct pos closed;
+};
+
+struct run;
+
+struct unit {
+	const struct es_archive_seg *arc; /* an archived segment, read from archive/ */
+	const char *dir;           /* the store, for arc */
+	char *path;                /* to open */
+	char *name;                /* for messages */
+	uint64_t segno;            /* store segment: first seq by its name */
+	int store_seg, active, last;
+	uint64_t size;
+	uint64_t skip_before;      /* incremental: records below are only skipped */
+	struct vmap *map;
+	struct vstate st;          /* in: before the first record; out: after the last */
+	struct vstate start;       /* a copy of the state it started from */
+	uint64_t records, bytes;
+	struct es_ilist fail, warn;
+	int stopped;               /* stopped at a failure */
+	int ran;
+	int rc;                    /* an I/O error: status, message in err */
+	struct es_error err;
+	int anchor_seen;           /* saw record skip_before - 1 */
+	int pending, later;        /* active segment: damage seen; records after it */
+	struct es_ilist pend;         /* the failures after the damage */
+	struct pos pend_closed;    /* the head before the damage */
+	int ih_seen;               /* saw the index head's record where it says */
+	int ih_differs;            /* ... with another hash */
+};
+
+struct run {
+	const struct es_verify_opts *o;
+	const char *dir;           /* store, or NULL */
+	struct es_head ih;         /* the index head */
+	int have_ih;
+	int ih_damaged;            /* index/ has a head, but it fails its check sum */
+	unsigned long alloc0;      /* es_alloc_failures() at the start */
+	struct unit *u;
+	size_t nu;
+	struct vmap gmap;
+	atomic_size_t next;        /* parallel: next unit to take */
+	atomic_uint_least64_t done;
+	uint64_t total, reported;
+	pthread_mutex_t plock;
+	struct es_ilist fail, warn;   /* not about one unit: before the log */
+	struct es_ilist post;         /* ... and after it (head, look-back) */
+	struct es_ilist notes;
+	struct es_ilist ixissues;     /* index disagreements (failures unless repaired) */
+	int index_state;           /* IX_*: see es_verify_index_check() */
+	uint64_t head_seq;         /* the index is compared up to here: not a torn tail */
+	struct es_archive *arc;    /* archive/MANIFEST, or NULL */
+	int purged;                /* the log begins at a purge anchor */
+};
+
+/* ---- the index and snapshots (verify_index.c) ---- */
+
+/* R->index_state */
+enum { IX_NONE, IX_MISSING, IX_UNREADABLE, IX_UNSYNCED, IX_STALE, IX_BAD, IX_OK };
+
+/* Open dir's index read-only: IX_OK (*ix set), IX_MISSING, IX_UNSYNCED
+ * or IX_UNREADABLE. */
+int es_verify_index_open(const char *dir, struct es_index **ix, struct es_error *err);
+/* The index against the log's head (and, with from > 1, the streams that
+ * continue from before from); sets R->index_state. */
+void es_verify_index_check(struct run *R, struct es_index *ix, const struct pos *head,
+			   uint64_t from);
+/* --repair-index: rebuild it from the log, under the writers' lock. */
+int es_verify_index_repair(struct run *R, struct es_error *err);
+/* --snapshots: every snapshot checked (an intact log and index first). */
+int es_verify_snapshots(struct run *R, struct es_error *err);
+/* A note of how many files quarantine/ holds. */
+void es_verify_quarantine(struct run *R);
+
+#endif
