@@ -542,11 +542,18 @@ static int index_record(struct es_store *s, struct scan *sc, const char *line, s
 {
 	struct es_buf stream = ES_BUF_INIT, id = ES_BUF_INIT;
 	struct es_pos pos = {r->seq, seg, off, (uint32_t)(len + 1)};
+	unsigned long allocs = es_alloc_failures();
 	uint64_t v;
 	int rc = 0;
 
 	if (es_json_decode_string(&stream, r->stream, r->stream_len) ||
 	    es_json_decode_string(&id, r->id, r->id_len)) {
+		/* No memory is no damage: taken for it, a whole acknowledged
+		 * record would be cut as a torn tail. */
+		if (es_alloc_failures() != allocs) {
+			rc = es_fail(err, ES_IO, "out of memory");
+			goto out;
+		}
 		sc->why = "bad stream or id string";
 		rc = 1;
 		goto out;
