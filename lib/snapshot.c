@@ -358,7 +358,7 @@ static int read_record(struct es_snapshot *sn, const char **why, struct es_error
 	json_t *fmt;
 	size_t flen;
 	char *raw;
-	int rc;
+	int rc, oom = 0;
 
 	es_snapshot_release(sn);
 	raw = es_read_file(sn->path, &flen);
@@ -378,9 +378,11 @@ static int read_record(struct es_snapshot *sn, const char **why, struct es_error
 	sn->len = out.len;
 	if (sn->len < SHA_TAIL + 2 || sn->text[sn->len - 1] != '\n' ||
 	    memchr(sn->text, '\n', sn->len - 1) ||
-	    !(sn->json = json_loadb(sn->text, sn->len - 1, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-				    NULL)) ||
+	    !(sn->json = es_json_loadb(sn->text, sn->len - 1,
+				       JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL, &oom)) ||
 	    !json_is_object(sn->json)) {
+		if (oom) /* no memory says nothing of the file */
+			return es_fail(err, ES_IO, "out of memory");
 		*why = "not a snapshot record";
 		return 1;
 	}
@@ -458,14 +460,18 @@ static int read_at(struct reader *rd, const struct es_pos *pos, struct es_rec *r
 	return 0;
 }
 
-/* Whether a stored stream literal names the decoded stream. */
+/* Whether a stored stream literal names the decoded stream: 1, 0, or -1
+ * when out of memory (which says nothing about the snapshot). */
 static int same_stream(const struct es_rec *r, const char *stream, size_t slen)
 {
 	struct es_buf d = ES_BUF_INIT;
+	unsigned long allocs = es_alloc_failures();
 	int same;
 
-	if (es_json_decode_string(&d, r->stream, r->stream_len))
-		return 0;
+	if (es_json_decode_string(&d, r->stream, r->stream_len)) {
+		es_buf_release(&d);
+		return es_alloc_failures() != allocs ? -1 : 0;
+	}
 	same = d.len == slen && memcmp(d.p, stream, slen) == 0;
 	es_buf_release(&d);
 	return same;
@@ -494,8 +500,11 @@ static int check_log(struct es_store *s, const struct es_snapshot *sn, struct es
 		*why = "seq/hash not in the log";
 		rc = 1;
 	} else if ((rc = read_at(&rd, &pos, &r, 0, err)) == 0) {
-		if (r.version != sn->version || memcmp(r.hash, sn->hash, ES_HASH_HEX) != 0 ||
-		    memcmp(r.ts, sn->ts, ES_TS_LEN) != 0 || !same_stream(&r, sn->stream, sn->slen)) {
+		int same = same_stream(&r, sn->stream, sn->slen);
+		if (same < 0) {
+			rc = es_fail(err, ES_IO, "out of memory");
+		} else if (r.version != sn->version || memcmp(r.hash, sn->hash, ES_HASH_HEX) != 0 ||
+			   memcmp(r.ts, sn->ts, ES_TS_LEN) != 0 || !same) {
 			*why = "seq/hash not in the log";
 			rc = 1;
 		} else if (f) {

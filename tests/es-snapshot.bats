@@ -294,6 +294,26 @@ same_replay() {
 	err_line --partial "not verifiable"
 }
 
+@test "--verify out of memory is an I/O error, never a wrong snapshot" {
+	# A failed allocation while reading a snapshot (its JSON) or checking
+	# it against the log (the record's stream name) made a sound snapshot
+	# "not a snapshot record" or "seq/hash not in the log": exit 1.
+	es-snapshot
+	es-snapshot --reducer spec.json
+	local n
+	# every allocation of the run fails once, up to the first run that
+	# makes no more of them than n - 1
+	for n in $(seq 1 1000); do
+		ES_FAULT=malloc:$n run --separate-stderr es-snapshot --verify -q
+		[ "$status" -eq 0 ] && break
+		echo "malloc:$n: $stderr"
+		[ "$status" -eq 4 ]
+		[[ $stderr == *"out of memory"* ]]
+	done
+	[ "$status" -eq 0 ]
+	[ "$n" -gt 100 ]
+}
+
 @test "--verify finds a wrong state even when its sha256 is right" {
 	es-snapshot
 	# sound on its own, wrong against the log
