@@ -215,8 +215,11 @@ int es_json_decode_string(struct es_buf *out, const char *s, size_t len)
 	size_t i = 1;
 
 	es_buf_reset(out);
-	if (es_buf_grow(out, len) || len < 2 || s[0] != '"' || s[len - 1] != '"')
+	if (len < 2 || s[0] != '"' || s[len - 1] != '"')
 		return -1;
+	/* the text never grows in decoding: this is the only allocation */
+	if (es_buf_grow(out, len))
+		return -2;
 	while (i < len - 1) {
 		size_t run = i;
 		while (i < len - 1 && s[i] != '\\')

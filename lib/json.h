@@ -40,7 +40,8 @@ int es_json_minify(struct es_buf *out, const char *s, size_t len);
  * encodes it. 0 or -1. */
 int es_json_add_string(struct es_buf *out, const char *s, size_t len);
 /* Decode the JSON string literal s[0..len) (with quotes) into out (no
- * quotes, NUL-terminated). 0 or -1 on a malformed literal. */
+ * quotes, NUL-terminated). 0, -1 on a malformed literal, -2 when out of
+ * memory (which says nothing about the literal). */
 int es_json_decode_string(struct es_buf *out, const char *s, size_t len);
 
 /* A compiled path: "data.items.0.sku" -> ["data","items",0,"sku"]. A numeric

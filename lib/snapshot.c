@@ -465,12 +465,11 @@ static int read_at(struct reader *rd, const struct es_pos *pos, struct es_rec *r
 static int same_stream(const struct es_rec *r, const char *stream, size_t slen)
 {
 	struct es_buf d = ES_BUF_INIT;
-	unsigned long allocs = es_alloc_failures();
-	int same;
+	int same, rc = es_json_decode_string(&d, r->stream, r->stream_len);
 
-	if (es_json_decode_string(&d, r->stream, r->stream_len)) {
+	if (rc) {
 		es_buf_release(&d);
-		return es_alloc_failures() != allocs ? -1 : 0;
+		return rc == -2 ? -1 : 0;
 	}
 	same = d.len == slen && memcmp(d.p, stream, slen) == 0;
 	es_buf_release(&d);

@@ -542,18 +542,18 @@ static int index_record(struct es_store *s, struct scan *sc, const char *line, s
 {
 	struct es_buf stream = ES_BUF_INIT, id = ES_BUF_INIT;
 	struct es_pos pos = {r->seq, seg, off, (uint32_t)(len + 1)};
-	unsigned long allocs = es_alloc_failures();
 	uint64_t v;
-	int rc = 0;
+	int rc = 0, d = es_json_decode_string(&stream, r->stream, r->stream_len);
 
-	if (es_json_decode_string(&stream, r->stream, r->stream_len) ||
-	    es_json_decode_string(&id, r->id, r->id_len)) {
+	if (d == 0)
+		d = es_json_decode_string(&id, r->id, r->id_len);
+	if (d == -2) {
 		/* No memory is no damage: taken for it, a whole acknowledged
 		 * record would be cut as a torn tail. */
-		if (es_alloc_failures() != allocs) {
-			rc = es_fail(err, ES_IO, "out of memory");
-			goto out;
-		}
+		rc = es_fail(err, ES_IO, "out of memory");
+		goto out;
+	}
+	if (d) {
 		sc->why = "bad stream or id string";
 		rc = 1;
 		goto out;
