@@ -222,15 +222,21 @@ static int literal(struct cur *c, const char *word)
 
 static int value(struct cur *c);
 
+/* 1 when two key literals name the same key, 0 when not, -1 when there
+ * was no memory to unescape them (never "different": that would let a
+ * duplicate through). */
 static int same_key(const char *a, size_t al, int ae, const char *b, size_t bl, int be)
 {
 	struct es_buf x = ES_BUF_INIT, y = ES_BUF_INIT;
-	int eq;
+	int eq, dx, dy = 0;
 
 	if (!ae && !be)
 		return al == bl && memcmp(a, b, al) == 0;
-	eq = es_json_decode_string(&x, a, al) == 0 && es_json_decode_string(&y, b, bl) == 0 &&
-	     x.len == y.len && memcmp(x.p, y.p, x.len) == 0;
+	dx = es_json_decode_string(&x, a, al);
+	if (dx == 0)
+		dy = es_json_decode_string(&y, b, bl);
+	eq = dx == -2 || dy == -2 ? -1
+				  : dx == 0 && dy == 0 && x.len == y.len && memcmp(x.p, y.p, x.len) == 0;
 	es_buf_release(&x);
 	es_buf_release(&y);
 	return eq;
@@ -256,11 +262,17 @@ static int object(struct cur *c)
 		if (string(c, &esc))
 			return -1;
 		size_t kn = (size_t)(c->p - k);
-		for (size_t i = 0; i < nkeys && i < WIDE; i++)
-			if (same_key(keys[i].k, keys[i].n, keys[i].esc, k, kn, esc)) {
+		for (size_t i = 0; i < nkeys && i < WIDE; i++) {
+			int same = same_key(keys[i].k, keys[i].n, keys[i].esc, k, kn, esc);
+			if (same < 0) {
+				c->v->oom = 1;
+				return fail(c, "out of memory");
+			}
+			if (same) {
 				c->p = k;
 				return fail(c, "duplicate object key");
 			}
+		}
 		if (nkeys < WIDE) {
 			keys[nkeys].k = k;
 			keys[nkeys].n = kn;

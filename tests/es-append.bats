@@ -419,6 +419,29 @@ store.json"
 	reject_line "invalid JSON: duplicate object key*" '{"stream":"a","type":"T","stream":"b"}'
 }
 
+@test "no memory to compare escaped keys never lets a duplicate key through" {
+	# Keys with escapes are unescaped before they are compared; a failed
+	# allocation there once counted as "different keys", and the event
+	# was stored. Every allocation fails in turn: exit 3 (the duplicate)
+	# or 4 (no memory), the log unchanged.
+	append "$(ev a T)"
+	cp "$ES_STORE/log/$SEG1" "$TMP/before"
+	line='{"stream":"a","type":"T","data":{"n":1,"\u006e":2}}'
+	oom=0
+	for n in $(seq 1 60); do
+		ES_FAULT=malloc:$n run --separate-stderr es-append <<<"$line"
+		case $status in
+		3) [[ "$stderr" == *"duplicate object key"* ]] ||
+			{ echo "malloc:$n: $stderr"; return 1; } ;;
+		4) [[ "$stderr" == *"out of memory"* ]] || { echo "malloc:$n: $stderr"; return 1; }
+		   oom=$((oom + 1)) ;;
+		*) echo "malloc:$n: exit $status: $stderr"; return 1 ;;
+		esac
+		cmp -s "$TMP/before" "$ES_STORE/log/$SEG1" || { echo "malloc:$n: the log changed"; return 1; }
+	done
+	[ "$oom" -gt 0 ] # (the sweep reached allocations)
+}
+
 @test "invalid UTF-8 is rejected" {
 	printf '%s\n{"stream":"a","type":"T","data":{"s":"\xff"}}\n' "$(ev a T)" >"$TMP/in"
 	rejected "invalid JSON: *"
