@@ -198,16 +198,52 @@ static int hexval(const char *p, unsigned *v)
 	return 0;
 }
 
-static int add_utf8(struct es_buf *out, unsigned cp)
+/* cp as UTF-8 into b: its length */
+static int utf8(unsigned cp, char b[4])
 {
-	char b[4];
-	size_t n;
+	if (cp < 0x80) { b[0] = (char)cp; return 1; }
+	if (cp < 0x800) { b[0] = (char)(0xC0 | cp >> 6); b[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
+	if (cp < 0x10000) { b[0] = (char)(0xE0 | cp >> 12); b[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); b[2] = (char)(0x80 | (cp & 0x3F)); return 3; }
+	b[0] = (char)(0xF0 | cp >> 18); b[1] = (char)(0x80 | ((cp >> 12) & 0x3F)); b[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); b[3] = (char)(0x80 | (cp & 0x3F));
+	return 4;
+}
 
-	if (cp < 0x80) { b[0] = (char)cp; n = 1; }
-	else if (cp < 0x800) { b[0] = (char)(0xC0 | cp >> 6); b[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
-	else if (cp < 0x10000) { b[0] = (char)(0xE0 | cp >> 12); b[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); b[2] = (char)(0x80 | (cp & 0x3F)); n = 3; }
-	else { b[0] = (char)(0xF0 | cp >> 18); b[1] = (char)(0x80 | ((cp >> 12) & 0x3F)); b[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); b[3] = (char)(0x80 | (cp & 0x3F)); n = 4; }
-	return es_buf_add(out, b, n);
+/* The escape at s[*i] (a backslash; the string's closing quote at s[end])
+ * as UTF-8 into b, *i moved past it: its length, or -1 when malformed. */
+static int unescape(const char *s, size_t end, size_t *i, char b[4])
+{
+	size_t at = *i;
+	unsigned cp, lo;
+
+	if (at + 1 >= end)
+		return -1;
+	*i = at + 2;
+	switch (s[at + 1]) {
+	case '"': b[0] = '"'; return 1;
+	case '\\': b[0] = '\\'; return 1;
+	case '/': b[0] = '/'; return 1;
+	case 'b': b[0] = '\b'; return 1;
+	case 'f': b[0] = '\f'; return 1;
+	case 'n': b[0] = '\n'; return 1;
+	case 'r': b[0] = '\r'; return 1;
+	case 't': b[0] = '\t'; return 1;
+	case 'u': break;
+	default: return -1;
+	}
+	if (at + 6 > end || hexval(s + at + 2, &cp))
+		return -1;
+	at += 6;
+	if (cp >= 0xD800 && cp < 0xDC00) {
+		if (at + 6 > end || s[at] != '\\' || s[at + 1] != 'u' || hexval(s + at + 2, &lo) ||
+		    lo < 0xDC00 || lo > 0xDFFF)
+			return -1;
+		cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+		at += 6;
+	} else if (cp >= 0xDC00 && cp < 0xE000) {
+		return -1;
+	}
+	*i = at;
+	return utf8(cp, b);
 }
 
 int es_json_decode_string(struct es_buf *out, const char *s, size_t len)
@@ -222,47 +258,16 @@ int es_json_decode_string(struct es_buf *out, const char *s, size_t len)
 		return -2;
 	while (i < len - 1) {
 		size_t run = i;
+		char b[4];
+		int n;
 		while (i < len - 1 && s[i] != '\\')
 			i++;
 		if (es_buf_add(out, s + run, i - run))
 			return -1;
 		if (i >= len - 1)
 			break;
-		if (i + 1 >= len - 1)
+		if ((n = unescape(s, len - 1, &i, b)) < 0 || es_buf_add(out, b, (size_t)n))
 			return -1;
-		char c = s[i + 1], r;
-		switch (c) {
-		case '"': r = '"'; break;
-		case '\\': r = '\\'; break;
-		case '/': r = '/'; break;
-		case 'b': r = '\b'; break;
-		case 'f': r = '\f'; break;
-		case 'n': r = '\n'; break;
-		case 'r': r = '\r'; break;
-		case 't': r = '\t'; break;
-		case 'u': {
-			unsigned cp, lo;
-			if (i + 6 > len - 1 || hexval(s + i + 2, &cp))
-				return -1;
-			i += 6;
-			if (cp >= 0xD800 && cp < 0xDC00) {
-				if (i + 6 > len - 1 || s[i] != '\\' || s[i + 1] != 'u' ||
-				    hexval(s + i + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-					return -1;
-				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-				i += 6;
-			} else if (cp >= 0xDC00 && cp < 0xE000) {
-				return -1;
-			}
-			if (add_utf8(out, cp))
-				return -1;
-			continue;
-		}
-		default: return -1;
-		}
-		if (es_buf_addc(out, r))
-			return -1;
-		i += 2;
 	}
 	return 0;
 }
@@ -556,17 +561,28 @@ static size_t skip_ws(const char *s, size_t len, size_t i)
 	return i;
 }
 
+/* Whether the key literal k (quotes included) is want, unescaped as it is
+ * compared: no allocation, so no failure to mistake for "another key". */
 static int key_eq(const char *k, size_t klen, const char *want)
 {
-	size_t wl = strlen(want);
+	size_t wl = strlen(want), i = 1, j = 0;
 
 	if (memchr(k, '\\', klen) == NULL)
 		return klen == wl + 2 && memcmp(k + 1, want, wl) == 0;
-	struct es_buf tmp = ES_BUF_INIT;
-	int eq = es_json_decode_string(&tmp, k, klen) == 0 && tmp.len == wl &&
-		 memcmp(tmp.p, want, wl) == 0;
-	es_buf_release(&tmp);
-	return eq;
+	while (i < klen - 1) {
+		char b[4];
+		int n;
+		if (k[i] != '\\') {
+			if (j >= wl || k[i++] != want[j++])
+				return 0;
+			continue;
+		}
+		if ((n = unescape(k, klen - 1, &i, b)) < 0 || j + (size_t)n > wl ||
+		    memcmp(b, want + j, (size_t)n) != 0)
+			return 0;
+		j += (size_t)n;
+	}
+	return j == wl;
 }
 
 int es_json_find(const char *s, size_t len, const struct es_path *p, size_t from,

@@ -103,6 +103,17 @@ int main(void)
 	CHECK_STR(find(doc, "items.x"), "(absent)");
 	CHECK_STR(find(doc, "nope"), "(absent)");
 	CHECK_STR(find(doc, "a..b"), "(bad path)");
+	/* escaped keys are compared as they are unescaped, without allocating:
+	 * a prefix, a longer key, a surrogate pair, an escaped quote */
+	const char *esc = "{\"\\u0071t\":1,\"q\\u0074yx\":2,\"\\ud83d\\ude00\":3,\"a\\\"b\":4,"
+			  "\"\\u0071ty\":5}";
+	CHECK_STR(find(esc, "qty"), "5");
+	CHECK_STR(find(esc, "qt"), "1");
+	CHECK_STR(find(esc, "qtyx"), "2");
+	CHECK_STR(find(esc, "\xf0\x9f\x98\x80"), "3");
+	CHECK_STR(find(esc, "a\"b"), "4");
+	CHECK_STR(find(esc, "q"), "(absent)");
+	CHECK_STR(find(esc, "\xf0\x9f\x98"), "(absent)");
 
 	/* decoding string literals, surrogate pairs, bad escapes */
 	CHECK(es_json_decode_string(&b, "\"a\\u00e9\\ud83d\\ude00\\n\"", 23) == 0);
