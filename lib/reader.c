@@ -43,13 +43,15 @@ static int add_lit(struct es_buf **v, size_t *n, const char *what, const char *s
 		return es_fail(err, ES_IO, "out of memory");
 	*v = nv;
 	memset(&nv[*n], 0, sizeof(nv[*n]));
-	if (es_json_add_string(&nv[*n], s, strlen(s)))
+	if (es_json_add_string(&nv[*n], s, strlen(s))) {
+		es_buf_release(&nv[*n]); /* (not counted in *n yet) */
 		return es_fail(err, ES_IO, "out of memory");
+	}
 	(*n)++;
 	return 0;
 }
 
-int es_sel_init(struct es_sel *sel, const struct es_common *c, struct es_error *err)
+static int sel_init(struct es_sel *sel, const struct es_common *c, struct es_error *err)
 {
 	memset(sel, 0, sizeof(*sel));
 	for (size_t i = 0; i < c->nstreams; i++)
@@ -77,6 +79,15 @@ int es_sel_init(struct es_sel *sel, const struct es_common *c, struct es_error *
 		sel->has_until = 1;
 	}
 	return 0;
+}
+
+int es_sel_init(struct es_sel *sel, const struct es_common *c, struct es_error *err)
+{
+	int rc = sel_init(sel, c, err);
+
+	if (rc)
+		es_sel_release(sel);
+	return rc;
 }
 
 void es_sel_release(struct es_sel *sel)

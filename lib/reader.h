@@ -30,6 +30,7 @@ struct es_sel {
 	int has_since, has_until;
 };
 
+/* The selectors of the common options; on failure sel holds nothing. */
 int es_sel_init(struct es_sel *sel, const struct es_common *c, struct es_error *err);
 void es_sel_release(struct es_sel *sel);
 /* Whether the record passes every selector. */

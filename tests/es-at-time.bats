@@ -399,6 +399,19 @@ Try 'es-at-time --help' for more information."
 	assert_equal "$(brief)" 'acct-1@3:{"n":3} '
 }
 
+@test "no memory while reading a snapshot is an I/O error, never another state" {
+	command -v es-snapshot >/dev/null || skip "es-snapshot is not built yet"
+	es-snapshot --stream acct-1 --to-seq 3
+	for args in "--stream acct-1 2099-01-01" "--stream acct-1 --seq 4" \
+		"--diff 2025-11-26T09:00:00Z 2099-01-01 --stream acct-1"; do
+		# shellcheck disable=SC2086 # the options are words on purpose
+		run -0 --separate-stderr es-at-time -v $args
+		[[ "$stderr" == *"from the snapshot"* ]] || [[ "$args" == --diff* ]]
+		# shellcheck disable=SC2086
+		oom_sweep "$output" es-at-time $args
+	done
+}
+
 @test "--help, --version, usage errors" {
 	run -0 --separate-stderr es-at-time --help
 	assert_line --index 0 "usage: es-at-time [options] TIME [FILE...]"

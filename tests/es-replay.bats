@@ -453,15 +453,7 @@ same_as_one_job() {
 	printf '%s' '{"on":{"Add":[{"op":"add","path":"q","from":"data.qty"}],"*":[{"op":"count","path":"n"}]}}' > r.json
 	run -0 es-replay --reducer r.json
 	assert_output --partial '"state":{"q":6,"n":3}'
-	want=$output
-	for n in $(seq 1 200); do
-		ES_FAULT=malloc:$n run --separate-stderr es-replay --reducer r.json
-		if [ "$status" -eq 0 ]; then
-			[ "$output" = "$want" ] || { echo "malloc:$n: a wrong state: $output"; return 1; }
-		else
-			[ "$status" -eq 4 ] || { echo "malloc:$n: exit $status: $stderr"; return 1; }
-		fi
-	done
+	oom_sweep "$output" es-replay --reducer r.json
 }
 
 @test "regression: no memory while folding is an I/O error, never a wrong state" {

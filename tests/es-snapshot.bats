@@ -426,6 +426,36 @@ same_replay() {
 	assert_equal "$(jq -r .state.customer <<<"$output")" amy
 }
 
+@test "no memory while replaying from a snapshot, or taking one from it, never gives another state" {
+	need_replay
+	es-snapshot --stream order-1
+	run -0 --separate-stderr es-replay --stream order-1 -v
+	oom_sweep "$output" es-replay --stream order-1
+	# taking the next snapshot starts from this one: a failed allocation
+	# leaves no snapshot, or the right one
+	append "$(ev order-1 ItemAdded '{"sku":"Z","qty":1}')"
+	cp -a "$ES_STORE" pristine
+	es-snapshot --stream order-1
+	run -0 es-replay --stream order-1 --no-snapshots
+	want=$output
+	local n ok=0
+	for n in $(seq 1 400); do
+		rm -rf "$ES_STORE" && cp -a pristine "$ES_STORE"
+		ES_FAULT=malloc:$n run --separate-stderr es-snapshot --stream order-1 -q
+		if [ "$status" -ne 0 ]; then
+			ok=0
+			[ "$status" -eq 4 ] || { echo "malloc:$n: exit $status: $stderr"; return 1; }
+		else
+			ok=$((ok + 1))
+		fi
+		run -0 --separate-stderr es-snapshot --verify -q
+		run -0 es-replay --stream order-1
+		[ "$output" = "$want" ] || { echo "malloc:$n: another state after taking: $output"; return 1; }
+		[ "$ok" -lt 5 ] || break
+	done
+	[ "$ok" -ge 5 ]
+}
+
 @test "es-replay --to-seq uses the newest snapshot at or before it" {
 	need_replay
 	es-snapshot --stream order-1 --to-seq 3

@@ -43,3 +43,26 @@ chain_ok() {
 		prev=$want
 	done < <(cat "$@")
 }
+
+# oom_sweep WANT CMD [ARG...]: run CMD with every allocation failing in
+# turn (ES_FAULT=malloc:N). Each run prints exactly WANT and exits 0 (that
+# allocation's failure was harmless), or exits 4 saying "out of memory";
+# never another answer. Ends after five clean runs in a row (past the last
+# allocation) and fails if that never comes within 400.
+oom_sweep() {
+	local want=$1 n ok=0
+	shift
+	for n in $(seq 1 400); do
+		ES_FAULT=malloc:$n run --separate-stderr "$@"
+		if [ "$status" -eq 0 ]; then
+			[ "$output" = "$want" ] || { echo "$*: malloc:$n: another answer: $output"; return 1; }
+			[ $((ok += 1)) -lt 5 ] || return 0
+			continue
+		fi
+		ok=0
+		[ "$status" -eq 4 ] || { echo "$*: malloc:$n: exit $status: $stderr"; return 1; }
+		[[ "$stderr" == *"out of memory"* ]] || { echo "$*: malloc:$n: $stderr"; return 1; }
+	done
+	echo "$*: still failing at malloc:400"
+	return 1
+}
