@@ -22,38 +22,51 @@ static const char *hook_env(const char *name, const char **cache, int *done)
 	return *cache;
 }
 
+static struct { const char *op; unsigned long n; } calls[16];
+static pthread_mutex_t calls_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* ES_FAULT_COUNT: how many calls of each op the process made. */
+static void report_calls(void)
+{
+	pthread_mutex_lock(&calls_mu);
+	for (size_t i = 0; i < 16 && calls[i].op; i++)
+		fprintf(stderr, "es-fault: %s: %lu calls\n", calls[i].op, calls[i].n);
+	pthread_mutex_unlock(&calls_mu);
+}
+
 /* Count calls per op and decide whether this one fails. Threads (input
  * validation, projections) count under one mutex: the Nth call is then
  * the Nth of the process, whichever thread makes it. */
 static int fault(const char *op)
 {
-	static struct { const char *op; unsigned long n; } calls[16];
 	static const char *cache;
 	static int done;
-	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-	const char *spec;
+	const char *spec, *count;
 	unsigned long n = 0;
 	size_t oplen = strlen(op), i;
 
 	/* without ES_FAULT (the usual case) no lock: done is set once */
 	if (__atomic_load_n(&done, __ATOMIC_ACQUIRE) && (!cache || !*cache))
 		return 0;
-	pthread_mutex_lock(&mu);
+	pthread_mutex_lock(&calls_mu);
+	if (!__atomic_load_n(&done, __ATOMIC_ACQUIRE) && (count = getenv("ES_FAULT_COUNT")) &&
+	    strcmp(count, "1") == 0)
+		atexit(report_calls);
 	spec = hook_env("ES_FAULT", &cache, &done);
 	if (!spec || !*spec) {
-		pthread_mutex_unlock(&mu);
+		pthread_mutex_unlock(&calls_mu);
 		return 0;
 	}
 	for (i = 0; i < 16 && calls[i].op; i++)
 		if (strcmp(calls[i].op, op) == 0)
 			break;
 	if (i == 16) {
-		pthread_mutex_unlock(&mu);
+		pthread_mutex_unlock(&calls_mu);
 		return 0;
 	}
 	calls[i].op = op;
 	n = ++calls[i].n;
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&calls_mu);
 	for (const char *p = spec; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
 		if (strncmp(p, op, oplen) == 0 && p[oplen] == ':') {
 			char *end;

@@ -9,6 +9,9 @@
  *                               fdatasync, fsync, rename, open, ftruncate,
  *                               malloc. The call fails with EIO (write: ENOSPC
  *                               when op is spelled "enospc"), malloc with NULL.
+ *                               With ES_FAULT set, ES_FAULT_COUNT=1 prints
+ *                               "es-fault: malloc: N calls" (per op) on
+ *                               stderr at exit: how far a sweep must go.
  *   ES_CRASH=point:N            SIGKILL the process the Nth time the named
  *                               crash point is reached (see es_crash_point()).
  *

@@ -44,25 +44,26 @@ chain_ok() {
 	done < <(cat "$@")
 }
 
-# oom_sweep WANT CMD [ARG...]: run CMD with every allocation failing in
-# turn (ES_FAULT=malloc:N). Each run prints exactly WANT and exits 0 (that
-# allocation's failure was harmless), or exits 4 saying "out of memory";
-# never another answer. Ends after five clean runs in a row (past the last
-# allocation) and fails if that never comes within 400.
+# oom_sweep WANT CMD [ARG...]: run CMD with allocations failing one at a
+# time (ES_FAULT=malloc:N): every one of the first 150, then a hundred
+# spread evenly over the rest (ES_FAULT_COUNT tells how many there are).
+# Each run prints exactly WANT and exits 0 (that failure was harmless, or
+# jansson was served from the spare: json.c), or exits 4 saying "out of
+# memory"; never another answer, never a crash.
 oom_sweep() {
-	local want=$1 n ok=0
+	local want=$1 n total step
 	shift
-	for n in $(seq 1 400); do
+	ES_FAULT=malloc:0 ES_FAULT_COUNT=1 run --separate-stderr "$@"
+	total=$(sed -n 's/^es-fault: malloc: \([0-9]*\) calls$/\1/p' <<<"$stderr")
+	[ -n "$total" ] || { echo "$*: no allocation count: $stderr"; return 1; }
+	step=$(((total + 99) / 100))
+	for ((n = 1; n <= total; n += (n < 150 ? 1 : step))); do
 		ES_FAULT=malloc:$n run --separate-stderr "$@"
 		if [ "$status" -eq 0 ]; then
 			[ "$output" = "$want" ] || { echo "$*: malloc:$n: another answer: $output"; return 1; }
-			[ $((ok += 1)) -lt 5 ] || return 0
 			continue
 		fi
-		ok=0
 		[ "$status" -eq 4 ] || { echo "$*: malloc:$n: exit $status: $stderr"; return 1; }
 		[[ "$stderr" == *"out of memory"* ]] || { echo "$*: malloc:$n: $stderr"; return 1; }
 	done
-	echo "$*: still failing at malloc:400"
-	return 1
 }
