@@ -25,6 +25,25 @@ void es_cli_stdout_reported(void)
 	stdout_reported = 1;
 }
 
+/* jansson ran out of memory twice (see es_json_init): nothing can go on
+ * safely, and a writer's store is as safe as after a crash. No stdio: other
+ * threads may hold its locks. */
+static void out_of_memory(void)
+{
+	static const char msg[] = ": out of memory\n";
+	char line[128];
+	size_t n = strlen(es_progname);
+	ssize_t r;
+
+	if (n > sizeof(line) - sizeof(msg))
+		n = sizeof(line) - sizeof(msg);
+	memcpy(line, es_progname, n);
+	memcpy(line + n, msg, sizeof(msg) - 1);
+	r = write(2, line, n + sizeof(msg) - 1);
+	(void)r;
+	_exit(ES_IO);
+}
+
 void es_cli_init(const char *name)
 {
 	es_progname = name;
@@ -40,7 +59,7 @@ void es_cli_init(const char *name)
 		if (fd == 1)
 			stdout_was_closed = 1;
 	}
-	es_json_init();
+	es_json_init(out_of_memory);
 }
 
 void es_cli_error(const char *fmt, ...)

@@ -50,9 +50,41 @@ json_t *es_json_load_file(const char *path, size_t flags, json_error_t *e, int *
 	return load_checked(json_load_file(path, flags, e), before, oom);
 }
 
-void es_json_init(void)
+/* jansson (2.14) must never see an allocation fail while it reads text:
+ * its lexer ignores a failure to grow the buffer it saves a token into,
+ * drops the byte and then decodes past the end of what it saved: a heap
+ * overflow, or assert(0). So a failure is counted (es_alloc_failures:
+ * the callers that check say "out of memory" afterwards), and jansson gets
+ * the memory anyway from a spare block freed for it; once the spare is
+ * gone, the program's handler ends the process. The spare is small enough
+ * to come from the heap, so freeing it leaves it there for the retry. */
+#define SPARE_BYTES (64u << 10)
+
+static void *spare;
+static void (*out_of_memory)(void);
+
+static void *json_alloc(size_t n)
 {
-	json_set_alloc_funcs(es_malloc, free);
+	void *p = es_malloc(n), *s;
+
+	if (p)
+		return p;
+	if ((s = __atomic_exchange_n(&spare, NULL, __ATOMIC_ACQ_REL)) != NULL) {
+		free(s);
+		if ((p = malloc(n ? n : 1)) != NULL)
+			return p;
+	}
+	if (out_of_memory)
+		out_of_memory();
+	return NULL;
+}
+
+void es_json_init(void (*oom)(void))
+{
+	if (!spare)
+		spare = malloc(SPARE_BYTES);
+	out_of_memory = oom;
+	json_set_alloc_funcs(json_alloc, free);
 }
 
 size_t es_json_skip_string(const char *s, size_t len, size_t i)

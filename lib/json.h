@@ -24,8 +24,11 @@
  * reals with 15 significant digits so 0.1+0.2 prints as 0.3. */
 #define ES_JSON_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
 
-/* Route jansson's allocations through es_malloc (fault hooks). */
-void es_json_init(void);
+/* Route jansson's allocations through es_malloc (fault hooks, counted
+ * failures). A failed one is served from a spare block (the failure still
+ * counted); with the spare gone, oom is called (it must not return: the
+ * programs' ends the process, exit 4) or, when NULL, jansson gets NULL. */
+void es_json_init(void (*oom)(void));
 
 /* Deepest nesting of arrays/objects in s (strings skipped). */
 int es_json_depth(const char *s, size_t len);

@@ -28,7 +28,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	es_json_init();
+	es_json_init(NULL);
 	chain = es_chain_new();
 	return 0;
 }

@@ -95,7 +95,7 @@ int main(void)
 	struct es_rec r;
 	const char *why;
 
-	es_json_init();
+	es_json_init(NULL);
 	es_batch_init(&b);
 	CHECK(add(&b, "{ \"stream\" : \"order-7\", \"type\":\"ItemAdded\", \"id\":\"e1\", "
 		      "\"data\": {\"price\": 19.99, \"big\": 1e300, \"s\": \"caf\\u00e9\"}, "
