@@ -55,9 +55,10 @@ json_t *es_json_load_file(const char *path, size_t flags, json_error_t *e, int *
  * drops the byte and then decodes past the end of what it saved: a heap
  * overflow, or assert(0). So a failure is counted (es_alloc_failures:
  * the callers that check say "out of memory" afterwards), and jansson gets
- * the memory anyway from a spare block freed for it; once the spare is
- * gone, the program's handler ends the process. The spare is small enough
- * to come from the heap, so freeing it leaves it there for the retry. */
+ * the memory anyway from a spare block freed for it (and put back by the
+ * next allocation that succeeds); with no spare to give, the program's
+ * handler ends the process. The spare is small enough to come from the
+ * heap, so freeing it leaves it there for the retry. */
 #define SPARE_BYTES (64u << 10)
 
 static void *spare;
@@ -67,9 +68,16 @@ static void *json_alloc(size_t n)
 {
 	void *p = es_malloc(n), *s;
 
-	if (p)
+	if (p) {
+		/* a spare used up earlier: put one back while there is room */
+		if (!__atomic_load_n(&spare, __ATOMIC_RELAXED) && (s = malloc(SPARE_BYTES)) &&
+		    !__atomic_compare_exchange_n(&spare, &(void *){NULL}, s, 0, __ATOMIC_ACQ_REL,
+						 __ATOMIC_RELAXED))
+			free(s);
 		return p;
-	if ((s = __atomic_exchange_n(&spare, NULL, __ATOMIC_ACQ_REL)) != NULL) {
+	}
+	/* (a spare smaller than the request cannot help it) */
+	if (n <= SPARE_BYTES && (s = __atomic_exchange_n(&spare, NULL, __ATOMIC_ACQ_REL)) != NULL) {
 		free(s);
 		if ((p = malloc(n ? n : 1)) != NULL)
 			return p;
@@ -295,11 +303,13 @@ int es_json_decode_string(struct es_buf *out, const char *s, size_t len)
 		while (i < len - 1 && s[i] != '\\')
 			i++;
 		if (es_buf_add(out, s + run, i - run))
-			return -1;
+			return -2;
 		if (i >= len - 1)
 			break;
-		if ((n = unescape(s, len - 1, &i, b)) < 0 || es_buf_add(out, b, (size_t)n))
+		if ((n = unescape(s, len - 1, &i, b)) < 0)
 			return -1;
+		if (es_buf_add(out, b, (size_t)n))
+			return -2;
 	}
 	return 0;
 }

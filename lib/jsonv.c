@@ -368,6 +368,7 @@ int es_json_validate(struct es_jv *v, const char *s, size_t len)
 
 	v->ntop = 0;
 	v->too_many = 0;
+	v->oom = 0;
 	v->why = NULL;
 	ws(&c);
 	if (c.p >= c.end || *c.p != '{')

@@ -230,13 +230,14 @@ int es_batch_move(struct es_batch *dst, struct es_batch *src)
 static int wide_check(const char *line, size_t len, struct es_error *err)
 {
 	json_error_t jerr;
-	json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	int oom;
+	json_t *root = es_json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr, &oom);
 
 	if (root) {
 		json_decref(root);
 		return 0;
 	}
-	if (errno == ENOMEM)
+	if (oom)
 		return es_fail(err, ES_IO, "out of memory");
 	return es_fail(err, ES_DATA, "invalid JSON: %s (column %d)", jerr.text, jerr.column);
 }

@@ -44,20 +44,27 @@ chain_ok() {
 	done < <(cat "$@")
 }
 
+# alloc_count CMD [ARG...]: how many allocations a clean run of CMD makes
+# (ES_FAULT_COUNT); the run must succeed. Sets $output as run does.
+alloc_count() {
+	ES_FAULT=malloc:0 ES_FAULT_COUNT=1 run -0 --separate-stderr "$@"
+	count=$(sed -n 's/^es-fault: malloc: \([0-9]*\) calls$/\1/p' <<<"$stderr")
+	[ -n "$count" ] || { echo "$*: no allocation count: $stderr"; return 1; }
+}
+
 # oom_sweep WANT CMD [ARG...]: run CMD with allocations failing one at a
 # time (ES_FAULT=malloc:N): every one of the first 150, then a hundred
 # spread evenly over the rest (ES_FAULT_COUNT tells how many there are).
 # Each run prints exactly WANT and exits 0 (that failure was harmless, or
 # jansson was served from the spare: json.c), or exits 4 saying "out of
-# memory"; never another answer, never a crash.
+# memory"; never another answer, never a crash; and some run must fail.
 oom_sweep() {
-	local want=$1 n total step
+	local want=$1 n step count failed=0
 	shift
-	ES_FAULT=malloc:0 ES_FAULT_COUNT=1 run --separate-stderr "$@"
-	total=$(sed -n 's/^es-fault: malloc: \([0-9]*\) calls$/\1/p' <<<"$stderr")
-	[ -n "$total" ] || { echo "$*: no allocation count: $stderr"; return 1; }
-	step=$(((total + 99) / 100))
-	for ((n = 1; n <= total; n += (n < 150 ? 1 : step))); do
+	alloc_count "$@" || return 1
+	[ "$output" = "$want" ] || { echo "$*: a clean run says: $output"; return 1; }
+	step=$(((count + 99) / 100))
+	for ((n = 1; n <= count; n += (n < 150 ? 1 : step))); do
 		ES_FAULT=malloc:$n run --separate-stderr "$@"
 		if [ "$status" -eq 0 ]; then
 			[ "$output" = "$want" ] || { echo "$*: malloc:$n: another answer: $output"; return 1; }
@@ -65,5 +72,7 @@ oom_sweep() {
 		fi
 		[ "$status" -eq 4 ] || { echo "$*: malloc:$n: exit $status: $stderr"; return 1; }
 		[[ "$stderr" == *"out of memory"* ]] || { echo "$*: malloc:$n: $stderr"; return 1; }
+		failed=$((failed + 1))
 	done
+	[ "$failed" -gt 0 ] || { echo "$*: no run of $count failed: were faults injected?"; return 1; }
 }

@@ -189,6 +189,16 @@ int main(void)
 	for (int i = 0; i < 70; i++)
 		strcat(deep, "[");
 	CHECK(rejects(deep, "nesting deeper than 64"));
+	/* an object wider than the quick duplicate check (64 keys) goes to
+	 * jansson: a duplicate past the 64th key is still found */
+	char wide[1200];
+	size_t wl = (size_t)snprintf(wide, sizeof(wide), "{\"stream\":\"a\",\"type\":\"T\",\"data\":{");
+	for (int i = 0; i < 70; i++)
+		wl += (size_t)snprintf(wide + wl, sizeof(wide) - wl, "\"k%d\":%d,", i, i);
+	snprintf(wide + wl, sizeof(wide) - wl, "\"k69\":0}}");
+	CHECK(rejects(wide, "duplicate object key"));
+	snprintf(wide + wl, sizeof(wide) - wl, "\"k70\":0}}");
+	CHECK(add(&b, wide, 0, &err) == 0);
 
 	/* --import-ts takes a ts */
 	CHECK(add(&b, "{\"stream\":\"a\",\"type\":\"T\",\"ts\":\"2026-01-01T01:00:00+01:00\"}",
