@@ -466,6 +466,10 @@ static int log_and_index(struct es_store *s, struct es_append_run *run, struct s
 	return 0;
 }
 
+/* The batch's acknowledgement (each event's stored line, in input order)
+ * into out, before anything is written: once the batch is durable nothing
+ * may fail that would make it "not stored". Events already in the log are
+ * read through the open (write) index transaction. */
 static int emit(struct es_store *s, const struct es_batch *b, size_t from, size_t n,
 		const unsigned char *fate, const uint64_t *ver, const size_t *loff,
 		const size_t *dup_of, const struct es_buf *lines, struct es_buf *out,
@@ -473,7 +477,7 @@ static int emit(struct es_store *s, const struct es_batch *b, size_t from, size_
 {
 	char *buf = NULL;
 	size_t cap = 0;
-	int rc = 0, txn = 0;
+	int rc = 0;
 
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		size_t src = fate[i] == ES_STORED ? i : dup_of[i];
@@ -487,9 +491,6 @@ static int emit(struct es_store *s, const struct es_batch *b, size_t from, size_
 		/* Already in the log before this batch. */
 		const struct es_event *ev = &b->ev[from + i];
 		struct es_pos pos;
-		if (!txn && (rc = es_index_begin(s->index, 0, err)) != 0)
-			break;
-		txn = 1;
 		if (es_index_get_pos(s->index, es_batch_str(b, ev->stream), ev->stream_len, ver[i],
 				     &pos) != 0)
 			rc = es_fail(err, ES_IO, "index: lost the position of a stored event");
@@ -497,8 +498,6 @@ static int emit(struct es_store *s, const struct es_batch *b, size_t from, size_
 			 es_buf_add(out, buf, pos.len))
 			rc = es_fail(err, ES_IO, "out of memory");
 	}
-	if (txn)
-		es_index_abort(s->index);
 	free(buf);
 	return rc;
 }
@@ -541,9 +540,12 @@ int es_append_batch(struct es_store *s, struct es_append_run *run, const struct 
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		stored += fate[i] == ES_STORED;
+	if (stored > 0 && (rc = build(s, b, from, n, o, fate, ver, &lines, loff, &h, err)))
+		goto out;
+	if (out && (rc = emit(s, b, from, n, fate, ver, loff, dup_of, &lines, out, err)))
+		goto out;
 	if (stored > 0) {
-		if ((rc = build(s, b, from, n, o, fate, ver, &lines, loff, &h, err)) ||
-		    (rc = es_store_prepare_append(s, lines.len, err)))
+		if ((rc = es_store_prepare_append(s, lines.len, err)))
 			goto out;
 		if (fstat(s->active_fd, &sb) != 0) {
 			rc = es_fail_errno(err, ES_IO, "not stored: stat");
@@ -562,8 +564,6 @@ int es_append_batch(struct es_store *s, struct es_append_run *run, const struct 
 	} else {
 		es_index_abort(s->index);
 	}
-	if (out)
-		rc = emit(s, b, from, n, fate, ver, loff, dup_of, &lines, out, err);
 out:
 	if (rc && s->index)
 		es_index_abort(s->index);

@@ -219,9 +219,13 @@ static int each_row(struct es_proj *p, const char *text, size_t len, const char 
 		lineno++;
 		s += n + 1;
 		es_buf_reset(&p->key);
-		if (!k || !v || canon_key(k, &p->key)) {
+		if (!k || !v) {
 			json_decref(row);
 			return es_fail(err, ES_CORRUPT, "line %zu: not a model row", lineno);
+		}
+		if (canon_key(k, &p->key)) { /* a key of a parsed row: no memory */
+			json_decref(row);
+			return es_fail(err, ES_IO, "out of memory");
 		}
 		uint64_t h = es_pkey_hash(p->key.p, p->key.len);
 		struct es_ppart *pt = &p->part[es_ppart_of(p, h)];

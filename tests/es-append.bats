@@ -442,6 +442,32 @@ store.json"
 	[ "$oom" -gt 0 ] # (the sweep reached allocations)
 }
 
+@test "a failure that says \"not stored\" stored nothing: every allocation of a batch with retries" {
+	# Found by torture ioerr once it swept every allocation: the batch's
+	# acknowledgement was built after its fdatasync, and no memory for it
+	# said "not stored" about events that were stored. It is built first now.
+	for i in 1 2 3; do echo '{"stream":"s'$i'","type":"T","id":"old'$i'"}'; done | es-append -q
+	printf '%s\n' '{"stream":"s1","type":"T","id":"old1"}' '{"stream":"s2","type":"T","id":"new1"}' \
+		'{"stream":"s3","type":"T","id":"old3"}' '{"stream":"s4","type":"T","id":"new2"}' >batch
+	cp -a "$ES_STORE" pristine
+	alloc_count es-append batch
+	local n failed=0
+	for ((n = 1; n <= count; n++)); do
+		rm -rf "$ES_STORE" && cp -a pristine "$ES_STORE"
+		ES_FAULT=malloc:$n run --separate-stderr es-append batch
+		if [ "$status" -eq 0 ]; then
+			[ "$(wc -l <"$ES_STORE/log/$SEG1")" -eq 5 ] || { echo "malloc:$n: exit 0, not all stored"; return 1; }
+			continue
+		fi
+		[ "$status" -eq 4 ] || { echo "malloc:$n: exit $status: $stderr"; return 1; }
+		[[ "$stderr" == *"not stored"* ]] || { echo "malloc:$n: $stderr"; return 1; }
+		cmp -s "pristine/log/$SEG1" "$ES_STORE/log/$SEG1" ||
+			{ echo "malloc:$n: \"not stored\", yet the log changed: $stderr"; return 1; }
+		failed=$((failed + 1))
+	done
+	[ "$failed" -gt 0 ]
+}
+
 @test "invalid UTF-8 is rejected" {
 	printf '%s\n{"stream":"a","type":"T","data":{"s":"\xff"}}\n' "$(ev a T)" >"$TMP/in"
 	rejected "invalid JSON: *"

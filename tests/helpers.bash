@@ -52,19 +52,24 @@ alloc_count() {
 	[ -n "$count" ] || { echo "$*: no allocation count: $stderr"; return 1; }
 }
 
+# sweep_points COUNT: the allocations a sweep fails, one a line: every one
+# of the first 150, then a hundred spread evenly over the rest.
+sweep_points() {
+	local n step=$((($1 + 99) / 100))
+	for ((n = 1; n <= $1; n += (n < 150 ? 1 : step))); do echo "$n"; done
+}
+
 # oom_sweep WANT CMD [ARG...]: run CMD with allocations failing one at a
-# time (ES_FAULT=malloc:N): every one of the first 150, then a hundred
-# spread evenly over the rest (ES_FAULT_COUNT tells how many there are).
+# time (ES_FAULT=malloc:N) at sweep_points of the count a clean run makes.
 # Each run prints exactly WANT and exits 0 (that failure was harmless, or
 # jansson was served from the spare: json.c), or exits 4 saying "out of
 # memory"; never another answer, never a crash; and some run must fail.
 oom_sweep() {
-	local want=$1 n step count failed=0
+	local want=$1 n count failed=0
 	shift
 	alloc_count "$@" || return 1
 	[ "$output" = "$want" ] || { echo "$*: a clean run says: $output"; return 1; }
-	step=$(((count + 99) / 100))
-	for ((n = 1; n <= count; n += (n < 150 ? 1 : step))); do
+	for n in $(sweep_points "$count"); do
 		ES_FAULT=malloc:$n run --separate-stderr "$@"
 		if [ "$status" -eq 0 ]; then
 			[ "$output" = "$want" ] || { echo "$*: malloc:$n: another answer: $output"; return 1; }
