@@ -286,6 +286,60 @@ static int unescape(const char *s, size_t end, size_t *i, char b[4])
 	return utf8(cp, b);
 }
 
+/* The next unit of the literal s (its closing quote at s[end]) from s[*i]:
+ * a byte as it is, or an escape as UTF-8. Its length, 0 at the end, -1
+ * when malformed. */
+static int next_unit(const char *s, size_t end, size_t *i, char b[4])
+{
+	if (*i >= end)
+		return 0;
+	if (s[*i] != '\\') {
+		b[0] = s[(*i)++];
+		return 1;
+	}
+	return unescape(s, end, i, b);
+}
+
+int es_json_lit_is(const char *lit, size_t len, const char *text, size_t tlen)
+{
+	size_t i = 1, j = 0;
+	char u[4];
+	int n;
+
+	if (len < 2)
+		return 0;
+	if (!memchr(lit, '\\', len))
+		return len == tlen + 2 && memcmp(lit + 1, text, tlen) == 0;
+	while ((n = next_unit(lit, len - 1, &i, u)) > 0) {
+		if (j + (size_t)n > tlen || memcmp(u, text + j, (size_t)n) != 0)
+			return 0;
+		j += (size_t)n;
+	}
+	return n == 0 && j == tlen;
+}
+
+int es_json_lit_eq(const char *a, size_t alen, const char *b, size_t blen)
+{
+	size_t i = 1, j = 1;
+	char ua[4], ub[4];
+	int na = 0, nb = 0, pa = 0, pb = 0;
+
+	if (alen < 2 || blen < 2)
+		return 0;
+	if (!memchr(a, '\\', alen) && !memchr(b, '\\', blen))
+		return alen == blen && memcmp(a, b, alen) == 0;
+	for (;;) {
+		if (pa == na && (pa = 0, na = next_unit(a, alen - 1, &i, ua)) < 0)
+			return 0;
+		if (pb == nb && (pb = 0, nb = next_unit(b, blen - 1, &j, ub)) < 0)
+			return 0;
+		if (na == 0 || nb == 0)
+			return na == 0 && nb == 0;
+		if (ua[pa++] != ub[pb++])
+			return 0;
+	}
+}
+
 int es_json_decode_string(struct es_buf *out, const char *s, size_t len)
 {
 	size_t i = 1;
@@ -603,28 +657,9 @@ static size_t skip_ws(const char *s, size_t len, size_t i)
 	return i;
 }
 
-/* Whether the key literal k (quotes included) is want, unescaped as it is
- * compared: no allocation, so no failure to mistake for "another key". */
 static int key_eq(const char *k, size_t klen, const char *want)
 {
-	size_t wl = strlen(want), i = 1, j = 0;
-
-	if (memchr(k, '\\', klen) == NULL)
-		return klen == wl + 2 && memcmp(k + 1, want, wl) == 0;
-	while (i < klen - 1) {
-		char b[4];
-		int n;
-		if (k[i] != '\\') {
-			if (j >= wl || k[i++] != want[j++])
-				return 0;
-			continue;
-		}
-		if ((n = unescape(k, klen - 1, &i, b)) < 0 || j + (size_t)n > wl ||
-		    memcmp(b, want + j, (size_t)n) != 0)
-			return 0;
-		j += (size_t)n;
-	}
-	return j == wl;
+	return es_json_lit_is(k, klen, want, strlen(want));
 }
 
 int es_json_find(const char *s, size_t len, const struct es_path *p, size_t from,

@@ -46,6 +46,12 @@ int es_json_add_string(struct es_buf *out, const char *s, size_t len);
  * quotes, NUL-terminated). 0, -1 on a malformed literal, -2 when out of
  * memory (which says nothing about the literal). */
 int es_json_decode_string(struct es_buf *out, const char *s, size_t len);
+/* Whether the string literal lit[0..len) (with quotes) is text[0..tlen),
+ * and whether two literals name the same text: compared as they are
+ * unescaped, with no allocation (so no failure to mistake for "not the
+ * same"). A malformed literal equals nothing. */
+int es_json_lit_is(const char *lit, size_t len, const char *text, size_t tlen);
+int es_json_lit_eq(const char *a, size_t alen, const char *b, size_t blen);
 
 /* A compiled path: "data.items.0.sku" -> ["data","items",0,"sku"]. A numeric
  * segment indexes an array (and is a key in an object). */

@@ -222,26 +222,6 @@ static int literal(struct cur *c, const char *word)
 
 static int value(struct cur *c);
 
-/* 1 when two key literals name the same key, 0 when not, -1 when there
- * was no memory to unescape them (never "different": that would let a
- * duplicate through). */
-static int same_key(const char *a, size_t al, int ae, const char *b, size_t bl, int be)
-{
-	struct es_buf x = ES_BUF_INIT, y = ES_BUF_INIT;
-	int eq, dx, dy = 0;
-
-	if (!ae && !be)
-		return al == bl && memcmp(a, b, al) == 0;
-	dx = es_json_decode_string(&x, a, al);
-	if (dx == 0)
-		dy = es_json_decode_string(&y, b, bl);
-	eq = dx == -2 || dy == -2 ? -1
-				  : dx == 0 && dy == 0 && x.len == y.len && memcmp(x.p, y.p, x.len) == 0;
-	es_buf_release(&x);
-	es_buf_release(&y);
-	return eq;
-}
-
 static int object(struct cur *c)
 {
 	struct { const char *k; size_t n; int esc; } keys[WIDE];
@@ -262,17 +242,12 @@ static int object(struct cur *c)
 		if (string(c, &esc))
 			return -1;
 		size_t kn = (size_t)(c->p - k);
-		for (size_t i = 0; i < nkeys && i < WIDE; i++) {
-			int same = same_key(keys[i].k, keys[i].n, keys[i].esc, k, kn, esc);
-			if (same < 0) {
-				c->v->oom = 1;
-				return fail(c, "out of memory");
-			}
-			if (same) {
+		for (size_t i = 0; i < nkeys && i < WIDE; i++)
+			if (keys[i].esc || esc ? es_json_lit_eq(keys[i].k, keys[i].n, k, kn)
+					       : keys[i].n == kn && memcmp(keys[i].k, k, kn) == 0) {
 				c->p = k;
 				return fail(c, "duplicate object key");
 			}
-		}
 		if (nkeys < WIDE) {
 			keys[nkeys].k = k;
 			keys[nkeys].n = kn;
@@ -368,7 +343,6 @@ int es_json_validate(struct es_jv *v, const char *s, size_t len)
 
 	v->ntop = 0;
 	v->too_many = 0;
-	v->oom = 0;
 	v->why = NULL;
 	ws(&c);
 	if (c.p >= c.end || *c.p != '{')

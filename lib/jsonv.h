@@ -26,12 +26,10 @@ struct es_jv {
 	size_t at;                      /* on failure: byte offset */
 	int too_many;                   /* an object too wide for the quick
 					 * duplicate check: ask jansson */
-	int oom;                        /* on failure: no memory to compare
-					 * escaped keys (why: "out of memory") */
 };
 
 /* 0 when s is one valid JSON object (with white space around it), -1 with
- * why/at set otherwise (and oom when that is all it is). */
+ * why/at set otherwise. */
 int es_json_validate(struct es_jv *v, const char *s, size_t len);
 
 #endif

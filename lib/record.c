@@ -262,7 +262,7 @@ int es_batch_add_line(struct es_batch *b, const char *line, size_t len,
 {
 	struct es_jv_member top[16];
 	const struct es_jv_member *f[K_NKEYS] = {0};
-	struct es_jv jv = {top, 0, 16, ES_JSON_MAX_DEPTH, NULL, 0, 0, 0};
+	struct es_jv jv = {top, 0, 16, ES_JSON_MAX_DEPTH, NULL, 0, 0};
 	struct es_buf tmp = ES_BUF_INIT;
 	struct es_event ev;
 	size_t mark = b->text.len;
@@ -278,8 +278,6 @@ int es_batch_add_line(struct es_batch *b, const char *line, size_t len,
 	if (memchr(line, '\0', len))
 		return es_fail(err, ES_DATA, "NUL byte in line");
 	if (es_json_validate(&jv, line, len) != 0) {
-		if (jv.oom)
-			return es_fail(err, ES_IO, "out of memory");
 		if (strcmp(jv.why, "nesting too deep") == 0)
 			return es_fail(err, ES_DATA, "nesting deeper than %d levels", ES_JSON_MAX_DEPTH);
 		if (strcmp(jv.why, "an event must be a JSON object") == 0)

@@ -460,22 +460,6 @@ static int read_at(struct reader *rd, const struct es_pos *pos, struct es_rec *r
 	return 0;
 }
 
-/* Whether a stored stream literal names the decoded stream: 1, 0, or -1
- * when out of memory (which says nothing about the snapshot). */
-static int same_stream(const struct es_rec *r, const char *stream, size_t slen)
-{
-	struct es_buf d = ES_BUF_INIT;
-	int same, rc = es_json_decode_string(&d, r->stream, r->stream_len);
-
-	if (rc) {
-		es_buf_release(&d);
-		return rc == -2 ? -1 : 0;
-	}
-	same = d.len == slen && memcmp(d.p, stream, slen) == 0;
-	es_buf_release(&d);
-	return same;
-}
-
 /* Check sn against the log; on success copy the record's stream literal and
  * ts into f (when non-NULL). 0, 1 (*why) or an error status. */
 static int check_log(struct es_store *s, const struct es_snapshot *sn, struct es_fold *f,
@@ -499,11 +483,9 @@ static int check_log(struct es_store *s, const struct es_snapshot *sn, struct es
 		*why = "seq/hash not in the log";
 		rc = 1;
 	} else if ((rc = read_at(&rd, &pos, &r, 0, err)) == 0) {
-		int same = same_stream(&r, sn->stream, sn->slen);
-		if (same < 0) {
-			rc = es_fail(err, ES_IO, "out of memory");
-		} else if (r.version != sn->version || memcmp(r.hash, sn->hash, ES_HASH_HEX) != 0 ||
-			   memcmp(r.ts, sn->ts, ES_TS_LEN) != 0 || !same) {
+		if (r.version != sn->version || memcmp(r.hash, sn->hash, ES_HASH_HEX) != 0 ||
+		    memcmp(r.ts, sn->ts, ES_TS_LEN) != 0 ||
+		    !es_json_lit_is(r.stream, r.stream_len, sn->stream, sn->slen)) {
 			*why = "seq/hash not in the log";
 			rc = 1;
 		} else if (f) {

@@ -115,6 +115,19 @@ int main(void)
 	CHECK_STR(find(esc, "q"), "(absent)");
 	CHECK_STR(find(esc, "\xf0\x9f\x98"), "(absent)");
 
+	/* literals compared as they are unescaped, with no allocation */
+#define LIT(s) s, sizeof(s) - 1
+	CHECK(es_json_lit_eq(LIT("\"qty\""), LIT("\"q\\u0074y\"")));
+	CHECK(es_json_lit_eq(LIT("\"\\ud83d\\ude00\""), LIT("\"\xf0\x9f\x98\x80\"")));
+	CHECK(es_json_lit_eq(LIT("\"a\\\"b\""), LIT("\"a\\u0022b\"")));
+	CHECK(!es_json_lit_eq(LIT("\"qt\""), LIT("\"q\\u0074y\"")));
+	CHECK(!es_json_lit_eq(LIT("\"q\\u0074y\""), LIT("\"qt\"")));
+	CHECK(!es_json_lit_eq(LIT("\"\\q\""), LIT("\"\\q\"")));
+	CHECK(es_json_lit_is(LIT("\"\\u00e9t\\u00e9\""), LIT("\xc3\xa9t\xc3\xa9")));
+	CHECK(!es_json_lit_is(LIT("\"\\u00e9t\""), LIT("\xc3\xa9t\xc3\xa9")));
+	CHECK(!es_json_lit_is(LIT("\"\\ud800\""), LIT("?")));
+#undef LIT
+
 	/* decoding string literals, surrogate pairs, bad escapes */
 	CHECK(es_json_decode_string(&b, "\"a\\u00e9\\ud83d\\ude00\\n\"", 23) == 0);
 	CHECK_STR(b.p, "a\xc3\xa9\xf0\x9f\x98\x80\n");

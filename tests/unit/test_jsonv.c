@@ -76,7 +76,7 @@ static int jansson_ok(const char *s, size_t n)
 static int ours_ok(const char *s, size_t n)
 {
 	struct es_jv_member top[16];
-	struct es_jv v = {top, 0, 16, 2000, NULL, 0, 0, 0};
+	struct es_jv v = {top, 0, 16, 2000, NULL, 0, 0};
 	return es_json_validate(&v, s, n) == 0;
 }
 
