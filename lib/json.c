@@ -657,11 +657,6 @@ static size_t skip_ws(const char *s, size_t len, size_t i)
 	return i;
 }
 
-static int key_eq(const char *k, size_t klen, const char *want)
-{
-	return es_json_lit_is(k, klen, want, strlen(want));
-}
-
 int es_json_find(const char *s, size_t len, const struct es_path *p, size_t from,
 		 const char **vs, size_t *vlen)
 {
@@ -669,6 +664,7 @@ int es_json_find(const char *s, size_t len, const struct es_path *p, size_t from
 
 	for (size_t k = from; k < p->n; k++) {
 		const char *seg = p->seg[k];
+		size_t seglen = strlen(seg);
 		int found = 0;
 		if (i >= end)
 			return -1;
@@ -685,7 +681,7 @@ int es_json_find(const char *s, size_t len, const struct es_path *p, size_t from
 				ve = es_json_skip(s, end, v);
 				if (ve == (size_t)-1)
 					return -1;
-				if (key_eq(s + i, ke - i, seg)) {
+				if (es_json_lit_is(s + i, ke - i, seg, seglen)) {
 					i = v;
 					end = ve;
 					found = 1;
