@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #ifdef ES_TEST_HOOKS
@@ -262,6 +264,29 @@ static void *counted(void *p)
 	return p;
 }
 
+/* A buffer that grows to hundreds of megabytes (es-append's whole input,
+ * its events, the id sets) is filled page by page, and each first touch of
+ * a 4 KiB page is a fault: 139,000 of them in a 1M-event append, each
+ * dearer on a VM (25,000 with the hint; 4.76 s -> 4.1 s here). Transparent huge pages take 512 pages per
+ * fault; where THP is "madvise" (Debian's default) a mapping must ask for
+ * them, as glibc's own glibc.malloc.hugetlb=1 does. Only a hint, and on the
+ * whole block from its page on: glibc maps a large block on its own, and
+ * realloc moves it with mremap, which needs it to stay one mapping (hinting
+ * the 2 MiB-aligned inside alone split it, and every realloc copied). */
+#define HUGE_HINT_MIN ((size_t)8 << 20)
+
+void *es_huge_hint(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+	if (p && n >= HUGE_HINT_MIN) {
+		uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+		uintptr_t a = (uintptr_t)p & ~(page - 1);
+		(void)madvise((void *)a, n + ((uintptr_t)p - a), MADV_HUGEPAGE);
+	}
+#endif
+	return p;
+}
+
 void *es_malloc(size_t n)
 {
 #ifdef ES_TEST_HOOKS
@@ -270,7 +295,7 @@ void *es_malloc(size_t n)
 		return counted(NULL);
 	}
 #endif
-	return counted(malloc(n ? n : 1));
+	return counted(es_huge_hint(malloc(n ? n : 1), n));
 }
 
 void *es_realloc(void *p, size_t n)
@@ -281,7 +306,7 @@ void *es_realloc(void *p, size_t n)
 		return counted(NULL);
 	}
 #endif
-	return counted(realloc(p, n ? n : 1));
+	return counted(es_huge_hint(realloc(p, n ? n : 1), n));
 }
 
 int es_write_file_atomic(const char *path, const void *data, size_t len, int mode)

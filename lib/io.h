@@ -36,9 +36,13 @@ int es_open(const char *path, int flags, int mode);
 int es_ftruncate(int fd, off_t len);
 /* fsync the directory holding path (or path itself when it is a directory). */
 int es_fsync_dir(const char *dir);
-/* malloc/realloc that honour ES_FAULT=malloc:N. */
+/* malloc/realloc that honour ES_FAULT=malloc:N. Blocks of 8 MiB and more
+ * are hinted as es_huge_hint does. */
 void *es_malloc(size_t n);
 void *es_realloc(void *p, size_t n);
+/* Ask for transparent huge pages on the malloc'd block p of n bytes when
+ * n >= 8 MiB (fewer page faults filling it). Returns p. */
+void *es_huge_hint(void *p, size_t n);
 /* How many es_malloc/es_realloc calls (jansson's included) failed so far,
  * in every thread: code that cannot tell a failed allocation from an
  * answer (a value "absent", a path "not settable") compares it before and

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "io.h"
+
 /* FNV-1a, 8 bytes at a time, folded: names and ids are short. */
 uint64_t es_strmap_hash(const char *s, size_t n)
 {
@@ -64,10 +66,11 @@ uint64_t *es_strmap_get(const struct es_strmap *m, const char *k, size_t n)
  * is fresh mmap'd memory; read first (a probe finds empty slots) each page
  * maps the shared zero page, and the first write to it then costs a fault,
  * a copy and, with threads, a TLB shootdown on every core. (A plain memset
- * after malloc becomes calloc in the compiler's hands.) */
+ * after malloc becomes calloc in the compiler's hands.) From 8 MiB on,
+ * in huge pages where the kernel gives them (es_huge_hint). */
 static void *zalloc(size_t n)
 {
-	void *p = calloc(1, n);
+	void *p = es_huge_hint(calloc(1, n), n);
 
 #ifdef MADV_POPULATE_WRITE
 	if (p && n >= (256u << 10)) {
@@ -191,7 +194,7 @@ int es_hashset_add(struct es_hashset *s, uint64_t h)
 	h = h ? h : 1;
 	if (2 * (s->n + 1) > s->nslots) {
 		size_t ns = s->nslots ? 2 * s->nslots : 1024;
-		uint64_t *nh = calloc(ns, sizeof(*nh));
+		uint64_t *nh = zalloc(ns * sizeof(*nh));
 		if (!nh)
 			return -1;
 		for (size_t i = 0; i < s->nslots; i++)
