@@ -266,13 +266,14 @@ static void *counted(void *p)
 
 /* A buffer that grows to hundreds of megabytes (es-append's whole input,
  * its events, the id sets) is filled page by page, and each first touch of
- * a 4 KiB page is a fault: 139,000 of them in a 1M-event append, each
- * dearer on a VM (25,000 with the hint; 4.76 s -> 4.1 s here). Transparent huge pages take 512 pages per
- * fault; where THP is "madvise" (Debian's default) a mapping must ask for
- * them, as glibc's own glibc.malloc.hugetlb=1 does. Only a hint, and on the
- * whole block from its page on: glibc maps a large block on its own, and
- * realloc moves it with mremap, which needs it to stay one mapping (hinting
- * the 2 MiB-aligned inside alone split it, and every realloc copied). */
+ * a 4 KiB page is a fault, dearer on a VM: 139,000 of them in a 1M-event
+ * append (25,000 with the hint; 4.76 s -> 4.1 s on the benchmark machine).
+ * Transparent huge pages take 512 pages per fault; where THP is "madvise"
+ * a mapping must ask for them, as glibc's glibc.malloc.hugetlb=1 does.
+ * Only a hint, and on the whole block from its page on: glibc maps a large
+ * block on its own, and realloc moves it with mremap, which needs it to
+ * stay one mapping (hinting only the 2 MiB-aligned inside split it, and
+ * every realloc copied). */
 #define HUGE_HINT_MIN ((size_t)8 << 20)
 
 void *es_huge_hint(void *p, size_t n)
