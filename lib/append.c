@@ -129,9 +129,11 @@ static int first_version(struct es_store *s, struct es_append_run *run,
 	return 0;
 }
 
-/* After a batch is durable: its streams' versions and (fresh streams') ids. */
+/* After a batch is durable: its streams' versions and (fresh streams') ids;
+ * idh[i] is the hash of a given id's key (plan's), reused. */
 static int run_learn(struct es_append_run *run, struct state *st, const struct es_batch *b,
-		     size_t from, size_t n, const unsigned char *fate, const uint64_t *ver)
+		     size_t from, size_t n, const unsigned char *fate, const uint64_t *ver,
+		     const uint64_t *idh)
 {
 	int added;
 
@@ -152,8 +154,13 @@ static int run_learn(struct es_append_run *run, struct state *st, const struct e
 		fresh = !added && (*rv & 1);
 		*rv = 2 * ver[i] + (unsigned)fresh;
 		if (fresh) {
-			if (id_key(st, b, ev) ||
-			    es_hashset_add(&run->ids, es_strmap_hash(st->key.p, st->key.len)))
+			uint64_t h = idh[i];
+			if (!ev->id_given) {
+				if (id_key(st, b, ev))
+					return -1;
+				h = es_strmap_hash(st->key.p, st->key.len);
+			}
+			if (es_hashset_add(&run->ids, h))
 				return -1;
 		}
 	}
@@ -183,7 +190,8 @@ static int expect_ok(enum es_expect e, uint64_t want, uint64_t cur)
 /* Decide fate, version and expectation of every event. */
 static int plan(struct es_store *s, struct es_append_run *run, struct state *st,
 		const struct es_batch *b, size_t from, size_t n, const struct es_append_opts *o,
-		unsigned char *fate, uint64_t *ver, size_t *dup_of, struct es_error *err)
+		unsigned char *fate, uint64_t *ver, size_t *dup_of, uint64_t *idh,
+		struct es_error *err)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct es_event *ev = &b->ev[from + i];
@@ -209,8 +217,13 @@ static int plan(struct es_store *s, struct es_append_run *run, struct state *st,
 		dup_of[i] = (size_t)-1;
 		if (ev->id_given) {
 			uint64_t *slot;
-			if (id_key(st, b, ev) ||
-			    !(slot = es_strmap_put(&st->ids, st->key.p, st->key.len, &added)))
+			if (id_key(st, b, ev))
+				return es_fail(err, ES_IO, "out of memory");
+			/* one hash of the key for the batch's ids, the run's and
+			 * (idh) run_learn's */
+			idh[i] = es_strmap_hash(st->key.p, st->key.len);
+			if (!(slot = es_strmap_put_h(&st->ids, st->key.p, st->key.len, idh[i],
+						     &added)))
 				return es_fail(err, ES_IO, "out of memory");
 			if (!added) {
 				/* twice in this batch: the first one decides */
@@ -224,8 +237,7 @@ static int plan(struct es_store *s, struct es_append_run *run, struct state *st,
 			*slot = i;
 			/* A stream new in this run has only ids the run stored:
 			 * ask the index only when the run's set may hold it. */
-			if (!fresh ||
-			    es_hashset_has(&run->ids, es_strmap_hash(st->key.p, st->key.len))) {
+			if (!fresh || es_hashset_has(&run->ids, idh[i])) {
 				int r = es_index_find_id(s->index, stream, ev->stream_len,
 							 es_batch_str(b, ev->id), ev->id_len, &found);
 				if (r < 0)
@@ -402,7 +414,7 @@ struct log_job {
 	const struct es_batch *b;
 	size_t from, n;
 	const unsigned char *fate;
-	const uint64_t *ver;
+	const uint64_t *ver, *idh;
 	struct es_error err;
 	int rc;
 };
@@ -413,7 +425,8 @@ static void *log_job_run(void *arg)
 	struct log_job *j = arg;
 
 	j->rc = write_batch(j->s, j->lines, &j->err);
-	if (j->rc == 0 && run_learn(j->run, j->st, j->b, j->from, j->n, j->fate, j->ver))
+	if (j->rc == 0 && run_learn(j->run, j->st, j->b, j->from, j->n, j->fate, j->ver,
+					  j->idh))
 		run_forget(j->run); /* no memory to remember: ask the index again */
 	return NULL;
 }
@@ -428,11 +441,11 @@ static void *log_job_run(void *arg)
  * writer) catches it up. */
 static int log_and_index(struct es_store *s, struct es_append_run *run, struct state *st,
 			 const struct es_batch *b, size_t from, size_t n,
-			 const unsigned char *fate, const uint64_t *ver, const size_t *loff,
-			 const struct es_buf *lines, uint64_t base, const struct es_head *h,
-			 struct es_error *err)
+			 const unsigned char *fate, const uint64_t *ver, const uint64_t *idh,
+			 const size_t *loff, const struct es_buf *lines, uint64_t base,
+			 const struct es_head *h, struct es_error *err)
 {
-	struct log_job job = {s, lines, run, st, b, from, n, fate, ver, {0, ""}, 0};
+	struct log_job job = {s, lines, run, st, b, from, n, fate, ver, idh, {0, ""}, 0};
 	pthread_t t;
 	int helper = lines->len >= OVERLAP_BYTES && pthread_create(&t, NULL, log_job_run, &job) == 0;
 	int irc;
@@ -453,7 +466,7 @@ static int log_and_index(struct es_store *s, struct es_append_run *run, struct s
 			*err = job.err;
 			return job.rc;
 		}
-	} else if (run_learn(run, st, b, from, n, fate, ver)) {
+	} else if (run_learn(run, st, b, from, n, fate, ver, idh)) {
 		run_forget(run);
 	}
 	if (irc || es_index_commit(s->index, err)) {
@@ -511,12 +524,13 @@ int es_append_batch(struct es_store *s, struct es_append_run *run, const struct 
 	uint64_t *ver = calloc(n ? n : 1, sizeof(*ver));
 	size_t *loff = calloc(n ? n : 1, sizeof(*loff));
 	size_t *dup_of = calloc(n ? n : 1, sizeof(*dup_of));
+	uint64_t *idh = calloc(n ? n : 1, sizeof(*idh));
 	struct es_head h = s->head;
 	struct stat sb;
 	size_t stored = 0;
 	int rc;
 
-	if (!ver || !loff || !dup_of) {
+	if (!ver || !loff || !dup_of || !idh) {
 		rc = es_fail(err, ES_IO, "out of memory");
 		goto out;
 	}
@@ -524,7 +538,7 @@ int es_append_batch(struct es_store *s, struct es_append_run *run, const struct 
 		goto out;
 	for (int rebuilt = 0;; rebuilt = 1) {
 		if ((rc = es_index_begin(s->index, 1, err)) == 0)
-			rc = plan(s, run, &st, b, from, n, o, fate, ver, dup_of, err);
+			rc = plan(s, run, &st, b, from, n, o, fate, ver, dup_of, idh, err);
 		if (rc == 0 || rebuilt || (rc != ES_CORRUPT && !es_store_index_damaged(err)))
 			break;
 		/* The index disagrees with the log, or LMDB found it damaged:
@@ -553,7 +567,7 @@ int es_append_batch(struct es_store *s, struct es_append_run *run, const struct 
 		}
 		h.seg = s->segs[s->nsegs - 1];
 		h.end = (uint64_t)sb.st_size + lines.len;
-		if ((rc = log_and_index(s, run, &st, b, from, n, fate, ver, loff, &lines,
+		if ((rc = log_and_index(s, run, &st, b, from, n, fate, ver, idh, loff, &lines,
 					(uint64_t)sb.st_size, &h, err)))
 			goto out;
 		/* Durable from here on; the index may lag and is caught up by
@@ -574,5 +588,6 @@ out:
 	free(ver);
 	free(loff);
 	free(dup_of);
+	free(idh);
 	return rc;
 }
