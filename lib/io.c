@@ -279,13 +279,18 @@ static void *counted(void *p)
 void *es_huge_hint(void *p, size_t n)
 {
 #ifdef MADV_HUGEPAGE
-	if (p && n >= HUGE_HINT_MIN) {
-		uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-		uintptr_t a = (uintptr_t)p & ~(page - 1);
-		(void)madvise((void *)a, n + ((uintptr_t)p - a), MADV_HUGEPAGE);
-	}
+	if (p && n >= HUGE_HINT_MIN)
+		(void)es_madvise(p, n, MADV_HUGEPAGE);
 #endif
 	return p;
+}
+
+int es_madvise(const void *p, size_t n, int advice)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)p & ~(page - 1);
+
+	return madvise((void *)a, n + ((uintptr_t)p - a), advice);
 }
 
 void *es_malloc(size_t n)

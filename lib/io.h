@@ -43,6 +43,9 @@ void *es_realloc(void *p, size_t n);
 /* Ask for transparent huge pages on the malloc'd block p of n bytes when
  * n >= 8 MiB (fewer page faults filling it). Returns p. */
 void *es_huge_hint(void *p, size_t n);
+/* madvise(advice) over the pages that hold [p, p + n), from p's page on:
+ * 0, or -1 with errno. */
+int es_madvise(const void *p, size_t n, int advice);
 /* How many es_malloc/es_realloc calls (jansson's included) failed so far,
  * in every thread: code that cannot tell a failed allocation from an
  * answer (a value "absent", a path "not settable") compares it before and

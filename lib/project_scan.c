@@ -170,9 +170,7 @@ int es_pscan_fill(struct es_pscan *sc, const char **block, size_t *len, const ch
 void es_pscan_populate(const char *block, size_t len)
 {
 #ifdef MADV_POPULATE_READ
-	uintptr_t a = (uintptr_t)block & ~(uintptr_t)4095;
-
-	madvise((void *)a, len + ((uintptr_t)block - a), MADV_POPULATE_READ);
+	(void)es_madvise(block, len, MADV_POPULATE_READ);
 #else
 	(void)block;
 	(void)len;

@@ -73,12 +73,8 @@ static void *zalloc(size_t n)
 	void *p = es_huge_hint(calloc(1, n), n);
 
 #ifdef MADV_POPULATE_WRITE
-	if (p && n >= (256u << 10)) {
-		uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
-		uintptr_t e = ((uintptr_t)p + n) & ~(uintptr_t)4095;
-		if (e > a)
-			madvise((void *)a, e - a, MADV_POPULATE_WRITE);
-	}
+	if (p && n >= (256u << 10))
+		(void)es_madvise(p, n, MADV_POPULATE_WRITE);
 #endif
 	return p;
 }
