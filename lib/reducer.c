@@ -962,7 +962,7 @@ struct es_fold *es_foldset_get_h(struct es_foldset *fs, const struct es_reducer 
 		return &fs->f[*ix];
 	if (fs->n == fs->cap) {
 		size_t cap = fs->cap ? fs->cap * 2 : 64;
-		struct es_fold *nf = realloc(fs->f, cap * sizeof(*nf));
+		struct es_fold *nf = es_realloc(fs->f, cap * sizeof(*nf));
 		if (!nf)
 			return NULL;
 		fs->f = nf;
@@ -978,6 +978,9 @@ struct es_fold *es_foldset_get_h(struct es_foldset *fs, const struct es_reducer 
 	}
 	f->first_seq = rec->seq;
 	*ix = fs->n;
+	/* sized to fit: tens of thousands of streams, each a few bytes */
+	if ((f->stream.p = es_malloc(rec->stream_len + 1)))
+		f->stream.cap = rec->stream_len + 1;
 	if ((!f->state && !f->is_flat) || es_buf_add(&f->stream, rec->stream, rec->stream_len)) {
 		es_fold_release(f);
 		return NULL;
