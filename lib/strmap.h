@@ -28,6 +28,12 @@ struct es_strmap {
 
 void es_strmap_release(struct es_strmap *m);
 void es_strmap_clear(struct es_strmap *m);
+/* Start the slot where a key of hash h would be on its way to the cache. */
+static inline void es_strmap_prefetch(const struct es_strmap *m, uint64_t h)
+{
+	if (m->nslots)
+		__builtin_prefetch(&m->slot[h & (m->nslots - 1)]);
+}
 /* The value of key k, or NULL when absent. */
 uint64_t *es_strmap_get(const struct es_strmap *m, const char *k, size_t n);
 /* The value of key k, added (as 0, *added = 1) when absent; NULL when out
