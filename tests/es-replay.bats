@@ -411,6 +411,9 @@ same_as_one_job() {
 	sed -i '5s/"type":/"typo":/' "$s"
 	same_as_one_job --reducer sum.json
 	[[ "$(cat par.err)" == *"$(basename "$s"): offset "*"envelope keys missing or out of order"* ]]
+	# named after the line before it (each job reads a line ahead of its fold)
+	before=$(sed -n 4p "$s" | jq .seq)
+	[[ "$(cat par.err)" == *": after seq $before: envelope keys"* ]]
 	# and a line with no start at all, further on: the first still wins
 	s2=$(ls "$ES_STORE"/log/*.ndjson | sed -n 5p)
 	sed -i '2s/^{"seq"/{"sek"/' "$s2"
