@@ -33,6 +33,10 @@ int es_fdatasync(int fd);
 int es_fsync(int fd);
 int es_rename(const char *from, const char *to);
 int es_open(const char *path, int flags, int mode);
+/* es_open for reading a file that another process may have removed since
+ * it was listed (ENOENT is then an answer, not an error). Test builds:
+ * ES_FAULT op "gone" makes it ENOENT. */
+int es_open_listed(const char *path);
 int es_ftruncate(int fd, off_t len);
 /* fsync the directory holding path (or path itself when it is a directory). */
 int es_fsync_dir(const char *dir);

@@ -285,6 +285,9 @@ struct es_pscan {
 	int lazy;                       /* set after open: fill does not fault
 					 * blocks in (the reader calls
 					 * es_pscan_populate) */
+	int fd1;                        /* es_pscan_copy: segs[i]'s file + 1
+					 * (0: not open; -1: gone, copy from
+					 * the mapping) */
 };
 /* Open at byte off of segment seg (its first seq; 0: the first log/
  * segment after the archive; UINT64_MAX: the end). Archived segments are
@@ -296,6 +299,13 @@ uint64_t es_pscan_archive_end(struct es_store *s);
 /* The next block of whole lines of one segment: 1 (with the segment's
  * name and the block's offset in it), 0 at the end, or -(status). */
 int es_pscan_fill(struct es_pscan *sc, const char **block, size_t *len, const char **name,
+		  uint64_t *off, struct es_error *err);
+/* es_pscan_fill's next block, copied into *buf (es_malloc'd, the
+ * caller's to free): read(2) from the segment's file, which costs a few
+ * times less than the first touch of the mapping where page-table misses
+ * are dear (virtual machines); from the mapping when the file is gone
+ * (archived since open). A line longer than a block is read whole. */
+int es_pscan_copy(struct es_pscan *sc, char **buf, size_t *len, const char **name,
 		  uint64_t *off, struct es_error *err);
 void es_pscan_close(struct es_pscan *sc);
 /* Fault a block in at once (one call for its pages, not one fault each). */

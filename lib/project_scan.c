@@ -167,6 +167,82 @@ int es_pscan_fill(struct es_pscan *sc, const char **block, size_t *len, const ch
 	return 0;
 }
 
+/* n bytes at pos of segs[i] into b: from its file, or from its mapping. */
+static int copy_at(struct es_pscan *sc, char *b, size_t n, uint64_t pos, struct es_error *err)
+{
+	if (sc->fd1 == 0) {
+		char path[PATH_MAX];
+		int fd;
+		es_store_seg_path(sc->s, sc->segs[sc->i], path, sizeof(path));
+		fd = es_open_listed(path);
+		if (fd < 0 && errno != ENOENT)
+			return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+		sc->fd1 = fd < 0 ? -1 : fd + 1; /* gone: archived since it was mapped */
+	}
+	if (sc->fd1 < 0) {
+		memcpy(b, (const char *)sc->maps[sc->i] + pos, n);
+		return 0;
+	}
+	ssize_t got = es_pread_full(sc->fd1 - 1, b, n, (off_t)pos);
+	if (got < 0)
+		return es_fail_errno(err, ES_IO, "cannot read '%s'", sc->names[sc->i]);
+	if ((size_t)got != n) /* (a sealed segment never shrinks; nor the log below its visible end) */
+		return es_fail(err, ES_IO, "'%s' is shorter than when it was opened", sc->names[sc->i]);
+	return 0;
+}
+
+static void copy_done(struct es_pscan *sc)
+{
+	if (sc->fd1 > 0)
+		close(sc->fd1 - 1);
+	sc->fd1 = 0;
+}
+
+int es_pscan_copy(struct es_pscan *sc, char **buf, size_t *len, const char **name,
+		  uint64_t *off, struct es_error *err)
+{
+	for (; sc->i < sc->nsegs; copy_done(sc), sc->i++, sc->pos = 0) {
+		uint64_t end = sc->ends[sc->i], left;
+		size_t want, got = 0;
+		char *b = NULL;
+		if (!sc->maps[sc->i] || sc->pos >= end)
+			continue;
+		left = end - sc->pos;
+		want = left < BLOCK ? (size_t)left : BLOCK;
+		for (;;) {
+			char *nb = es_realloc(b, want);
+			const char *nl;
+			if (!nb) {
+				free(b);
+				return -es_fail(err, ES_IO, "out of memory");
+			}
+			b = nb;
+			if (copy_at(sc, b + got, want - got, sc->pos + got, err)) {
+				free(b);
+				return -err->code;
+			}
+			got = want;
+			if (got == left)
+				break; /* the rest of the segment */
+			/* end the block after its last whole line; a line longer
+			 * than the block: read on until it ends */
+			if ((nl = memrchr(b, '\n', got))) {
+				got = (size_t)(nl + 1 - b);
+				break;
+			}
+			want = left - got < got ? (size_t)left : 2 * got;
+		}
+		*buf = b;
+		*len = got;
+		*name = sc->names[sc->i];
+		*off = sc->pos;
+		sc->pos += got;
+		return 1;
+	}
+	copy_done(sc);
+	return 0;
+}
+
 void es_pscan_populate(const char *block, size_t len)
 {
 #ifdef MADV_POPULATE_READ
@@ -179,6 +255,7 @@ void es_pscan_populate(const char *block, size_t len)
 
 void es_pscan_close(struct es_pscan *sc)
 {
+	copy_done(sc);
 	unmap_all(sc);
 	memset(sc, 0, sizeof(*sc));
 }

@@ -319,14 +319,18 @@ jobs_setup() {
 # same_as_one_job OPTIONS...: -j 1, 2 and 3 print what the reference
 # prints: the fold through the log reader, one event at a time (a test
 # build's ES_REPLAY_SCAN=log), which --from-seq and --events use
+# log/ read both ways (foldpar.c, copy_log): copied by the reading thread,
+# or through the mapping
 same_as_one_job() {
-	local j rc1 rcj
+	local j m rc1 rcj
 	ES_REPLAY_SCAN=log es-replay "$@" > one 2> one.err && rc1=0 || rc1=$?
 	for j in 1 2 3; do
-		es-replay -j $j "$@" > par 2> par.err && rcj=0 || rcj=$?
-		[ "$rc1" = "$rcj" ] || { echo "seed $seed: $* -j $j: exit $rcj, not $rc1"; return 1; }
-		cmp one par || { echo "seed $seed: $* -j $j: other states"; return 1; }
-		cmp one.err par.err || { echo "seed $seed: $* -j $j: other messages"; cat one.err par.err; return 1; }
+		for m in copy map; do
+			ES_REPLAY_SCAN=$m es-replay -j $j "$@" > par 2> par.err && rcj=0 || rcj=$?
+			[ "$rc1" = "$rcj" ] || { echo "seed $seed: $* -j $j, $m: exit $rcj, not $rc1"; return 1; }
+			cmp one par || { echo "seed $seed: $* -j $j, $m: other states"; return 1; }
+			cmp one.err par.err || { echo "seed $seed: $* -j $j, $m: other messages"; cat one.err par.err; return 1; }
+		done
 	done
 }
 
@@ -350,6 +354,45 @@ same_as_one_job() {
 	same_as_one_job --stream order-000001 --reducer sum.json
 	same_as_one_job --events --type OrderPaid
 	same_as_one_job --from-seq 19000 --reducer sum.json
+}
+
+@test "log/ copied or mapped: blocks cut between lines, a line longer than two blocks, a segment gone since it was mapped" {
+	jobs_setup
+	# the first segment holds 12,000 events (about 5 MB): ten blocks of 512 KiB
+	[ "$(stat -c %s "$(ls "$ES_STORE"/log/*.ndjson | head -1)")" -gt 4000000 ]
+	# an event of 1.2 MB, more than two blocks, between ordinary ones
+	{
+		printf '{"stream":"big-1","type":"ItemAdded","data":{"qty":5,"text":"%s"}}\n' "$(head -c 1200000 /dev/zero | tr '\0' x)"
+		printf '{"stream":"big-1","type":"ItemAdded","data":{"qty":7}}\n'
+	} | es-append -q
+	ES_REPLAY_SCAN=log es-replay --reducer sum.json > want
+	ES_REPLAY_SCAN=log es-replay > want.merge
+	grep -q '"stream":"big-1".*"qty":12' want
+	for j in 1 2; do
+		for m in copy map; do
+			ES_REPLAY_SCAN=$m es-replay -j $j --reducer sum.json | cmp - want
+			ES_REPLAY_SCAN=$m es-replay -j $j | cmp - want.merge
+		done
+	done
+	# which way was taken: a copy opens each segment once, the mapping never
+	nseg=$(ls "$ES_STORE"/log | wc -l)
+	ES_FAULT=gone:0 ES_FAULT_COUNT=1 ES_REPLAY_SCAN=copy run -0 --separate-stderr es-replay -j 1 --reducer sum.json
+	[[ "$stderr" == *"gone: $nseg calls"* ]]
+	ES_FAULT=gone:0 ES_FAULT_COUNT=1 ES_REPLAY_SCAN=map run -0 --separate-stderr es-replay -j 1 --reducer sum.json
+	[[ "$stderr" != *"gone:"* ]]
+	# by default, a copy while a core is left over for the reading thread
+	cpus=$(getconf _NPROCESSORS_ONLN)
+	ES_FAULT=gone:0 ES_FAULT_COUNT=1 run -0 --separate-stderr es-replay -j "$cpus" --reducer sum.json
+	[[ "$stderr" != *"gone:"* ]]
+	if [ "$cpus" -gt 1 ]; then
+		ES_FAULT=gone:0 ES_FAULT_COUNT=1 run -0 --separate-stderr es-replay -j 1 --reducer sum.json
+		[[ "$stderr" == *"gone: $nseg calls"* ]]
+	fi
+	# segments archived (removed) after the scan mapped them: read from the mapping
+	for g in 1+ 2 $nseg; do
+		ES_FAULT=gone:$g ES_REPLAY_SCAN=copy es-replay -j 1 --reducer sum.json | cmp - want
+		ES_FAULT=gone:$g ES_REPLAY_SCAN=copy es-replay -j 2 | cmp - want.merge
+	done
 }
 
 @test "-j 2 reads archived history first, as one job does" {
