@@ -6,7 +6,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "io.h"
 #include "json.h"
@@ -350,32 +349,6 @@ static int feed_archive(struct shared *sh, struct es_store *s, uint64_t arc, str
 	return n < 0 ? -n : 0;
 }
 
-/* Whether the reading thread copies log/'s blocks (read(2)) for the
- * threads, or hands them pointers into the mapping. A copy is filled
- * through the kernel's own mapping of the page cache and then read from
- * the cache, where the first touch of a page of a user mapping costs a
- * page-table walk, and these are dear in a virtual machine: 1M events
- * (416 MB) read by memchr from the mapping took 175-200 ms, read(2) into a
- * 256 KiB buffer and memchr 57 ms. Copying pays while the reading thread
- * has a core to itself (fewer threads than cores); with a thread on every
- * core it competes with them, each of which reads every line, and the
- * mapping is faster (-j 2 on 2 cores: 0.40 s mapped, 0.43-0.55 s copied;
- * -j 1: 0.54 s mapped, 0.32 s copied). Test builds: ES_REPLAY_SCAN=copy
- * or =map chooses. */
-static int copy_log(int jobs)
-{
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-
-#ifdef ES_TEST_HOOKS
-	const char *v = getenv("ES_REPLAY_SCAN");
-	if (v && strcmp(v, "copy") == 0)
-		return 1;
-	if (v && strcmp(v, "map") == 0)
-		return 0;
-#endif
-	return cpus > jobs;
-}
-
 static int by_first(const void *x, const void *y)
 {
 	const struct es_foldpar_line *a = x, *b = y;
@@ -450,7 +423,7 @@ int es_foldpar_run(struct es_foldpar *fp, struct es_store *s, const struct es_re
 		const char *p, *name;
 		size_t len;
 		uint64_t off;
-		int copy = copy_log(jobs);
+		int copy = es_pscan_copies(jobs); /* (the reading thread is this one) */
 		if (arc)
 			rc = feed_archive(sh, s, arc, err);
 		pthread_mutex_lock(&sh->mu);

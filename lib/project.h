@@ -307,6 +307,10 @@ int es_pscan_fill(struct es_pscan *sc, const char **block, size_t *len, const ch
  * (archived since open). A line longer than a block is read whole. */
 int es_pscan_copy(struct es_pscan *sc, char **buf, size_t *len, const char **name,
 		  uint64_t *off, struct es_error *err);
+/* Whether a reader should take es_pscan_copy's blocks rather than
+ * es_pscan_fill's, when `threads` other threads read what it hands out
+ * (0: it reads them itself). Test builds: ES_SCAN_READ=copy or =map. */
+int es_pscan_copies(int threads);
 void es_pscan_close(struct es_pscan *sc);
 /* Fault a block in at once (one call for its pages, not one fault each). */
 void es_pscan_populate(const char *block, size_t len);

@@ -376,35 +376,54 @@ int es_proj_feed_lines(struct es_proj *p, es_pline_fn next, void *src, struct es
 	return 0;
 }
 
+/* The records of a block of whole lines at offset off of segment name. */
+static int feed_block(struct es_proj *p, const char *block, size_t blen, const char *name,
+		      uint64_t off, struct es_error *err)
+{
+	const char *why;
+
+	for (const char *s = block, *end = block + blen; s < end && !stop_now(p);) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		size_t len = nl ? (size_t)(nl - s) : (size_t)(end - s);
+		struct es_rec r;
+		if (es_rec_parse(s, len, 0, &r, &why))
+			return es_fail(err, ES_CORRUPT, "%s: offset %llu: %s", name,
+				       (unsigned long long)(off + (uint64_t)(s - block)), why);
+		p->seq = r.seq;
+		memcpy(p->hash, r.hash, ES_HASH_HEX);
+		memcpy(p->ts, r.ts, ES_TS_LEN);
+		p->read++;
+		if (es_proj_apply_one(p, s, len, &r, err))
+			return err->code;
+		s += len + 1;
+	}
+	return 0;
+}
+
 int es_proj_feed_scan(struct es_proj *p, struct es_pscan *sc, struct es_error *err)
 {
-	const char *block, *name, *why;
+	const char *block, *name;
+	char *own = NULL;
 	size_t blen;
 	uint64_t off;
-	int n;
+	int n, rc = 0, copy;
 
 	if (p->pool)
 		return es_pool_feed_blocks(p, sc, err);
-	while (!stop_now(p) && (n = es_pscan_fill(sc, &block, &blen, &name, &off, err)) != 0) {
-		if (n < 0)
-			return -n;
-		for (const char *s = block, *end = block + blen; s < end && !stop_now(p);) {
-			const char *nl = memchr(s, '\n', (size_t)(end - s));
-			size_t len = nl ? (size_t)(nl - s) : (size_t)(end - s);
-			struct es_rec r;
-			if (es_rec_parse(s, len, 0, &r, &why))
-				return es_fail(err, ES_CORRUPT, "%s: offset %llu: %s", name,
-					       (unsigned long long)(off + (uint64_t)(s - block)), why);
-			p->seq = r.seq;
-			memcpy(p->hash, r.hash, ES_HASH_HEX);
-			memcpy(p->ts, r.ts, ES_TS_LEN);
-			p->read++;
-			if (es_proj_apply_one(p, s, len, &r, err))
-				return err->code;
-			s += len + 1;
+	copy = es_pscan_copies(0);
+	while (!rc && !stop_now(p)) {
+		free(own);
+		own = NULL;
+		n = copy ? es_pscan_copy(sc, &own, &blen, &name, &off, err)
+			 : es_pscan_fill(sc, &block, &blen, &name, &off, err);
+		if (n <= 0) {
+			rc = -n;
+			break;
 		}
+		rc = feed_block(p, own ? own : block, blen, name, off, err);
 	}
-	return 0;
+	free(own);
+	return rc;
 }
 
 void es_proj_cut_msgs(struct es_proj *p, uint64_t seq)

@@ -45,6 +45,7 @@ struct pbatch {
 	char last_hash[ES_HASH_HEX + 1], last_ts[ES_TS_LEN + 1];
 	const char *block;     /* a block of whole lines of a mapped segment, split by */
 	size_t blen;           /* routing (blen 0: events pushed one by one) */
+	char *own;             /* the block, when it is a copy (es_pscan_copy) */
 	const char *block_name;
 	uint64_t block_off;
 };
@@ -261,6 +262,7 @@ static void batch_release(struct pbatch *b, int jobs)
 	free(b->capidx);
 	free(b->ch);
 	free(b->ev);
+	free(b->own);
 	es_buf_release(&b->keys);
 }
 
@@ -345,6 +347,8 @@ static struct pbatch *take_batch(struct es_pool *pl)
 	b->routing = b->routed = 0;
 	b->last_seq = 0;
 	b->blen = 0;
+	free(b->own); /* every worker is done with it */
+	b->own = NULL;
 	for (size_t i = 0; i < b->nch; i++)
 		b->ch[i].len = 0;
 	return b;
@@ -484,6 +488,7 @@ void es_pool_clear(struct es_proj *p)
 int es_pool_feed_blocks(struct es_proj *p, struct es_pscan *sc, struct es_error *err)
 {
 	struct es_pool *pl = p->pool;
+	int copy = es_pscan_copies(pl->jobs);
 
 	while (!(p->stop && *p->stop) && !es_pool_failed(p)) {
 		struct pbatch *b = pl->fill ? pl->fill : (pl->fill = take_batch(pl));
@@ -492,7 +497,10 @@ int es_pool_feed_blocks(struct es_proj *p, struct es_pscan *sc, struct es_error 
 			publish(pl); /* lines pushed one by one come first */
 			continue;
 		}
-		n = es_pscan_fill(sc, &b->block, &b->blen, &b->block_name, &b->block_off, err);
+		n = copy ? es_pscan_copy(sc, &b->own, &b->blen, &b->block_name, &b->block_off, err)
+			 : es_pscan_fill(sc, &b->block, &b->blen, &b->block_name, &b->block_off, err);
+		if (n > 0 && copy)
+			b->block = b->own;
 		if (n < 0)
 			return -n;
 		if (n == 0) {

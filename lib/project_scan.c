@@ -243,6 +243,29 @@ int es_pscan_copy(struct es_pscan *sc, char **buf, size_t *len, const char **nam
 	return 0;
 }
 
+/* A copy is filled through the kernel's own mapping of the page cache and
+ * then read from the cache, where the first touch of each page of a user
+ * mapping costs a page-table walk, and these are dear in a virtual machine:
+ * 1M events (416 MB) read by memchr from the mapping took 175-200 ms,
+ * read(2) into a 256 KiB buffer and memchr 57 ms. A thread that reads its
+ * own blocks gains from it (es-project -j 1: 0.57-0.60 s -> 0.25-0.30 s),
+ * and so do threads fed by a reading thread with a core to itself
+ * (es-replay -j 1: 0.55 -> 0.35 s). With a thread on every core the
+ * reading thread competes with them, and the mapping is faster (es-replay
+ * -j 2 on 2 cores, where each thread reads every line: 0.40 s mapped,
+ * 0.43-0.55 s copied). */
+int es_pscan_copies(int threads)
+{
+#ifdef ES_TEST_HOOKS
+	const char *v = getenv("ES_SCAN_READ");
+	if (v && strcmp(v, "copy") == 0)
+		return 1;
+	if (v && strcmp(v, "map") == 0)
+		return 0;
+#endif
+	return threads == 0 || sysconf(_SC_NPROCESSORS_ONLN) > threads;
+}
+
 void es_pscan_populate(const char *block, size_t len)
 {
 #ifdef MADV_POPULATE_READ

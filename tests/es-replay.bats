@@ -319,14 +319,14 @@ jobs_setup() {
 # same_as_one_job OPTIONS...: -j 1, 2 and 3 print what the reference
 # prints: the fold through the log reader, one event at a time (a test
 # build's ES_REPLAY_SCAN=log), which --from-seq and --events use
-# log/ read both ways (foldpar.c, copy_log): copied by the reading thread,
+# log/ read both ways (es_pscan_copies): copied by the reading thread,
 # or through the mapping
 same_as_one_job() {
 	local j m rc1 rcj
 	ES_REPLAY_SCAN=log es-replay "$@" > one 2> one.err && rc1=0 || rc1=$?
 	for j in 1 2 3; do
 		for m in copy map; do
-			ES_REPLAY_SCAN=$m es-replay -j $j "$@" > par 2> par.err && rcj=0 || rcj=$?
+			ES_SCAN_READ=$m es-replay -j $j "$@" > par 2> par.err && rcj=0 || rcj=$?
 			[ "$rc1" = "$rcj" ] || { echo "seed $seed: $* -j $j, $m: exit $rcj, not $rc1"; return 1; }
 			cmp one par || { echo "seed $seed: $* -j $j, $m: other states"; return 1; }
 			cmp one.err par.err || { echo "seed $seed: $* -j $j, $m: other messages"; cat one.err par.err; return 1; }
@@ -370,15 +370,15 @@ same_as_one_job() {
 	grep -q '"stream":"big-1".*"qty":12' want
 	for j in 1 2; do
 		for m in copy map; do
-			ES_REPLAY_SCAN=$m es-replay -j $j --reducer sum.json | cmp - want
-			ES_REPLAY_SCAN=$m es-replay -j $j | cmp - want.merge
+			ES_SCAN_READ=$m es-replay -j $j --reducer sum.json | cmp - want
+			ES_SCAN_READ=$m es-replay -j $j | cmp - want.merge
 		done
 	done
 	# which way was taken: a copy opens each segment once, the mapping never
 	nseg=$(ls "$ES_STORE"/log | wc -l)
-	ES_FAULT=gone:0 ES_FAULT_COUNT=1 ES_REPLAY_SCAN=copy run -0 --separate-stderr es-replay -j 1 --reducer sum.json
+	ES_FAULT=gone:0 ES_FAULT_COUNT=1 ES_SCAN_READ=copy run -0 --separate-stderr es-replay -j 1 --reducer sum.json
 	[[ "$stderr" == *"gone: $nseg calls"* ]]
-	ES_FAULT=gone:0 ES_FAULT_COUNT=1 ES_REPLAY_SCAN=map run -0 --separate-stderr es-replay -j 1 --reducer sum.json
+	ES_FAULT=gone:0 ES_FAULT_COUNT=1 ES_SCAN_READ=map run -0 --separate-stderr es-replay -j 1 --reducer sum.json
 	[[ "$stderr" != *"gone:"* ]]
 	# by default, a copy while a core is left over for the reading thread
 	cpus=$(getconf _NPROCESSORS_ONLN)
@@ -390,8 +390,8 @@ same_as_one_job() {
 	fi
 	# segments archived (removed) after the scan mapped them: read from the mapping
 	for g in 1+ 2 $nseg; do
-		ES_FAULT=gone:$g ES_REPLAY_SCAN=copy es-replay -j 1 --reducer sum.json | cmp - want
-		ES_FAULT=gone:$g ES_REPLAY_SCAN=copy es-replay -j 2 | cmp - want.merge
+		ES_FAULT=gone:$g ES_SCAN_READ=copy es-replay -j 1 --reducer sum.json | cmp - want
+		ES_FAULT=gone:$g ES_SCAN_READ=copy es-replay -j 2 | cmp - want.merge
 	done
 }
 
