@@ -134,6 +134,15 @@ uint64_t es_pscan_archive_end(struct es_store *s)
 	return h.seq;
 }
 
+/* A block of a scan ends after its last whole line: the length of p[0..n)
+ * up to and including its last newline, 0 when it has none (a line longer
+ * than a block, which both readers then take whole). */
+static size_t whole_lines(const char *p, size_t n)
+{
+	const char *nl = memrchr(p, '\n', n);
+	return nl ? (size_t)(nl + 1 - p) : 0;
+}
+
 int es_pscan_fill(struct es_pscan *sc, const char **block, size_t *len, const char **name,
 		  uint64_t *off, struct es_error *err)
 {
@@ -146,12 +155,9 @@ int es_pscan_fill(struct es_pscan *sc, const char **block, size_t *len, const ch
 			continue;
 		q = map + sc->pos;
 		want = end - sc->pos < BLOCK ? (size_t)(end - sc->pos) : BLOCK;
-		if (sc->pos + want < end) {
-			/* end the block after its last whole line (or the first line,
-			 * when that one is longer than a block) */
-			nl = memrchr(q, '\n', want);
-			if (!nl)
-				nl = memchr(q + want, '\n', (size_t)(end - sc->pos - want));
+		if (sc->pos + want < end && !(want = whole_lines(q, want))) {
+			/* a line longer than a block is taken whole */
+			nl = memchr(q + BLOCK, '\n', (size_t)(end - sc->pos - BLOCK));
 			want = nl ? (size_t)(nl + 1 - q) : (size_t)(end - sc->pos);
 		}
 		/* fault the block in here, not in the worker that parses it */
@@ -211,7 +217,7 @@ int es_pscan_copy(struct es_pscan *sc, char **buf, size_t *len, const char **nam
 		want = left < BLOCK ? (size_t)left : BLOCK;
 		for (;;) {
 			char *nb = es_realloc(b, want);
-			const char *nl;
+			size_t n;
 			if (!nb) {
 				free(b);
 				return -es_fail(err, ES_IO, "out of memory");
@@ -224,12 +230,11 @@ int es_pscan_copy(struct es_pscan *sc, char **buf, size_t *len, const char **nam
 			got = want;
 			if (got == left)
 				break; /* the rest of the segment */
-			/* end the block after its last whole line; a line longer
-			 * than the block: read on until it ends */
-			if ((nl = memrchr(b, '\n', got))) {
-				got = (size_t)(nl + 1 - b);
+			if ((n = whole_lines(b, got))) {
+				got = n;
 				break;
 			}
+			/* a line longer than the block: read on until it ends */
 			want = left - got < got ? (size_t)left : 2 * got;
 		}
 		*buf = b;
