@@ -387,6 +387,11 @@ same_as_one_job() {
 	if [ "$cpus" -gt 1 ]; then
 		ES_FAULT=gone:0 ES_FAULT_COUNT=1 run -0 --separate-stderr es-replay -j 1 --reducer sum.json
 		[[ "$stderr" == *"gone: $nseg calls"* ]]
+		# pinned to one processor (taskset), none is left over: the mapping
+		cpu=$(taskset -pc $$ | sed 's/.*: //; s/[,-].*//')
+		ES_FAULT=gone:0 ES_FAULT_COUNT=1 run -0 --separate-stderr taskset -c "$cpu" es-replay -j 1 --reducer sum.json
+		[[ "$stderr" != *"gone:"* ]]
+		[ "$output" = "$(cat want)" ]
 	fi
 	# segments archived (removed) after the scan mapped them: read from the mapping
 	for g in 1+ 2 $nseg; do
