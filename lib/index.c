@@ -1,7 +1,10 @@
 #include "index.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <lmdb.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,6 +39,25 @@ static int lmdb_fail(struct es_error *err, int rc, const char *what)
 	return es_fail(err, damaged ? ES_CORRUPT : ES_IO, "index: %s: %s", what, mdb_strerror(rc));
 }
 
+/* LMDB maps data.mdb and trusts it: a file shorter than its newest meta
+ * page says (cut by damage: no crash does that) kills the process with
+ * SIGBUS at the first page past its end. mdb_env_open reads the meta pages
+ * with pread, and nothing reads a page of the tree before the first
+ * transaction: the check goes between the two, on the same environment
+ * (a second one, opened only to check, cost every short-lived program
+ * 0.17 ms). 1 when so cut. */
+static int cut_short(MDB_env *env, const char *dir)
+{
+	char f[PATH_MAX + 16];
+	struct stat sb;
+	MDB_envinfo info;
+	MDB_stat st;
+
+	snprintf(f, sizeof(f), "%s/data.mdb", dir);
+	return stat(f, &sb) == 0 && mdb_env_info(env, &info) == 0 && mdb_env_stat(env, &st) == 0 &&
+	       ((uint64_t)info.me_last_pgno + 1) * st.ms_psize > (uint64_t)sb.st_size;
+}
+
 int es_index_open(struct es_index **ixp, const char *dir, int writable, struct es_error *err)
 {
 	struct es_index *ix = calloc(1, sizeof(*ix));
@@ -63,6 +85,12 @@ int es_index_open(struct es_index **ixp, const char *dir, int writable, struct e
 		if ((rc != ENOMEM && rc != EINVAL) || shift <= 29)
 			break;
 		mdb_env_close(ix->env);
+	}
+	if (rc == 0 && cut_short(ix->env, dir)) {
+		mdb_env_close(ix->env);
+		free(ix);
+		return es_fail(err, ES_CORRUPT, "index: %s/data.mdb: shorter than its meta page says",
+			       dir);
 	}
 	if (rc == 0)
 		rc = mdb_txn_begin(ix->env, NULL, writable ? 0 : MDB_RDONLY, &txn);

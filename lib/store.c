@@ -248,28 +248,6 @@ int es_store_bulk_end(struct es_store *s, struct es_error *err)
 	return drop_unsynced(s, err);
 }
 
-/* LMDB maps data.mdb and trusts it: a file shorter than its newest meta
- * page says (cut by damage: no crash does that) kills the process with
- * SIGBUS at the first page past its end. 1 when index/ is so cut. */
-static int index_cut_short(const char *dir)
-{
-	char f[PATH_MAX + 16];
-	struct stat sb;
-	MDB_env *env;
-	MDB_envinfo info;
-	MDB_stat st;
-	int cut = 0;
-
-	snprintf(f, sizeof(f), "%s/data.mdb", dir);
-	if (stat(f, &sb) != 0 || mdb_env_create(&env) != 0)
-		return 0;
-	if (mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0644) == 0 &&
-	    mdb_env_info(env, &info) == 0 && mdb_env_stat(env, &st) == 0)
-		cut = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize > (uint64_t)sb.st_size;
-	mdb_env_close(env);
-	return cut;
-}
-
 /* LMDB sizes index/lock.mdb with ftruncate and writes it through a shared
  * map: on a full disk the first store to a hole kills the process with
  * SIGBUS. Give the file real blocks first, so a full disk is an error.
@@ -297,7 +275,7 @@ static int index_lock_room(const char *dir, int writable)
 int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 {
 	char path[PATH_MAX];
-	int cut, torn;
+	int torn;
 
 	if (s->index)
 		es_index_close(s->index);
@@ -313,15 +291,15 @@ int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 	}
 	/* not synced before the machine went down: maybe torn, rebuild it */
 	torn = es_store_index_unsynced(path) == 2;
-	cut = !torn && index_cut_short(path);
-	if (!torn && !cut && es_index_open(&s->index, path, writable, err) == 0)
+	/* (es_index_open says ES_CORRUPT when data.mdb is cut short) */
+	if (!torn && es_index_open(&s->index, path, writable, err) == 0)
 		return 0;
 	if (!writable) {
 		s->index = NULL; /* readers fall back to scanning the log */
 		es_error_clear(err);
 		return 0;
 	}
-	if (!torn && !cut && err->code != ES_CORRUPT)
+	if (!torn && err->code != ES_CORRUPT)
 		return err->code; /* no memory, no space: nothing to throw away */
 	/* A damaged index is derived data: start it again, under the lock so
 	 * no other process is using it meanwhile. */
