@@ -253,6 +253,38 @@ head_hash() {
 	[[ $stderr == "es-verify: log/$N2: offset 0: seq $s: stream '"*"': version $((v + 1)) follows $((v - 1))" ]]
 }
 
+@test "3,000 streams (the version map grows past its first size): intact with -j 1 and -j 2, and a version gap found" {
+	sed -i 's/"segment_size":[0-9]*/"segment_size":67108864/' "$ES_STORE/store.json"
+	for r in 1 2; do
+		for i in $(seq 1 3000); do printf '{"stream":"m-%d","type":"T"}\n' "$i"; done | es-append -q
+	done
+	append "$(ev last T)"
+	run -0 --separate-stderr es-verify -j 1
+	run -0 --separate-stderr es-verify -j 2
+	run -0 --separate-stderr es-verify --json
+	[ "$(jq '.warnings | length' <<<"$output")" = 0 ]
+	# m-3000's second event (the last of its batch) made version 3, and
+	# the hashes from there on recomputed, as a forger would
+	local f n prev body line s
+	f=$(seg)
+	n=$(grep -n '"stream":"m-3000","version":2,' "$f" | cut -d: -f1)
+	s=$(sed -n "${n}p" "$f" | sed 's/^{"seq":\([0-9]*\),.*/\1/')
+	prev=$(sed -n "$((n - 1))p" "$f" | sed 's/.*"hash":"\([0-9a-f]*\)"}$/\1/')
+	head -n $((n - 1)) "$f" >"$TMP/head"
+	tail -n +"$n" "$f" | sed '1s/"version":2,/"version":3,/' | while IFS= read -r line; do
+		body=${line%,\"hash\":*}
+		prev=$(printf '%s%s' "$prev" "$body" | sha256sum | cut -c1-64)
+		printf '%s,"hash":"%s"}\n' "$body" "$prev"
+	done >>"$TMP/head"
+	[ "$(wc -l <"$TMP/head")" = "$(wc -l <"$f")" ]
+	cat "$TMP/head" >"$f"
+	rm -rf "$ES_STORE/index"
+	run -1 --separate-stderr es-verify -j 1
+	[[ $stderr == *"seq $s: stream 'm-3000': version 3 follows 1"* ]]
+	run -1 --separate-stderr es-verify -j 2
+	[[ $stderr == *"seq $s: stream 'm-3000': version 3 follows 1"* ]]
+}
+
 @test "tamper: ts going back in time (rechained)" {
 	local s
 	s=$(seq_of "$SEG2" 3)
