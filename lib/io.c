@@ -321,6 +321,24 @@ void *es_realloc(void *p, size_t n)
 	return counted(es_huge_hint(realloc(p, n ? n : 1), n));
 }
 
+void *es_zalloc(size_t n)
+{
+	void *p;
+
+#ifdef ES_TEST_HOOKS
+	if (fault("malloc")) {
+		errno = ENOMEM;
+		return counted(NULL);
+	}
+#endif
+	p = es_huge_hint(calloc(1, n ? n : 1), n);
+#ifdef MADV_POPULATE_WRITE
+	if (p && n >= (256u << 10))
+		(void)es_madvise(p, n, MADV_POPULATE_WRITE);
+#endif
+	return counted(p);
+}
+
 int es_write_file_atomic(const char *path, const void *data, size_t len, int mode)
 {
 	size_t plen = strlen(path);

@@ -50,6 +50,16 @@ void *es_huge_hint(void *p, size_t n);
 /* madvise(advice) over the pages that hold [p, p + n), from p's page on:
  * 0, or -1 with errno. */
 int es_madvise(const void *p, size_t n, int advice);
+/* Zeroed memory (calloc) whose pages are mapped writable at once. A large
+ * calloc is fresh mmap'd memory; read first (a hash table's probe finds
+ * empty slots) each page maps the shared zero page, and the first write
+ * to it then costs a fault, a copy and, with threads, a TLB shootdown on
+ * every core; in a virtual machine every first touch is dear. From
+ * 256 KiB on, one madvise(MADV_POPULATE_WRITE) maps them all; from 8 MiB
+ * on, in huge pages where the kernel gives them (es_huge_hint). (A plain
+ * memset after malloc becomes calloc in the compiler's hands.) Honours
+ * ES_FAULT=malloc:N as es_malloc does. */
+void *es_zalloc(size_t n);
 /* How many es_malloc/es_realloc calls (jansson's included) failed so far,
  * in every thread: code that cannot tell a failed allocation from an
  * answer (a value "absent", a path "not settable") compares it before and

@@ -3,7 +3,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "io.h"
 
@@ -62,23 +61,6 @@ uint64_t *es_strmap_get(const struct es_strmap *m, const char *k, size_t n)
 	return m->slot[i].used ? &m->slot[i].val : NULL;
 }
 
-/* Zeroed memory whose pages are mapped writable at once. A large calloc
- * is fresh mmap'd memory; read first (a probe finds empty slots) each page
- * maps the shared zero page, and the first write to it then costs a fault,
- * a copy and, with threads, a TLB shootdown on every core. (A plain memset
- * after malloc becomes calloc in the compiler's hands.) From 8 MiB on,
- * in huge pages where the kernel gives them (es_huge_hint). */
-static void *zalloc(size_t n)
-{
-	void *p = es_huge_hint(calloc(1, n), n);
-
-#ifdef MADV_POPULATE_WRITE
-	if (p && n >= (256u << 10))
-		(void)es_madvise(p, n, MADV_POPULATE_WRITE);
-#endif
-	return p;
-}
-
 /* Keep at most half the slots used. */
 static int grow(struct es_strmap *m)
 {
@@ -87,7 +69,7 @@ static int grow(struct es_strmap *m)
 
 	if (2 * (m->n + 1) <= m->nslots)
 		return 0;
-	sl = zalloc(ns * sizeof(*sl));
+	sl = es_zalloc(ns * sizeof(*sl));
 	if (!sl)
 		return -1;
 	for (size_t i = 0; i < m->nslots; i++) {
@@ -190,7 +172,7 @@ int es_hashset_add(struct es_hashset *s, uint64_t h)
 	h = h ? h : 1;
 	if (2 * (s->n + 1) > s->nslots) {
 		size_t ns = s->nslots ? 2 * s->nslots : 1024;
-		uint64_t *nh = zalloc(ns * sizeof(*nh));
+		uint64_t *nh = es_zalloc(ns * sizeof(*nh));
 		if (!nh)
 			return -1;
 		for (size_t i = 0; i < s->nslots; i++)
