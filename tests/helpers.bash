@@ -81,3 +81,25 @@ oom_sweep() {
 	done
 	[ "$failed" -gt 0 ] || { echo "$*: no run of $count failed: were faults injected?"; return 1; }
 }
+
+# The processors this shell may use, counted as es counts them for the
+# copy-or-map rule (es_usable_cpus), written again here as the tests'
+# oracle: its CPU affinity, lowered to the cgroup v2 quota (cpu.max,
+# rounded up) of its cgroup or of one above it.
+usable_cpus() {
+	local n cg q p
+	n=$(taskset -pc $$ | sed 's/.*: //' | tr ',' '\n' |
+		awk -F- '{ n += NF == 2 ? $2 - $1 + 1 : 1 } END { print n }')
+	cg=$(sed -n 's/^0:://p' /proc/self/cgroup)
+	while [ -n "$cg" ]; do
+		if read -r q p 2>/dev/null <"/sys/fs/cgroup${cg%/}/cpu.max" &&
+			[ "$q" != max ] && [ "${p:-0}" -gt 0 ]; then
+			q=$(((q + p - 1) / p))
+			[ "$q" -lt "$n" ] && n=$q
+		fi
+		[ "$cg" = / ] && break
+		cg=${cg%/*}
+		cg=${cg:-/}
+	done
+	echo "$n"
+}
