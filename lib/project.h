@@ -311,14 +311,6 @@ int es_pscan_copy(struct es_pscan *sc, char **buf, size_t *len, const char **nam
  * es_pscan_fill's, when `threads` other threads read what it hands out
  * (0: it reads them itself). Test builds: ES_SCAN_READ=copy or =map. */
 int es_pscan_copies(int threads);
-/* The processors this process may use: its CPU affinity (taskset,
- * cpusets), lowered to its cgroup's CPU quota (cgroup v2 cpu.max, of its
- * cgroup and those above it) rounded up; at least 1. */
-int es_usable_cpus(void);
-/* The smallest cpu.max quota, in whole processors rounded up, of the
- * cgroup at path (as /proc/self/cgroup names it) and of each above it,
- * under the cgroup tree mounted at root; 0 when none sets one. */
-int es_cgroup_cpu_quota(const char *root, const char *path);
 void es_pscan_close(struct es_pscan *sc);
 /* Fault a block in at once (one call for its pages, not one fault each). */
 void es_pscan_populate(const char *block, size_t len);

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "cpus.h"
 #include "io.h"
 
 #define BLOCK (512u << 10)
@@ -271,57 +271,6 @@ int es_pscan_copies(int threads)
 		return 0;
 #endif
 	return threads == 0 || es_usable_cpus() > threads;
-}
-
-int es_cgroup_cpu_quota(const char *root, const char *path)
-{
-	char dir[PATH_MAX], f[PATH_MAX + 16], *cut;
-	int best = 0;
-
-	if (snprintf(dir, sizeof(dir), "%s%s", root, path) >= (int)sizeof(dir))
-		return 0;
-	for (size_t rootlen = strlen(root);;) {
-		char *text;
-		long long quota, period;
-		snprintf(f, sizeof(f), "%s/cpu.max", dir);
-		if ((text = es_read_file(f, NULL))) {
-			/* "max 100000" (no limit) or "<quota> <period>", in us */
-			if (sscanf(text, "%lld %lld", &quota, &period) == 2 && quota > 0 &&
-			    period > 0) {
-				long long n = (quota + period - 1) / period;
-				if (n > 0 && n < 1 << 20 && (best == 0 || n < best))
-					best = (int)n;
-			}
-			free(text);
-		}
-		if (strlen(dir) <= rootlen || !(cut = strrchr(dir + rootlen, '/')))
-			break;
-		*cut = '\0'; /* the cgroup above */
-	}
-	return best;
-}
-
-int es_usable_cpus(void)
-{
-	cpu_set_t set;
-	char *text, *p;
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	int q;
-
-	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
-		n = CPU_COUNT(&set);
-	/* cgroup v2: the line "0::/its/path" */
-	if ((text = es_read_file("/proc/self/cgroup", NULL))) {
-		for (p = text; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-			if (strncmp(p, "0::/", 4) == 0) {
-				p[strcspn(p, "\n")] = '\0';
-				if ((q = es_cgroup_cpu_quota("/sys/fs/cgroup", p + 3)) > 0 && q < n)
-					n = q;
-				break;
-			}
-		free(text);
-	}
-	return n > 0 ? (int)n : 1;
 }
 
 void es_pscan_populate(const char *block, size_t len)

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "project.h"
+#include "cpus.h"
 #include "unit.h"
 
 static char root[64];
@@ -67,6 +67,9 @@ int main(void)
 	drop("");
 	drop("/a/b");
 	CHECK(es_cgroup_cpu_quota(root, "/a/b") == 2);
+	/* a trailing '/' names the same cgroup */
+	CHECK(es_cgroup_cpu_quota(root, "/a/b/") == 2);
+	CHECK(es_cgroup_cpu_quota(root, "/a/") == 2);
 	/* one that does not exist here (another mount namespace): its parents */
 	CHECK(es_cgroup_cpu_quota(root, "/a/nowhere") == 2);
 	/* nonsense is no quota */
