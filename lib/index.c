@@ -604,20 +604,29 @@ int es_index_get_pos(struct es_index *ix, const char *stream, size_t len,
 /* The streams with prefix in key order; with poscb, also where each one's
  * last event is, from a second cursor that walks along: the next stream's
  * "e" key is a few keys on, mostly on the page it is already on. */
-static int walk_streams(struct es_index *ix, const char *prefix, size_t plen,
+static int walk_streams(struct es_index *ix, MDB_txn *txn, const char *prefix, size_t plen,
 			int (*cb)(void *arg, const char *stream, size_t len, uint64_t version),
 			int (*poscb)(void *arg, const char *stream, size_t len, uint64_t version,
 				     const struct es_pos *pos),
 			void *arg)
 {
 	MDB_cursor *cur, *pc = NULL;
-	MDB_val k = mkkey(ix, 's', prefix ? prefix : "", prefix ? plen : 0, NULL, 0), v;
-	char ekey[ES_NAME_MAX + 16];
+	char skey[ES_NAME_MAX + 2], ekey[ES_NAME_MAX + 16];
+	MDB_val k = {1, skey}, v;
 	int rc, ret = 0;
 
-	if (mdb_cursor_open(ix->txn, ix->dbi, &cur))
+	/* (not mkkey's: ix->key is the thread's that uses ix) */
+	skey[0] = '~'; /* a prefix longer than any name: no key starts with it */
+	if (plen <= ES_NAME_MAX) {
+		skey[0] = 's';
+		if (plen)
+			memcpy(skey + 1, prefix, plen);
+		k.mv_size = plen + 1;
+	}
+
+	if (mdb_cursor_open(txn, ix->dbi, &cur))
 		return -1;
-	if (poscb && mdb_cursor_open(ix->txn, ix->dbi, &pc)) {
+	if (poscb && mdb_cursor_open(txn, ix->dbi, &pc)) {
 		mdb_cursor_close(cur);
 		return -1;
 	}
@@ -665,12 +674,28 @@ int es_index_each_stream_pos(struct es_index *ix,
 				       const struct es_pos *pos),
 			     void *arg)
 {
-	return walk_streams(ix, NULL, 0, NULL, cb, arg);
+	return walk_streams(ix, ix->txn, NULL, 0, NULL, cb, arg);
+}
+
+int es_index_each_stream_pos_apart(struct es_index *ix,
+				   int (*cb)(void *arg, const char *stream, size_t len,
+					     uint64_t version, const struct es_pos *pos),
+				   void *arg)
+{
+	MDB_txn *txn;
+	int ret;
+
+	/* (MDB_NOTLS: a read transaction is not tied to its thread's slot) */
+	if (mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	ret = walk_streams(ix, txn, NULL, 0, NULL, cb, arg);
+	mdb_txn_abort(txn);
+	return ret;
 }
 
 int es_index_each_stream(struct es_index *ix, const char *prefix, size_t plen,
 			 int (*cb)(void *arg, const char *stream, size_t len, uint64_t version),
 			 void *arg)
 {
-	return walk_streams(ix, prefix, plen, cb, NULL, arg);
+	return walk_streams(ix, ix->txn, prefix, plen, cb, NULL, arg);
 }

@@ -116,6 +116,13 @@ int es_index_each_stream_pos(struct es_index *ix,
 			     int (*cb)(void *arg, const char *stream, size_t len, uint64_t version,
 				       const struct es_pos *pos),
 			     void *arg);
+/* es_index_each_stream_pos in a read transaction of its own, begun and
+ * ended here: for another thread while the one that owns ix does not use
+ * it (es-verify walks the index while its threads check the log). */
+int es_index_each_stream_pos_apart(struct es_index *ix,
+				   int (*cb)(void *arg, const char *stream, size_t len,
+					     uint64_t version, const struct es_pos *pos),
+				   void *arg);
 /* Iterate the streams in key order; cb returns non-zero to stop (that value
  * is returned). prefix may be NULL. */
 int es_index_each_stream(struct es_index *ix, const char *prefix, size_t plen,

@@ -1341,6 +1341,9 @@ int es_verify_store(const char *dir, const struct es_verify_opts *o,
 	add_check(rep, "versions");
 	add_check(rep, "batches");
 	if (R.fail.n == 0 || o->all_errors) {
+		/* a complete run on threads: the index is walked meanwhile */
+		if (ix && o->jobs > 1 && R.nu > 1 && R.gmap.complete && R.have_ih)
+			es_verify_index_ahead(&R, ix);
 		if ((rc = run_units(&R, first, err)) != 0 || (rc = finish_units(&R, first, err)) != 0)
 			goto out;
 		if (o->from_seq > 1 && (R.nu == 0 || (R.u[first].ran && !R.u[first].anchor_seen)))
@@ -1359,6 +1362,7 @@ int es_verify_store(const char *dir, const struct es_verify_opts *o,
 			log_failed |= R.u[i].fail.n > 0;
 		if (!log_failed || o->all_errors)
 			es_verify_index_check(&R, ix, &head, o->from_seq);
+		es_verify_index_ahead_end(&R);
 		if (ix)
 			es_index_close(ix);
 		ix = NULL;
@@ -1393,6 +1397,7 @@ int es_verify_store(const char *dir, const struct es_verify_opts *o,
 	set_head(rep, &head);
 	rc = fill_report(&R, rep, err);
 out:
+	es_verify_index_ahead_end(&R);
 	if (ix)
 		es_index_close(ix);
 	run_release(&R);

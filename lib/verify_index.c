@@ -7,11 +7,14 @@
 
 #include <dirent.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "reader.h"
 #include "reducer.h"
 #include "snapshot.h"
@@ -187,6 +190,85 @@ static void lookback(struct run *R, struct es_index *ix, uint64_t from)
 	es_archive_store_release(&s);
 }
 
+static int ahead_row(void *arg, const char *stream, size_t len, uint64_t version,
+		     const struct es_pos *pos)
+{
+	struct ixahead *a = arg;
+
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? 2 * a->cap : 1024;
+		struct ixrow *r = es_realloc(a->rows, cap * sizeof(*r));
+		if (!r)
+			return 1;
+		a->rows = r;
+		a->cap = cap;
+	}
+	a->rows[a->n] = (struct ixrow){a->names.len, len, version, {0}, pos != NULL};
+	if (pos)
+		a->rows[a->n].pos = *pos;
+	if (es_buf_add(&a->names, stream, len))
+		return 1;
+	a->n++;
+	return 0;
+}
+
+static void *ahead_run(void *arg)
+{
+	struct ixahead *a = arg;
+
+	a->rc = es_index_each_stream_pos_apart(a->ix, ahead_row, a);
+	return NULL;
+}
+
+void es_verify_index_ahead(struct run *R, struct es_index *ix)
+{
+	struct ixahead *a = &R->ahead;
+
+	memset(a, 0, sizeof(*a));
+	a->ix = ix;
+	a->rc = -1;
+	a->started = pthread_create(&a->t, NULL, ahead_run, a) == 0;
+}
+
+static void ahead_join(struct run *R)
+{
+	struct ixahead *a = &R->ahead;
+
+	if (a->started && !a->joined) {
+		pthread_join(a->t, NULL);
+		a->joined = 1;
+	}
+}
+
+void es_verify_index_ahead_end(struct run *R)
+{
+	struct ixahead *a = &R->ahead;
+
+	ahead_join(R);
+	es_buf_release(&a->names);
+	free(a->rows);
+	memset(a, 0, sizeof(*a));
+}
+
+/* The streams the index has, against the log: walked ahead, or now. */
+static void ix_streams(struct run *R, struct es_index *ix, struct ixwalk *w)
+{
+	struct ixahead *a = &R->ahead;
+
+	ahead_join(R);
+	if (a->started && a->ix == ix && a->rc == 0) {
+		for (size_t i = 0; i < a->n; i++) {
+			const struct ixrow *r = &a->rows[i];
+			ix_stream(w, a->names.p + r->name, r->len, r->version,
+				  r->has_pos ? &r->pos : NULL);
+		}
+		return;
+	}
+	/* (no thread, no memory, or a read error: this walk says which) */
+	if (es_index_each_stream_pos(ix, ix_stream, w) < 0)
+		es_ilist_add(&R->warn, "index/", 0, 0, 0, "read error while walking the streams");
+}
+
 /* The index against the log's head. */
 void es_verify_index_check(struct run *R, struct es_index *ix, const struct pos *head,
 			   uint64_t from)
@@ -268,8 +350,7 @@ void es_verify_index_check(struct run *R, struct es_index *ix, const struct pos 
 		return;
 	}
 	struct ixwalk w = {R, ix, 0, R->gmap.complete};
-	if (es_index_each_stream_pos(ix, ix_stream, &w) < 0)
-		es_ilist_add(&R->warn, "index/", 0, 0, 0, "read error while walking the streams");
+	ix_streams(R, ix, &w);
 	ix_positions(R, ix);
 	if (from > 1 && !R->purged)
 		lookback(R, ix, from);

@@ -131,6 +131,25 @@ struct unit {
 	int ih_differs;            /* ... with another hash */
 };
 
+/* The index's streams, walked on a thread of its own while the log is
+ * checked on others (-j N): each with its version and where the index
+ * says its last event is (has_pos 0: nowhere). */
+struct ixrow {
+	size_t name, len;          /* in names */
+	uint64_t version;
+	struct es_pos pos;
+	int has_pos;
+};
+struct ixahead {
+	pthread_t t;
+	int started, joined;
+	int rc;                    /* 0: rows are every stream; else walk again */
+	struct es_index *ix;
+	struct es_buf names;
+	struct ixrow *rows;
+	size_t n, cap;
+};
+
 struct run {
 	const struct es_verify_opts *o;
 	const char *dir;           /* store, or NULL */
@@ -153,6 +172,7 @@ struct run {
 	uint64_t head_seq;         /* the index is compared up to here: not a torn tail */
 	struct es_archive *arc;    /* archive/MANIFEST, or NULL */
 	int purged;                /* the log begins at a purge anchor */
+	struct ixahead ahead;      /* es_verify_index_ahead() */
 };
 
 /* ---- the index and snapshots (verify_index.c) ---- */
@@ -163,6 +183,13 @@ enum { IX_NONE, IX_MISSING, IX_UNREADABLE, IX_UNSYNCED, IX_STALE, IX_BAD, IX_OK 
 /* Open dir's index read-only: IX_OK (*ix set), IX_MISSING, IX_UNSYNCED
  * or IX_UNREADABLE. */
 int es_verify_index_open(const char *dir, struct es_index **ix, struct es_error *err);
+/* Walk ix's streams on a thread of its own while the log is checked, for
+ * es_verify_index_check (a complete run with threads: the walk was a
+ * quarter of es-verify -j 2). Nothing else may use ix until the walk is
+ * joined: es_verify_index_check joins it, es_verify_index_ahead_end (on
+ * every path, before ix is closed) joins it and frees what it kept. */
+void es_verify_index_ahead(struct run *R, struct es_index *ix);
+void es_verify_index_ahead_end(struct run *R);
 /* The index against the log's head (and, with from > 1, the streams that
  * continue from before from); sets R->index_state. */
 void es_verify_index_check(struct run *R, struct es_index *ix, const struct pos *head,

@@ -285,6 +285,48 @@ head_hash() {
 	[[ $stderr == *"seq $s: stream 'm-3000': version 3 follows 1"* ]]
 }
 
+# ix_patch PERL-SUBSTITUTION: the good index ($TMP/good-index) edited in
+# place, byte for byte (LMDB keeps no check sums), as damage or a forger
+# would; fails unless the pattern matched. A leaf node is: data size
+# (u32 LE), flags (u16), key size (u16), the key, the data. Substitute
+# with /g: pages the tree left behind (copy on write) hold older copies
+# of the same node.
+ix_patch() {
+	rm -rf "$ES_STORE/index" && cp -a "$TMP/good-index" "$ES_STORE/index"
+	perl -0777 -i -pe "$1 or die 'no match'" "$ES_STORE/index/data.mdb"
+}
+
+# found_both_ways TEXT: es-verify -j 1 and -j 2 both fail, saying TEXT
+found_both_ways() {
+	local j
+	for j in 1 2; do
+		run -1 --separate-stderr es-verify -j "$j" --all-errors
+		[[ $stderr == *"$1"* ]] || { echo "-j $j: $stderr"; return 1; }
+	done
+}
+
+@test "an index whose streams disagree with the log: found by the walk, with -j 1 and -j 2 alike" {
+	# (-j 2 walks the index on a thread of its own while the segments
+	# are checked on two others)
+	[ "$(ls "$ES_STORE"/log | wc -l)" -ge 4 ]
+	[ "$(grep -h '"stream":"c0"' "$ES_STORE"/log/*.ndjson | wc -l)" = 10 ]
+	cp -a "$ES_STORE/index" "$TMP/good-index"
+	# the "s" key of stream c0 (its version, 8 bytes big-endian) says 11
+	ix_patch 's/(\x08\x00\x00\x00\x00\x00\x03\x00sc0\x00{7})\x0a/$1\x0b/gs'
+	found_both_ways "index/: stream 'c0': the index says version 11, the log 10"
+	# the position of c0's version 10 (its "e" key: seq, segment, offset,
+	# length) one byte longer
+	ix_patch 's/(\x1c\x00\x00\x00\x00\x00\x0c\x00ec0\x00\x00{7}\x0a.{27})(.)/$1.chr(ord($2)+1)/gse'
+	found_both_ways "index/: stream 'c0' version 10: the index points elsewhere than log/"
+	# a stream the log never had (c0 renamed c9 in its "s" key)
+	ix_patch 's/\x08\x00\x00\x00\x00\x00\x03\x00sc0/\x08\x00\x00\x00\x00\x00\x03\x00sc9/gs'
+	found_both_ways "index/: stream 'c9' is in the index but not in the log"
+	# the good index again: intact both ways
+	rm -rf "$ES_STORE/index" && cp -a "$TMP/good-index" "$ES_STORE/index"
+	run -0 --separate-stderr es-verify -j 1
+	run -0 --separate-stderr es-verify -j 2
+}
+
 @test "tamper: ts going back in time (rechained)" {
 	local s
 	s=$(seq_of "$SEG2" 3)
@@ -484,12 +526,16 @@ head_hash() {
 	es-archive -q --level 1 --before "$(sed -n 1200p ev.ndjson | jq -r .ts)"
 	[ -f "$ES_STORE/archive/MANIFEST" ]
 	es-replay > want
-	for n in $(seq 1 150); do
-		ES_FAULT=malloc:$n run --separate-stderr es-verify -q
-		if [ "$status" -ne 0 ]; then
-			[ "$status" -eq 4 ] && [[ "$stderr" == *"out of memory"* ]] ||
-				{ echo "es-verify malloc:$n: exit $status: $stderr"; return 1; }
-		fi
+	# (every allocation es-verify -j 2 makes here: 236)
+	for n in $(seq 1 240); do
+		# (-j 2: segments on threads, the index walked on one more)
+		for j in 1 2; do
+			ES_FAULT=malloc:$n run --separate-stderr es-verify -q -j "$j"
+			if [ "$status" -ne 0 ]; then
+				[ "$status" -eq 4 ] && [[ "$stderr" == *"out of memory"* ]] ||
+					{ echo "es-verify -j $j malloc:$n: exit $status: $stderr"; return 1; }
+			fi
+		done
 		ES_FAULT=malloc:$n run --separate-stderr es-replay
 		if [ "$status" -ne 0 ]; then
 			[ "$status" -eq 4 ] && [[ "$stderr" == *"out of memory"* ]] ||
