@@ -656,9 +656,22 @@ static void *work(void *arg)
 	struct run *R = w->R;
 	size_t i;
 
-	while ((i = atomic_fetch_add(&R->next, 1)) < R->nu)
+	while ((i = atomic_fetch_add(&R->next, 1)) < R->nu) {
 		run_unit(R, &R->u[i], w->chain);
+		pthread_mutex_lock(&R->plock);
+		R->u[i].done = 1;
+		pthread_cond_broadcast(&R->donecv);
+		pthread_mutex_unlock(&R->plock);
+	}
 	return NULL;
+}
+
+static void wait_done(struct run *R, struct unit *u)
+{
+	pthread_mutex_lock(&R->plock);
+	while (!u->done)
+		pthread_cond_wait(&R->donecv, &R->plock);
+	pthread_mutex_unlock(&R->plock);
 }
 
 /* Merge unit u's map onto the global one, checking each stream's first
@@ -741,21 +754,27 @@ static int run_parallel(struct run *R, size_t first, int jobs, struct es_error *
 	}
 	if (rc)
 		atomic_store(&R->next, R->nu); /* let started workers finish */
+	else
+		/* Each unit is stitched on as soon as it and those before it
+		 * are done (the first unit fills the global map itself), while
+		 * the workers go on: afterwards, the stitches were a tenth of
+		 * es-verify -j 2. Every unit is run, since every worker started. */
+		for (size_t i = first + 1; i < R->nu; i++) {
+			struct unit *p = &R->u[i - 1], *u = &R->u[i];
+			wait_done(R, p);
+			wait_done(R, u);
+			/* The joint: what u started from is what p ended with. */
+			if (p->ran && !p->stopped && !p->rc && u->start.known &&
+			    (p->st.seq != u->start.seq ||
+			     memcmp(p->st.hash, u->start.hash, ES_HASH_HEX)))
+				es_ilist_add(&u->fail, u->name, 1, 0, u->start.seq + 1,
+					  "the chain does not continue from the previous segment");
+			stitch(R, u);
+		}
 	for (int j = 0; j < jobs; j++) {
 		if (w[j].started)
 			pthread_join(w[j].t, NULL);
 		es_chain_free(w[j].chain);
-	}
-	if (rc)
-		goto out;
-	for (size_t i = first + 1; i < R->nu; i++) {
-		struct unit *p = &R->u[i - 1], *u = &R->u[i];
-		/* The joint: what u started from is what p ended with. */
-		if (p->ran && !p->stopped && !p->rc && u->start.known &&
-		    (p->st.seq != u->start.seq || memcmp(p->st.hash, u->start.hash, ES_HASH_HEX)))
-			es_ilist_add(&u->fail, u->name, 1, 0, u->start.seq + 1,
-				  "the chain does not continue from the previous segment");
-		stitch(R, u);
 	}
 out:
 	free(w);
@@ -1194,6 +1213,7 @@ static void run_release(struct run *R)
 	es_ilist_release(&R->notes);
 	es_ilist_release(&R->ixissues);
 	pthread_mutex_destroy(&R->plock);
+	pthread_cond_destroy(&R->donecv);
 }
 
 static void run_init(struct run *R, const struct es_verify_opts *o, const char *dir)
@@ -1206,6 +1226,7 @@ static void run_init(struct run *R, const struct es_verify_opts *o, const char *
 	R->alloc0 = es_alloc_failures();
 	atomic_init(&R->done, 0);
 	pthread_mutex_init(&R->plock, NULL);
+	pthread_cond_init(&R->donecv, NULL);
 }
 
 static void initial_state(const struct es_verify_opts *o, struct vstate *st)

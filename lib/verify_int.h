@@ -129,6 +129,7 @@ struct unit {
 	struct pos pend_closed;    /* the head before the damage */
 	int ih_seen;               /* saw the index head's record where it says */
 	int ih_differs;            /* ... with another hash */
+	int done;                  /* parallel: checked (under the run's plock) */
 };
 
 /* The index's streams, walked on a thread of its own while the log is
@@ -164,6 +165,7 @@ struct run {
 	atomic_uint_least64_t done;
 	uint64_t total, reported;
 	pthread_mutex_t plock;
+	pthread_cond_t donecv;     /* parallel: a unit is done */
 	struct es_ilist fail, warn;   /* not about one unit: before the log */
 	struct es_ilist post;         /* ... and after it (head, look-back) */
 	struct es_ilist notes;

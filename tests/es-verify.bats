@@ -253,6 +253,19 @@ head_hash() {
 	[[ $stderr == "es-verify: log/$N2: offset 0: seq $s: stream '"*"': version $((v + 1)) follows $((v - 1))" ]]
 }
 
+@test "tamper: a sealed segment's last record cut off: the same findings, in the same order, with -j 1 and -j 2" {
+	local s want
+	s=$(seq_of "$SEG2" "$(wc -l <"$SEG2")")
+	sed -i '$d' "$SEG2"
+	run -1 --separate-stderr es-verify --all-errors -j 1
+	want=$stderr
+	[[ $want == *"seq $((s + 1)) follows $((s - 1)) (1 missing); hash mismatch"* ]]
+	[[ $want == *"version "*" follows "* ]] # the stream of the cut record, one segment on
+	[[ $want == *"3 failures in"* ]]
+	run -1 --separate-stderr es-verify --all-errors -j 2
+	[ "$stderr" = "$want" ]
+}
+
 @test "3,000 streams (the version map grows past its first size): intact with -j 1 and -j 2, and a version gap found" {
 	sed -i 's/"segment_size":[0-9]*/"segment_size":67108864/' "$ES_STORE/store.json"
 	for r in 1 2; do
