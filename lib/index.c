@@ -17,6 +17,8 @@
  * each may dirty a page, and LMDB refuses more than 128k dirty pages in
  * one transaction (MDB_TXN_FULL). */
 #define ES_INDEX_HOLD_PUTS 100000
+/* tag + name + 0 + tail: the longest key built */
+#define KEY_MAX (ES_NAME_MAX * 2 + 16)
 
 struct es_index {
 	MDB_env *env;
@@ -26,7 +28,7 @@ struct es_index {
 	int writable;
 	int hold, held;          /* es_index_hold: commits deferred; one is open */
 	size_t held_puts;        /* keys put since the held transaction began */
-	char key[ES_NAME_MAX * 2 + 16];
+	char key[KEY_MAX];
 };
 
 /* Damage LMDB reports is ES_CORRUPT (the index may be started again);
@@ -261,33 +263,41 @@ static void pos_parse(const unsigned char *p, struct es_pos *pos)
 	pos->len = (uint32_t)p[24] << 24 | (uint32_t)p[25] << 16 | (uint32_t)p[26] << 8 | p[27];
 }
 
-/* Build tag + stream [+ 0 + tail] into ix->key. Names longer than any
- * stored one (ES_NAME_MAX) cannot be in the index: they get a key that
- * matches nothing instead of overrunning the buffer. */
-static MDB_val mkkey(struct es_index *ix, char tag, const char *s, size_t len,
-		     const void *tail, size_t tlen)
+/* Build tag + stream [+ 0 + tail] into buf (KEY_MAX bytes). Names longer
+ * than any stored one (ES_NAME_MAX) cannot be in the index: they get a key
+ * that matches nothing instead of overrunning the buffer. */
+static MDB_val keyin(char *buf, char tag, const char *s, size_t len, const void *tail,
+		     size_t tlen)
 {
 	MDB_val k;
-	char *p = ix->key;
+	char *p = buf;
 
 	if (len > ES_NAME_MAX || tlen > ES_NAME_MAX) {
-		ix->key[0] = '~'; /* no key starts with it */
-		k.mv_data = ix->key;
+		buf[0] = '~'; /* no key starts with it */
+		k.mv_data = buf;
 		k.mv_size = 1;
 		return k;
 	}
 
 	*p++ = tag;
-	memcpy(p, s, len);
+	if (len) /* (s may be NULL then) */
+		memcpy(p, s, len);
 	p += len;
 	if (tail) {
 		*p++ = '\0';
 		memcpy(p, tail, tlen);
 		p += tlen;
 	}
-	k.mv_data = ix->key;
-	k.mv_size = (size_t)(p - ix->key);
+	k.mv_data = buf;
+	k.mv_size = (size_t)(p - buf);
 	return k;
+}
+
+/* The same in ix->key, the buffer of the thread that uses ix. */
+static MDB_val mkkey(struct es_index *ix, char tag, const char *s, size_t len,
+		     const void *tail, size_t tlen)
+{
+	return keyin(ix->key, tag, s, len, tail, tlen);
 }
 
 /* The head's value: seq, ts, segment, end (64-bit big-endian), the hash,
@@ -611,18 +621,9 @@ static int walk_streams(struct es_index *ix, MDB_txn *txn, const char *prefix, s
 			void *arg)
 {
 	MDB_cursor *cur, *pc = NULL;
-	char skey[ES_NAME_MAX + 2], ekey[ES_NAME_MAX + 16];
-	MDB_val k = {1, skey}, v;
+	char skey[KEY_MAX], ekey[KEY_MAX]; /* not ix->key: it is the thread's that uses ix */
+	MDB_val k = keyin(skey, 's', prefix, plen, NULL, 0), v;
 	int rc, ret = 0;
-
-	/* (not mkkey's: ix->key is the thread's that uses ix) */
-	skey[0] = '~'; /* a prefix longer than any name: no key starts with it */
-	if (plen <= ES_NAME_MAX) {
-		skey[0] = 's';
-		if (plen)
-			memcpy(skey + 1, prefix, plen);
-		k.mv_size = plen + 1;
-	}
 
 	if (mdb_cursor_open(txn, ix->dbi, &cur))
 		return -1;
@@ -645,18 +646,13 @@ static int walk_streams(struct es_index *ix, MDB_txn *txn, const char *prefix, s
 		if (!poscb) {
 			ret = cb(arg, key + 1, len, version);
 		} else {
+			unsigned char vb[8];
 			MDB_val ek, ev;
-			if (len <= ES_NAME_MAX) {
-				ekey[0] = 'e';
-				memcpy(ekey + 1, key + 1, len);
-				ekey[len + 1] = '\0';
-				put_be((unsigned char *)ekey + len + 2, version);
-				ek.mv_data = ekey;
-				ek.mv_size = len + 10;
-				if (mdb_cursor_get(pc, &ek, &ev, MDB_SET_KEY) == 0 && ev.mv_size == 28) {
-					pos_parse(ev.mv_data, &pos);
-					pp = &pos;
-				}
+			put_be(vb, version);
+			ek = keyin(ekey, 'e', key + 1, len, vb, sizeof vb);
+			if (mdb_cursor_get(pc, &ek, &ev, MDB_SET_KEY) == 0 && ev.mv_size == 28) {
+				pos_parse(ev.mv_data, &pos);
+				pp = &pos;
 			}
 			ret = poscb(arg, key + 1, len, version, pp);
 		}
