@@ -96,7 +96,7 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 	}
 	/* Several chunks: sync the index once at the end, not per chunk
 	 * (es_store_bulk_begin says why that is safe). */
-	if (chunk < b->n && es_store_bulk_begin(s, &err))
+	if (chunk < b->n ? es_store_bulk_begin(s, &err) : es_store_lazy_begin(s, &err))
 		es_error_clear(&err); /* then every chunk syncs the index, as usual */
 	while (done < b->n) {
 		size_t n = b->n - done < chunk ? b->n - done : chunk;

@@ -212,21 +212,47 @@ static int drop_unsynced(struct es_store *s, struct es_error *err)
 	return 0;
 }
 
-int es_store_bulk_begin(struct es_store *s, struct es_error *err)
+/* Write the note, durably, before the first commit it covers: 0, -1 when
+ * there is no boot id to record (then every commit stays synced), or an
+ * error. */
+static int make_note(struct es_store *s, struct es_error *err)
 {
 	char dir[PATH_MAX], f[PATH_MAX + 16], id[64];
 
-	if (s->bulk || !s->index)
-		return 0;
 	if (boot_id(id) != 0)
-		return 0; /* no way to tell a later boot: keep syncing */
+		return -1;
 	path_of(s, "index", dir, sizeof(dir));
 	snprintf(f, sizeof(f), "%s/" UNSYNCED, dir);
 	if (es_write_file_atomic(f, id, strlen(id), 0644) != 0)
 		return es_fail_errno(err, ES_IO, "cannot write '%s'", f);
+	return 0;
+}
+
+int es_store_bulk_begin(struct es_store *s, struct es_error *err)
+{
+	int rc;
+
+	if (s->bulk || !s->index)
+		return 0;
+	if ((rc = make_note(s, err)))
+		return rc < 0 ? 0 : rc;
 	if (es_index_set_nosync(s->index, 1, err) || es_index_hold(s->index, 1, err))
 		return err->code;
 	s->bulk = 1;
+	return 0;
+}
+
+int es_store_lazy_begin(struct es_store *s, struct es_error *err)
+{
+	int rc;
+
+	if (s->lazy || s->bulk || !s->index || !s->index_hot || !s->locked)
+		return 0;
+	if ((rc = make_note(s, err)))
+		return rc < 0 ? 0 : rc;
+	if (es_index_set_nosync(s->index, 1, err))
+		return err->code;
+	s->lazy = 1;
 	return 0;
 }
 
@@ -234,7 +260,7 @@ int es_store_bulk_end(struct es_store *s, struct es_error *err)
 {
 	if (!s->bulk)
 		return 0;
-	s->bulk = 0;
+	s->bulk = s->lazy = 0;
 	if (!s->index)
 		return 0;
 	/* the held commit first: what the sync flushes */
@@ -284,6 +310,19 @@ int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 		s->flags |= ES_OPEN_WRITE;
 
 	path_of(s, "index", path, sizeof(path));
+	if (writable && !s->hot_known) {
+		/* busy: written less than a second ago (es_store_lazy_begin) */
+		struct stat st;
+		struct timespec now;
+		char f[PATH_MAX + 16];
+		snprintf(f, sizeof(f), "%s/data.mdb", path);
+		if (stat(f, &st) == 0 && clock_gettime(CLOCK_REALTIME, &now) == 0) {
+			int64_t ns = ((int64_t)now.tv_sec - st.st_mtim.tv_sec) * 1000000000 +
+				     (now.tv_nsec - st.st_mtim.tv_nsec);
+			s->index_hot = ns >= 0 && ns < 1000000000;
+		}
+		s->hot_known = 1;
+	}
 	if (index_lock_room(path, writable) != 0) {
 		if (!writable)
 			return 0; /* readers fall back to scanning the log */
@@ -293,7 +332,9 @@ int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 	torn = es_store_index_unsynced(path) == 2;
 	/* (es_index_open says ES_CORRUPT when data.mdb is cut short) */
 	if (!torn && es_index_open(&s->index, path, writable, err) == 0)
-		return 0;
+		return writable && (s->lazy || s->bulk) ? es_index_set_nosync(s->index, 1, err) : 0;
+	if (torn)
+		s->index_hot = 0; /* a rebuilt index starts synced */
 	if (!writable) {
 		s->index = NULL; /* readers fall back to scanning the log */
 		es_error_clear(err);
@@ -851,12 +892,20 @@ static int recover(struct es_store *s, struct es_error *err)
 	memcpy(genesis.hash, ES_GENESIS, ES_HASH_HEX + 1);
 	s->recovered_bytes = s->indexed = 0;
 	s->index_clean = 0;
-	if (!s->bulk) {
-		/* a bulk writer of this boot died before its sync: its commits
-		 * are whole in the page cache, so sync them and drop the note */
+	if (!s->bulk && !s->lazy) {
+		/* a writer of this boot left its commits unsynced: they are
+		 * whole in the page cache. While the index is busy, go on
+		 * without syncing (es_store_lazy_begin); else sync them and
+		 * drop the note. */
 		char dir[PATH_MAX];
+		int note;
 		path_of(s, "index", dir, sizeof(dir));
-		if (es_store_index_unsynced(dir) == 1) {
+		note = es_store_index_unsynced(dir);
+		if (note == 1 && s->index_hot) {
+			if (es_index_set_nosync(s->index, 1, err))
+				return err->code;
+			s->lazy = 1;
+		} else if (note == 1) {
 			if (es_index_sync(s->index, err)) {
 				distrust_index(s);
 				return err->code;

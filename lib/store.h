@@ -46,6 +46,10 @@ struct es_store {
 	uint64_t read_seg;
 	int index_behind;          /* an index commit failed after a durable batch */
 	int bulk;                  /* es_store_bulk_begin: index commits not synced */
+	int lazy;                  /* es_store_lazy_begin: the same, one batch a process */
+	int hot_known;             /* index_hot was looked at */
+	int index_hot;             /* index/data.mdb was written less than a second
+				    * before this writer opened it */
 	int index_clean;           /* the last recovery found the index current */
 	int index_state;           /* es_store_index_ready's answer, once known:
 				    * 0 not asked yet, 1 ready, 2 unusable */
@@ -82,6 +86,14 @@ void es_store_unlock(struct es_store *s);
  * reliability.md). es_store_unlock ends a bulk run that is still on. */
 int es_store_bulk_begin(struct es_store *s, struct es_error *err);
 int es_store_bulk_end(struct es_store *s, struct es_error *err);
+/* Single appends in quick succession (one process each) need not sync the
+ * index either, for the same reason: under the lock, when index/data.mdb
+ * was written less than a second before (s->index_hot), es_store_lazy_begin
+ * makes the same note and turns the index's syncs off for this process.
+ * The next writer that finds the note keeps it while the index stays that
+ * busy, and otherwise syncs the index and removes it (recovery). 0, or an
+ * error after which the commits are synced as usual. */
+int es_store_lazy_begin(struct es_store *s, struct es_error *err);
 /* The note in the index directory: 0 none, 1 from this boot, 2 from an
  * earlier boot (or the boot id cannot be read: treated as earlier). */
 int es_store_index_unsynced(const char *index_dir);

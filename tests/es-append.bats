@@ -928,11 +928,13 @@ es-append: line 6: event id 'o2' already stored in stream 'old'"
 	before=$(log_sum)
 	printf '%s\n' "$(ev a T)" "$(ev a T)" >"$TMP/in"
 	for fault in write:1 write:2; do
+		quiet_index
 		ES_FAULT=$fault run -4 --separate-stderr es-append "$TMP/in"
 		assert_output ""
 		assert_equal "$stderr" "es-append: not stored: write failed: Input/output error"
 		assert_equal "$(log_sum)" "$before"
 	done
+	quiet_index
 	ES_FAULT=enospc:1 run -4 --separate-stderr es-append "$TMP/in"
 	assert_equal "$stderr" "es-append: not stored: write failed: No space left on device"
 	assert_equal "$(log_sum)" "$before"
@@ -958,6 +960,7 @@ es-append: line 6: event id 'o2' already stored in stream 'old'"
 @test "when the cut-back after a failed write fails too, the next append cuts the rest" {
 	append "$(ev a T)"
 	printf '%s\n' "$(ev a T)" "$(ev a T)" "$(ev a T)" >"$TMP/in"
+	quiet_index
 	ES_FAULT=write:2,ftruncate:1 run -4 --separate-stderr es-append "$TMP/in"
 	assert_output ""
 	assert_equal "$stderr" "es-append: not stored: write failed: Input/output error"
@@ -989,6 +992,7 @@ es-append: line 6: event id 'o2' already stored in stream 'old'"
 	append "$(ev a T)"
 	printf '%s\n' "$(ev a T)" "$(ev a T)" >"$TMP/in"
 	# write 3 is the note's, after the batch's two halves
+	quiet_index
 	ES_FAULT=fdatasync:1,ftruncate:1,write:3 run -4 --separate-stderr es-append "$TMP/in"
 	assert_output ""
 	assert_equal "$stderr" "es-append: not acknowledged: fdatasync failed: Input/output error; cutting the batch back failed too, so it may still be in the log"
@@ -1244,6 +1248,7 @@ es-append: stored before line 1001: 1000 events" ]]
 	run -0 es-replay --events --stream s1
 	assert_equal "$(envelope <<<"$output")" "1 s1 1
 4 s1 2"
+	quiet_index
 	append "$(ev s1 T)"
 	[ ! -e "$ES_STORE/index/unsynced" ]
 	assert_equal "$(log_all | envelope)" "1 s1 1
@@ -1254,6 +1259,7 @@ es-append: stored before line 1001: 1000 events" ]]
 	run -0 --separate-stderr es-verify
 	ES_CRASH=before-unsynced:1 run -137 --separate-stderr es-append --batch-size 1 "$TMP/in"
 	[ -e "$ES_STORE/index/unsynced" ]
+	quiet_index
 	append "$(ev s1 T)"
 	[ ! -e "$ES_STORE/index/unsynced" ]
 	run -0 --separate-stderr es-verify
@@ -1396,6 +1402,140 @@ es-append: stored before line 1001: 1000 events" ]]
 	run -1 --separate-stderr es-append "$TMP/in"
 	assert_equal "$stderr" "es-append: log/$SEG1: offset $off: seq 2: hash mismatch; not writing past it (es-verify tells more)"
 	assert_equal "$(log_sum)" "$before"
+}
+
+# --- single appends in quick succession (es-store(5), "The index") ---------
+
+# verify_ok N: es-verify passes the store, N records, and says nothing else
+verify_ok() {
+	run -0 --separate-stderr es-verify
+	assert_equal "${#stderr_lines[@]}" 1
+	[[ "$stderr" == "es-verify: ok: $1 records, "* ]]
+}
+
+# sync_trace FILE: the fdatasync and fsync calls of an es-append traced into
+# FILE (openat too), in order, one word each: "log" (the active segment),
+# "index" (data.mdb) or "other" (the note, a directory)
+sync_trace() {
+	awk '
+		/openat\(/ && / = [0-9]+$/ {
+			fd = $NF
+			if ($0 ~ /index\/data\.mdb", O_RDWR/) what[fd] = "index"
+			else if ($0 ~ /log\/[0-9]+\.ndjson", O_RDWR\|O_APPEND/) what[fd] = "log"
+			else what[fd] = "other"
+		}
+		/f(data)?sync\([0-9]+\)/ {
+			match($0, /sync\([0-9]+\)/)
+			fd = substr($0, RSTART + 5, RLENGTH - 6)
+			printf "%s%s", (n++ ? " " : ""), (fd in what ? what[fd] : "other")
+		}
+		END { print "" }' "$1"
+}
+
+@test "single appends while the index is busy sync only the log; the note says so and readers trust the index" {
+	command -v strace >/dev/null || skip "strace is not installed: the syncs are not counted"
+	append "$(ev a T)"
+	# data.mdb was written a moment ago: this writer makes the note first
+	# (the note file and its directory), then syncs the log only
+	ev a T >"$TMP/in"
+	busy_index
+	ASAN_OPTIONS=detect_leaks=0 strace -f -e trace=fdatasync,fsync,openat -o "$TMP/trace" \
+		es-append -q "$TMP/in"
+	assert_equal "$(sync_trace "$TMP/trace")" "other other log"
+	assert_equal "$(cat "$ES_STORE/index/unsynced")" "$(cat /proc/sys/kernel/random/boot_id)"
+	# the next ones find the note: one sync each, the log's
+	for s in b a c; do
+		ev "$s" T >"$TMP/in"
+		busy_index
+		ASAN_OPTIONS=detect_leaks=0 strace -f -e trace=fdatasync,fsync,openat -o "$TMP/trace" \
+			es-append -q "$TMP/in"
+		assert_equal "$(sync_trace "$TMP/trace")" "log"
+	done
+	[ -e "$ES_STORE/index/unsynced" ]
+	# what the index says is right, and used: whole in the page cache
+	run -0 es-replay --events --stream a
+	assert_equal "$(envelope <<<"$output")" "1 a 1
+2 a 2
+4 a 3"
+	verify_ok 5
+}
+
+@test "a writer that finds the index quiet syncs it and removes the note" {
+	command -v strace >/dev/null || skip "strace is not installed: the syncs are not counted"
+	append "$(ev a T)"
+	busy_index
+	append "$(ev a T)"
+	[ -e "$ES_STORE/index/unsynced" ]
+	quiet_index
+	ev b T >"$TMP/in"
+	ASAN_OPTIONS=detect_leaks=0 strace -f -e trace=fdatasync,fsync,openat -o "$TMP/trace" \
+		es-append -q "$TMP/in"
+	# the busy writers' commits, then the note's removal (the directory),
+	# then this append as usual: the log, then its own index commit
+	assert_equal "$(sync_trace "$TMP/trace")" "index other log index"
+	[ ! -e "$ES_STORE/index/unsynced" ]
+	verify_ok 3
+}
+
+@test "a busy single append killed after its index commit loses nothing" {
+	append "$(ev a T)"
+	busy_index
+	append "$(ev a T)"
+	[ -e "$ES_STORE/index/unsynced" ]
+	ev a T >"$TMP/in"
+	busy_index
+	# killed once the batch is durable and indexed, before it is acknowledged
+	ES_CRASH=after-index:1 run -137 --separate-stderr es-append "$TMP/in"
+	assert_output ""
+	busy_index
+	append "$(ev a T)"
+	[ -e "$ES_STORE/index/unsynced" ]
+	assert_equal "$(log_all | envelope)" "1 a 1
+2 a 2
+3 a 3
+4 a 4"
+	run -0 --separate-stderr es-verify
+	assert_equal "${#stderr_lines[@]}" 1
+	quiet_index
+	append "$(ev b T)"
+	[ ! -e "$ES_STORE/index/unsynced" ]
+	verify_ok 5
+}
+
+@test "busy single appends, then the machine goes down: the index is rebuilt, the log is whole" {
+	append "$(ev a T)"
+	for s in b a b a; do busy_index && append "$(ev "$s" T)"; done
+	[ -e "$ES_STORE/index/unsynced" ]
+	# as a power loss may leave it: the note from another boot, and pages
+	# that were never written (here: garbage in the middle of data.mdb)
+	printf 'not-this-boot\n' >"$ES_STORE/index/unsynced"
+	printf 'garbage' | dd of="$ES_STORE/index/data.mdb" bs=1 seek=9000 conv=notrunc 2>/dev/null
+	run -0 --separate-stderr es-verify
+	assert_equal "$(grep -c 'not synced before the machine went down' <<<"$stderr")" 1
+	ev a T >"$TMP/in"
+	run -0 --separate-stderr es-append "$TMP/in"
+	assert_equal "$(envelope <<<"$output")" "6 a 4"
+	# the rebuilt index starts synced: no note until it is busy again
+	[ ! -e "$ES_STORE/index/unsynced" ]
+	run -0 es-replay --events --stream b
+	assert_equal "$(envelope <<<"$output")" "2 b 1
+4 b 2"
+	verify_ok 6
+}
+
+@test "when the note cannot be written, a busy single append syncs the index as usual" {
+	append "$(ev a T)"
+	ev a T >"$TMP/in"
+	busy_index
+	# write 1 is the note's (the batch's halves are writes 2 and 3)
+	ES_FAULT=write:1 run -0 --separate-stderr es-append "$TMP/in"
+	assert_equal "$(envelope <<<"$output")" "2 a 2"
+	assert_equal "$stderr" ""
+	[ ! -e "$ES_STORE/index/unsynced" ]
+	run -0 ls -A "$ES_STORE/index"
+	assert_output "data.mdb
+lock.mdb"
+	verify_ok 2
 }
 
 # --- concurrency --------------------------------------------------------------

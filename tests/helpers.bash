@@ -26,6 +26,22 @@ append() {
 	printf '%s\n' "$@" | es-append -q
 }
 
+# quiet_index: the index as a writer finds it when nobody has written for a
+# while (data.mdb not written in the last second), so es-append syncs its
+# index commit rather than go on under index/unsynced (es-store(5), "The
+# index"); for tests that count a single append's writes and syncs.
+quiet_index() {
+	touch -d "@$(($(date +%s) - 5))" "$ES_STORE/index/data.mdb"
+}
+
+# busy_index: the index as a writer finds it in a burst of appends (data.mdb
+# written a moment ago), so es-append leaves its index commit unsynced under
+# index/unsynced; set just before the run, so that a slow machine cannot
+# make the test pass through the other case.
+busy_index() {
+	touch "$ES_STORE/index/data.mdb"
+}
+
 # seg: path of the only (or last) log segment
 seg() {
 	ls "$ES_STORE"/log/*.ndjson | tail -n 1
