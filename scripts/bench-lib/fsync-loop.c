@@ -4,12 +4,13 @@
  * the latency of each write+fdatasync pair as timeit does:
  *   RUNS MEDIAN P50 P99 MIN MAX        (integer microseconds)
  *
- *   fsync-loop [-n COUNT] [-w WARMUP] [-s SIZE] FILE
+ *   fsync-loop [-n COUNT] [-w WARMUP] [-s SIZE] [-t TIMES] FILE
  *   fsync-loop -1 [-s SIZE] FILE
  *
  * -1: one write+fdatasync and exit, printing nothing: timeit runs it once
  * per operation, the floor of a durable append by one process per event
- * (process start included, as es-append pays it).
+ * (process start included, as es-append pays it). -t writes every pair's
+ * time to TIMES, one a line, as timeit -t does.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -22,7 +23,7 @@
 
 #include "stats.h"
 
-#define USAGE "usage: fsync-loop [-1] [-n COUNT] [-w WARMUP] [-s SIZE] FILE\n"
+#define USAGE "usage: fsync-loop [-1] [-n COUNT] [-w WARMUP] [-s SIZE] [-t TIMES] FILE\n"
 
 int main(int argc, char **argv)
 {
@@ -30,13 +31,15 @@ int main(int argc, char **argv)
 	int c, fd, once = 0;
 	double *v;
 	char *line;
+	const char *times = NULL;
 
-	while ((c = getopt(argc, argv, "1n:w:s:")) != -1) {
+	while ((c = getopt(argc, argv, "1n:w:s:t:")) != -1) {
 		switch (c) {
 		case '1': once = 1; break;
 		case 'n': count = atol(optarg); break;
 		case 'w': warm = atol(optarg); break;
 		case 's': size = atol(optarg); break;
+		case 't': times = optarg; break;
 		default:
 			fputs(USAGE, stderr);
 			return 2;
@@ -77,6 +80,8 @@ int main(int argc, char **argv)
 		perror("fsync-loop: close");
 		return 1;
 	}
+	if (times && !once && write_times(times, v, (size_t)count))
+		return 1;
 	if (!once)
 		stats(v, (size_t)count);
 	free(v);

@@ -1,6 +1,7 @@
 /*
  * stats.h: what timeit and fsync-loop share (part of scripts/bench): the
- * clock, and the one line of figures they print for a set of times:
+ * clock, every time written to a file, and the one line of figures they
+ * print for a set of times:
  *   RUNS MEDIAN P50 P99 MIN MAX        (integer microseconds)
  * MEDIAN averages the two middle values of an even count; P50 and P99 are
  * nearest-rank percentiles.
@@ -36,6 +37,23 @@ static void stats(double *v, size_t n)
 	med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 	printf("%zu %.0f %.0f %.0f %.0f %.0f\n", n, med, rank(v, n, 50), rank(v, n, 99),
 	       v[0], v[n - 1]);
+}
+
+/* Every time, one a line (timeit -t, fsync-loop -t): 0, or 1 after perror. */
+static int write_times(const char *path, const double *v, size_t n)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		perror(path);
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%.0f\n", v[i]);
+	if (fclose(f) != 0) {
+		perror(path);
+		return 1;
+	}
+	return 0;
 }
 
 static double now_us(void)

@@ -158,16 +158,8 @@ int main(int argc, char **argv)
 		if (budget > 0 && total >= budget * 1e6)
 			break;
 	}
-	if (times) {
-		FILE *f = fopen(times, "w");
-		if (!f) {
-			perror(times);
-			return 1;
-		}
-		for (size_t i = 0; i < n; i++)
-			fprintf(f, "%.0f\n", v[i]);
-		fclose(f);
-	}
+	if (times && write_times(times, v, n))
+		return 1;
 	stats(v, n);
 	return 0;
 }
