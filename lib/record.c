@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "input.h"
 #include "io.h"
 #include "json.h"
 #include "jsonv.h"
@@ -257,6 +258,18 @@ static int add_uuid(struct es_batch *b, struct es_event *ev)
 	return es_buf_addf(&b->text, "\"%s\"", uuid) || es_buf_addc(&b->text, '\0');
 }
 
+/* The longest the stored line of ev can be, with seq, version and schema at
+ * their widest: what es_record_build() adds to the event's own pieces. */
+static size_t stored_max(const struct es_event *ev)
+{
+	static const char keys[] = "{\"seq\":,\"stream\":,\"version\":,\"type\":,\"ts\":\"\","
+				   "\"id\":,\"schema\":,\"data\":,\"meta\":,\"more\":true,"
+				   "\"hash\":\"\"}";
+
+	return sizeof(keys) - 1 + 3 * 20 + ES_TS_LEN + ES_HASH_HEX + ev->stream_js_len +
+	       ev->type_js_len + ev->id_js_len + ev->data_len + ev->meta_len;
+}
+
 int es_batch_add_line(struct es_batch *b, const char *line, size_t len,
 		      uint64_t lineno, int flags, struct es_error *err)
 {
@@ -306,6 +319,12 @@ int es_batch_add_line(struct es_batch *b, const char *line, size_t len,
 		if (es_json_minify(&b->text, f[K_META]->val, f[K_META]->vlen))
 			goto nomem;
 		ev.meta_len = b->text.len - ev.meta;
+	}
+	if (stored_max(&ev) > ES_LINE_MAX_DEFAULT) {
+		/* every reader of the log stops at that length */
+		es_fail(err, ES_DATA, "the stored event would be longer than %u bytes: "
+			"its data and meta must leave room for the envelope", ES_LINE_MAX_DEFAULT);
+		goto fail;
 	}
 	es_buf_release(&tmp);
 	b->ev[b->n++] = ev;
