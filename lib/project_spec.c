@@ -56,6 +56,20 @@ int es_pfield_compile(struct es_pfield *f, const char *text)
 	return 0;
 }
 
+/* Objects, also inside arrays, with their keys sorted: the spelling that
+ * es-project writes to model.ndjson and finds again when it loads it. */
+static int dump_sorted(const json_t *v, struct es_buf *out)
+{
+	char *d = es_json_dumps(v, ES_JSON_DUMP_FLAGS | JSON_SORT_KEYS);
+	int rc;
+
+	if (!d)
+		return -1;
+	rc = es_buf_adds(out, d);
+	free(d);
+	return rc;
+}
+
 /* Canonical text of one raw JSON value: strings without escapes are
  * already canonical (a raw string cannot hold '"', '\\' or controls);
  * everything else goes through jansson once. */
@@ -73,6 +87,8 @@ static int canon_raw(const char *s, size_t n, struct es_buf *out)
 		return -1;
 	if (json_is_string(v))
 		rc = es_json_add_string(out, json_string_value(v), json_string_length(v));
+	else if (json_is_object(v) || json_is_array(v))
+		rc = dump_sorted(v, out);
 	else
 		rc = es_json_dump_add(out, v);
 	json_decref(v);
@@ -82,17 +98,12 @@ static int canon_raw(const char *s, size_t n, struct es_buf *out)
 static int canon_object(const char *s, size_t n, struct es_buf *out)
 {
 	json_t *v = json_loadb(s, n, 0, NULL);
-	char *d;
 	int rc;
 
 	if (!v)
 		return 1;
-	d = es_json_dumps(v, ES_JSON_DUMP_FLAGS | JSON_SORT_KEYS);
+	rc = dump_sorted(v, out);
 	json_decref(v);
-	if (!d)
-		return -1;
-	rc = es_buf_adds(out, d);
-	free(d);
 	return rc;
 }
 

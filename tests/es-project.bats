@@ -132,6 +132,22 @@ burst() {
 	[ "$output" = '{"key":"ué","state":{}}' ]
 }
 
+@test "object and array keys keep one row across incremental runs" {
+	printf '{"name":"k","key":"data.k","on":{"*":[{"op":"count","path":"n"}]}}' > k.json
+	local k
+	for k in '{"b":1,"a":[{"d":1.50,"c":2}]}' '{"a":[{"c":2,"d":1.50}],"b":1}' '[{"y":1,"x":2}]'; do
+		append "{\"stream\":\"x\",\"type\":\"T\",\"data\":{\"k\":$k}}"
+		run -0 --separate-stderr es-project k.json
+	done
+	run -0 cat "$(P k)/model.ndjson"
+	assert_output - <<'EOF'
+{"key":[{"x":2,"y":1}],"state":{"n":1}}
+{"key":{"a":[{"c":2,"d":1.5}],"b":1},"state":{"n":2}}
+EOF
+	run -0 --separate-stderr es-project --stdout --rebuild k.json
+	assert_equal "$output" "$(cat "$(P k)/model.ndjson")"
+}
+
 @test "constants in rules are not shared between keys, whatever -j" {
 	printf '{"name":"c","on":{"*":[{"op":"set","path":"s","value":{"n":0}},{"op":"inc","path":"s.n"}]}}' > c.json
 	for j in 1 2; do
