@@ -575,10 +575,41 @@ static int add_raw_in_place(const struct rule *ru, json_t *state, const struct e
 	return json_integer_set(cur, z) == 0;
 }
 
+/* Integer i against real d, exactly: converting i to a double rounds
+ * above 2^53 (2^53 + 1 would equal 2^53.0), so d is cut to an integer
+ * instead, which fits whenever it lies in [-2^63, 2^63), and its fraction
+ * breaks a tie. -1, 0 or 1 as i is below, equal to or above d. */
+static int cmp_int_real(long long i, double d)
+{
+	long long t;
+
+	if (d >= 0x1p63)
+		return -1;
+	if (d < -0x1p63)
+		return 1;
+	t = (long long)d; /* toward zero; t is exact as a double again */
+	if (i != t)
+		return i < t ? -1 : 1;
+	return d > (double)t ? -1 : d < (double)t;
+}
+
 static int cmp(const json_t *a, const json_t *b, int *out)
 {
-	if (json_is_number(a) && json_is_number(b)) {
-		double x = num(a), y = num(b);
+	if (json_is_integer(a) && json_is_integer(b)) {
+		json_int_t x = json_integer_value(a), y = json_integer_value(b);
+		*out = x < y ? -1 : x > y;
+		return 0;
+	}
+	if (json_is_integer(a) && json_is_real(b)) {
+		*out = cmp_int_real(json_integer_value(a), json_real_value(b));
+		return 0;
+	}
+	if (json_is_real(a) && json_is_integer(b)) {
+		*out = -cmp_int_real(json_integer_value(b), json_real_value(a));
+		return 0;
+	}
+	if (json_is_real(a) && json_is_real(b)) {
+		double x = json_real_value(a), y = json_real_value(b);
 		*out = x < y ? -1 : x > y;
 		return 0;
 	}

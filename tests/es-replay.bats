@@ -109,6 +109,40 @@ JSON
 	[ "$(jq -r .state.last <<<"$output")" = "$(jq -r .ts <<<"$output")" ]
 }
 
+@test "min and max compare integers exactly, also against reals, beyond 2^53" {
+	printf '%s\n' \
+		'{"stream":"k","type":"T","data":{"v":9223372036854775806}}' \
+		'{"stream":"k","type":"T","data":{"v":9223372036854775807}}' \
+		'{"stream":"k","type":"T","data":{"v":-9223372036854775807}}' \
+		'{"stream":"k","type":"T","data":{"v":-9223372036854775808}}' \
+		'{"stream":"m","type":"T","data":{"v":1e16}}' \
+		'{"stream":"m","type":"T","data":{"v":10000000000000001}}' \
+		'{"stream":"m","type":"T","data":{"v":9999999999999999}}' \
+		'{"stream":"n","type":"T","data":{"v":9223372036854775807}}' \
+		'{"stream":"n","type":"T","data":{"v":9223372036854775808.0}}' \
+		'{"stream":"f","type":"T","data":{"v":2}}' \
+		'{"stream":"f","type":"T","data":{"v":2.5}}' \
+		'{"stream":"f","type":"T","data":{"v":2.0}}' \
+		'{"stream":"f","type":"T","data":{"v":-2}}' \
+		'{"stream":"f","type":"T","data":{"v":-2.5}}' \
+		| es-append -q -d mm
+	printf '{"on":{"T":[{"op":"max","path":"max","from":"data.v"},{"op":"min","path":"min","from":"data.v"}]}}' > mm.json
+	want_k='"state":{"max":9223372036854775807,"min":-9223372036854775808}}'
+	want_m='"state":{"max":10000000000000001,"min":9999999999999999}}'
+	want_f='"state":{"max":2.5,"min":-2.5}}'
+	# through the index, the parallel fold, and files: the same answers
+	for how in "--stream k --stream m --stream n --stream f" "-j 2" "mm/log/00000000000000000001.ndjson"; do
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-replay -d mm --reducer mm.json $how
+		[ "${#lines[@]}" -eq 4 ]
+		[[ "${lines[0]}" == *"$want_k" ]]
+		[[ "${lines[1]}" == *"$want_m" ]]
+		# 2^63 as a real is above every int64
+		[[ "${lines[2]}" == *'"state":{"max":9.2233720368547'*'e18,"min":9223372036854775807}}' ]]
+		[[ "${lines[3]}" == *"$want_f" ]]
+	done
+}
+
 @test "integer arithmetic: exact to the int64 limit, then a real; constants and init stay as written" {
 	cat > r.json <<'JSON'
 {"init": {"big": 9223372036854775806, "low": -9223372036854775807, "c": 10},
