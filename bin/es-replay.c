@@ -309,7 +309,8 @@ static int by_stream(struct app *a)
 	if (rc)
 		rc = es_fail(&a->err, ES_IO, "out of memory");
 	for (size_t i = 0; i < nm.n && rc == 0; i++) {
-		rc = one_stream(a, nm.v[i], strlen(nm.v[i]));
+		const char *s = nm.v[a->com.reverse ? nm.n - 1 - i : i];
+		rc = one_stream(a, s, strlen(s));
 		if (!a->events && a->printed >= a->com.limit)
 			break;
 	}

@@ -74,6 +74,22 @@ local_setup() {
 	[ "$(jq -r .seq <<<"$output")" = 1 ]
 }
 
+@test "--reverse through the index: last stream first, and --limit keeps the last" {
+	append "$(ev s-1 T '{"a":1}')" "$(ev s-2 T '{"a":2}')" "$(ev s-3 T '{"a":3}')" "$(ev s-1 T '{"a":4}')"
+	run -0 --separate-stderr es-replay --category s- --reverse
+	[ "$(jq -r .stream <<<"$output" | tr '\n' ' ')" = "s-3 s-2 s-1 " ]
+	run -0 --separate-stderr es-replay --category s- --reverse --limit 2
+	[ "$(jq -r .stream <<<"$output" | tr '\n' ' ')" = "s-3 s-2 " ]
+	run -0 --separate-stderr es-replay --stream s-1 --stream s-3 --reverse
+	[ "$(jq -r .stream <<<"$output" | tr '\n' ' ')" = "s-3 s-1 " ]
+	# the same as reading the log as files
+	run -0 --separate-stderr es-replay --category s- --reverse "$ES_STORE"/log/*.ndjson
+	[ "$(jq -r .stream <<<"$output" | tr '\n' ' ')" = "s-3 s-2 s-1 " ]
+	# events: newest first, across the category's streams
+	run -0 --separate-stderr es-replay --events --category s- --reverse --limit 3
+	[ "$(jq -r '"\(.stream):\(.data.a)"' <<<"$output" | tr '\n' ' ')" = "s-1:4 s-3:3 s-2:2 " ]
+}
+
 @test "nothing matched exits 1" {
 	run -1 --separate-stderr es-replay --stream nope
 	[ -z "$output" ]
