@@ -90,6 +90,17 @@ local_setup() {
 	[ "$(jq -r '"\(.stream):\(.data.a)"' <<<"$output" | tr '\n' ' ')" = "s-1:4 s-3:3 s-2:2 " ]
 }
 
+@test "a stream named twice is read once, as from files" {
+	for src in "" "$ES_STORE/log/00000000000000000001.ndjson"; do
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-replay --stream order-1 --stream order-2 --stream order-1 $src
+		[ "$(jq -r .stream <<<"$output" | tr '\n' ' ')" = "order-1 order-2 " ]
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-replay --events --stream order-1 --stream order-1 $src
+		[ "$(jq -r .seq <<<"$output" | tr '\n' ' ')" = "1 3 5 6 " ]
+	done
+}
+
 @test "nothing matched exits 1" {
 	run -1 --separate-stderr es-replay --stream nope
 	[ -z "$output" ]

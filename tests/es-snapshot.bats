@@ -365,6 +365,19 @@ same_replay() {
 	[ -e "$(snapdir order-2)" ]
 }
 
+@test "a stream named twice: listed, verified and pruned once" {
+	for i in 1 2 3 4; do append "$(ev order-1 X "{\"i\":$i}")"; es-snapshot --stream order-1; done
+	run -0 --separate-stderr es-snapshot --list --stream order-1 --stream order-2 --stream order-1
+	assert_equal "$(jq -r .version <<<"$output" | tr '\n' ' ')" "4 5 6 7 "
+	run -0 --separate-stderr es-snapshot --verify --stream order-1 --stream order-1 -v
+	err_line "es-snapshot: 4 snapshots right, 0 wrong"
+	# a file listed twice counted its copy as a newer snapshot: --keep 2 removed all
+	run -0 --separate-stderr es-snapshot --prune --keep 2 --stream order-1 --stream order-1 -v
+	err_line "es-snapshot: 2 snapshots removed, 0 stale temporary files"
+	run -0 --separate-stderr es-snapshot --list --stream order-1
+	assert_equal "$(jq -r .version <<<"$output" | tr '\n' ' ')" "6 7 "
+}
+
 @test "a writer killed before its rename leaves no snapshot; --prune removes its temp" {
 	run -137 --separate-stderr env ES_CRASH=before-rename:1 es-snapshot --stream order-1
 	run -0 --separate-stderr es-snapshot --list
