@@ -82,7 +82,8 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 {
 	struct es_error err = {0, ""};
 	struct es_buf out = ES_BUF_INIT;
-	size_t chunk = c->batch_size ? (size_t)c->batch_size : b->n, done = 0;
+	size_t chunk = c->batch_size && c->batch_size < b->n ? (size_t)c->batch_size : b->n;
+	size_t done = 0, stored = 0;
 	struct es_append_opts ao = c->ao;
 	unsigned char *fate = malloc(chunk ? chunk : 1);
 	struct es_append_run *run = es_append_run_new();
@@ -105,11 +106,14 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 		if (rc) {
 			report(&err);
 			if (done > 0)
-				es_cli_error("stored before line %llu: %zu event%s",
-					     (unsigned long long)b->ev[done].lineno, done,
-					     done == 1 ? "" : "s");
+				es_cli_error("stored before line %llu: %zu event%s%s",
+					     (unsigned long long)b->ev[done].lineno, stored,
+					     stored == 1 ? "" : "s",
+					     stored < done ? " (the others were stored already)" : "");
 			break;
 		}
+		for (size_t i = 0; i < n; i++)
+			stored += fate[i] == ES_STORED;
 		for (size_t i = 0; i < n && !com->quiet; i++)
 			if (fate[i] == ES_DUPLICATE)
 				es_cli_error("line %llu: event id '%s' already stored in stream '%s'",

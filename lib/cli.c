@@ -206,6 +206,11 @@ int es_cli_parse(const struct es_prog *p, int argc, char **argv, struct es_commo
 		if (key == -1)
 			break;
 		if (key == '?') {
+			/* getopt_long puts a known option's key in optopt
+			 * when it was given a value it does not take */
+			for (const struct es_opt *o = p->opts; optopt && o->name; o++)
+				if (o->key == optopt)
+					es_cli_usage_error("option '--%s' takes no value", o->name);
 			if (optopt)
 				es_cli_usage_error("unknown option '-%c'", optopt);
 			es_cli_usage_error("unknown option '%s'", argv[optind - 1]);

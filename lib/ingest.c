@@ -6,6 +6,7 @@
 
 #include "buf.h"
 #include "input.h"
+#include "timeq.h"
 
 #define BLOCK_BYTES (8u << 20) /* a block of lines to share out */
 #define MIN_SHARE 2048         /* fewer lines than this: one thread */
@@ -86,11 +87,30 @@ static void name_line(struct es_error *err, char **files, const struct line *l)
 				(unsigned long long)l->lineno);
 }
 
+/* With --import-ts the input gives the times, and the log's ts never
+ * decreases: input that goes back is bad input, found before any chunk of
+ * it is stored. Events [from, b->n) came from the block's lines. */
+static int check_order(const struct es_batch *b, size_t from, const struct line *lines,
+		       char **files, struct es_error *err)
+{
+	for (size_t i = from ? from : 1; i < b->n; i++) {
+		if (b->ev[i].ts < b->ev[i - 1].ts) {
+			char prev[ES_TS_LEN + 1];
+			es_ts_format(b->ev[i - 1].ts, prev);
+			es_fail(err, ES_DATA, "\"ts\" is before the previous event's %s", prev);
+			name_line(err, files, &lines[i - from]);
+			return err->code;
+		}
+	}
+	return 0;
+}
+
 /* Validate the block's lines into b: halves on two threads when big. */
 static int flush(struct block *k, struct es_batch *b, struct es_batch *spare, char **files,
 		 int flags, struct es_error *err)
 {
 	struct half h[2];
+	size_t from = b->n;
 	int two = k->n >= MIN_SHARE, started = 0;
 	size_t mid = two ? k->n / 2 : k->n;
 
@@ -119,7 +139,7 @@ static int flush(struct block *k, struct es_batch *b, struct es_batch *spare, ch
 	}
 	if (es_batch_move(b, spare))
 		return es_fail(err, ES_IO, "out of memory");
-	return 0;
+	return flags & ES_PARSE_TS ? check_order(b, from, k->lines, files, err) : 0;
 }
 
 int es_ingest(struct es_batch *b, char **files, int nfiles, int flags, struct es_error *err)
@@ -149,6 +169,10 @@ int es_ingest(struct es_batch *b, char **files, int nfiles, int flags, struct es
 			break;
 		}
 		while ((r = es_input_next(&in, &line, &len, err)) == 1) {
+			if (in.lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+				line += 3; /* a byte order mark, tolerated at the start */
+				len -= 3;
+			}
 			if (blank(line, len))
 				continue;
 			if (block_add(&k, line, len, in.lineno, f)) {

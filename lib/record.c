@@ -83,17 +83,18 @@ static int add_name(struct es_batch *b, const struct es_jv_member *m, struct es_
 	return es_buf_addc(&b->text, '\0');
 }
 
-/* A non-negative integer literal, or -1. */
+/* A non-negative integer literal up to INT64_MAX, or -1. */
 static int64_t small_int(const struct es_jv_member *m)
 {
 	int64_t v = 0;
 
-	if (m->vlen == 0 || m->vlen > 18)
+	if (m->vlen == 0 || m->vlen > 19)
 		return -1;
 	for (size_t i = 0; i < m->vlen; i++) {
-		if (m->val[i] < '0' || m->val[i] > '9')
+		int d = m->val[i] - '0';
+		if (d < 0 || d > 9 || v > (INT64_MAX - d) / 10)
 			return -1;
-		v = v * 10 + (m->val[i] - '0');
+		v = v * 10 + d;
 	}
 	return v;
 }

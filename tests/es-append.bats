@@ -106,6 +106,16 @@ Try 'es-append --help' for more information."
 	assert_equal "${stderr%%$'\n'*}" "es-append: option '--expect' needs a value"
 }
 
+@test "a value given to an option that takes none exits 2 and says so" {
+	run -2 --separate-stderr es-append --import-ts=1
+	assert_equal "${stderr%%$'\n'*}" "es-append: option '--import-ts' takes no value"
+	run -2 --separate-stderr es-append --quiet=yes
+	assert_equal "${stderr%%$'\n'*}" "es-append: option '--quiet' takes no value"
+	run -2 --separate-stderr es-append -q -x
+	assert_equal "${stderr%%$'\n'*}" "es-append: unknown option '-x'"
+	[ ! -e "$ES_STORE" ]
+}
+
 @test "bad values of --expect and --batch-size exit 2" {
 	ev a T >"$TMP/in"
 	for v in foo -1 1.5 ""; do
@@ -212,6 +222,12 @@ Try 'es-append --help' for more information."
 	assert_equal "$(envelope <<<"$output")" "1 a 1"
 	printf '%s\n\xef\xbb\xbf%s\n' "$(ev a T)" "$(ev a T)" >"$TMP/in"
 	rejected "*"
+}
+
+@test "a first line that holds only a UTF-8 BOM is a blank line" {
+	printf '\xef\xbb\xbf\n%s\n' "$(ev a T)" >"$TMP/in"
+	run -0 --separate-stderr es-append <"$TMP/in"
+	assert_equal "$(envelope <<<"$output")" "1 a 1"
 }
 
 @test "CRLF line ends are tolerated" {
@@ -590,6 +606,16 @@ big_line() { # big_line N: an event line of exactly N bytes, newline not counted
 	reject_line "$why" '{"stream":"a","type":"T","expect":null}'
 }
 
+@test "expect and schema take any integer up to 2^63-1" {
+	append '{"stream":"a","type":"T","schema":9223372036854775807}'
+	run -5 --separate-stderr es-append <<<'{"stream":"a","type":"T","expect":9223372036854775807}'
+	assert_equal "$stderr" "es-append: line 1: stream 'a': expected version 9223372036854775807, actual 1"
+	reject_line 'invalid JSON: too big integer (column 35)' \
+		'{"stream":"a","type":"T","expect":9223372036854775808}'
+	reject_line 'invalid JSON: too big integer (column 35)' \
+		'{"stream":"a","type":"T","schema":9223372036854775808}'
+}
+
 @test "unknown fields are rejected" {
 	reject_line 'unknown field "foo"' '{"stream":"a","type":"T","foo":1}'
 	reject_line 'unknown field "Stream"' '{"stream":"a","type":"T","Stream":"b"}'
@@ -674,11 +700,21 @@ big_line() { # big_line N: an event line of exactly N bytes, newline not counted
 	printf '%s\n' '{"stream":"a","type":"T","ts":"2020-01-03T00:00:00Z"}' \
 		'{"stream":"b","type":"T","ts":"2020-01-02T12:00:00Z"}' >"$TMP/in"
 	run -3 --separate-stderr es-append --import-ts <"$TMP/in"
-	assert_equal "$stderr" 'es-append: line 2: "ts" is before the last stored ts 2020-01-03T00:00:00.000000Z'
+	assert_equal "$stderr" 'es-append: line 2: "ts" is before the previous event'"'"'s 2020-01-03T00:00:00.000000Z'
 	assert_equal "$(log_sum)" "$before"
 	# the same time again is not going back
 	printf '%s\n' '{"stream":"a","type":"T","ts":"2020-01-02T00:00:00Z"}' >"$TMP/in"
 	run -0 --separate-stderr es-append -q --import-ts <"$TMP/in"
+}
+
+@test "--import-ts with --batch-size: input that goes back stores no chunk" {
+	printf '%s\n' '{"stream":"a","type":"T","ts":"2020-01-01T00:00:02Z"}' \
+		'{"stream":"b","type":"T","ts":"2020-01-01T00:00:03Z"}' >"$TMP/one"
+	printf '%s\n' '{"stream":"a","type":"T","ts":"2020-01-01T00:00:01Z"}' >"$TMP/two"
+	run -3 --separate-stderr es-append --import-ts --batch-size 1 "$TMP/one" "$TMP/two"
+	assert_output ""
+	assert_equal "$stderr" "es-append: $TMP/two: line 1: \"ts\" is before the previous event's 2020-01-01T00:00:03.000000Z"
+	[ ! -e "$ES_STORE/log/$SEG1" ] || [ ! -s "$ES_STORE/log/$SEG1" ]
 }
 
 @test "after an import from the future, ts stays at the last time" {
@@ -877,6 +913,21 @@ big_line() { # big_line N: an event line of exactly N bytes, newline not counted
 	assert_equal "$stderr" "es-append: line 3: stream 'a': expected version 0, actual 2
 es-append: stored before line 3: 2 events"
 	assert_equal "$output" "$(cat "$ES_STORE/log/$SEG1")"
+}
+
+@test "'stored before line N' counts the events stored, not the retries" {
+	append '{"stream":"m","type":"T","id":"pre"}'
+	printf '%s\n' '{"stream":"m","type":"T","id":"k"}' '{"stream":"m","type":"T","id":"pre"}' \
+		'{"stream":"m","type":"T","id":"z","expect":0}' >"$TMP/in"
+	run -5 --separate-stderr es-append -q --batch-size 2 <"$TMP/in"
+	assert_equal "$stderr" "es-append: line 3: stream 'm': expected version 0, actual 2
+es-append: stored before line 3: 1 event (the others were stored already)"
+	assert_equal "$(log_all | wc -l)" 2
+}
+
+@test "a --batch-size far above the input's size is one batch" {
+	run -0 --separate-stderr es-append --batch-size 100000000000 <<<"$(ev a T)"
+	assert_equal "$(envelope <<<"$output")" "1 a 1"
 }
 
 @test "--expect with --batch-size is checked once, before the first chunk" {
