@@ -296,6 +296,10 @@ static int build(struct es_store *s, const struct es_batch *b, size_t from, size
 		if (fate[i] != ES_STORED)
 			continue;
 		if (o->import_ts) {
+			if (ev->ts < 0 && h->seq == 0)
+				return es_fail(err, ES_DATA, "line %llu: \"ts\" is before "
+					       "1970-01-01T00:00:00Z, the earliest time a store holds",
+					       (unsigned long long)ev->lineno);
 			if (ev->ts < h->ts) {
 				char prev[ES_TS_LEN + 1];
 				es_ts_format(h->ts, prev);

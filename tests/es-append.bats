@@ -707,6 +707,13 @@ big_line() { # big_line N: an event line of exactly N bytes, newline not counted
 	run -0 --separate-stderr es-append -q --import-ts <"$TMP/in"
 }
 
+@test "--import-ts: a leap second is stored as the second before it; 1969 is refused" {
+	run -3 --separate-stderr es-append --import-ts <<<'{"stream":"a","type":"T","ts":"1969-12-31T23:59:59Z"}'
+	assert_equal "$stderr" 'es-append: line 1: "ts" is before 1970-01-01T00:00:00Z, the earliest time a store holds'
+	run -0 --separate-stderr es-append --import-ts <<<'{"stream":"a","type":"T","ts":"2016-12-31T23:59:60.5Z"}'
+	assert_equal "$(field ts <<<"$output")" "2016-12-31T23:59:59.500000Z"
+}
+
 @test "--import-ts with --batch-size: input that goes back stores no chunk" {
 	printf '%s\n' '{"stream":"a","type":"T","ts":"2020-01-01T00:00:02Z"}' \
 		'{"stream":"b","type":"T","ts":"2020-01-01T00:00:03Z"}' >"$TMP/one"
