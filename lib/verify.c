@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -383,18 +384,109 @@ struct lines {
 	int no_eol, had_cr;
 };
 
-static int lines_open(struct unit *u, struct lines *L)
+/* Test builds: ES_VERIFY_STOP=POINT stops the process (SIGSTOP) at the
+ * named point, so that a test can run es-archive under it and let it go
+ * on (SIGCONT): "verify-listing" once the first segment name is read from
+ * log/, "verify-listed" once log/ and the MANIFEST are read, before any
+ * segment is. */
+static void stop_point(const char *name)
 {
-	int fd;
+#ifdef ES_TEST_HOOKS
+	const char *v = getenv("ES_VERIFY_STOP");
+	if (v && strcmp(v, name) == 0)
+		raise(SIGSTOP);
+#else
+	(void)name;
+#endif
+}
+
+/* u, listed in log/ or in the MANIFEST read at the start, is gone: readers
+ * take no lock, and es-archive removes a log/ copy once the MANIFEST lists
+ * the archived one, and deletes what it purges once the MANIFEST no longer
+ * lists it. Look u up in the MANIFEST as it is now (es_archive_refresh,
+ * as readers do in reader.c) and, when it was archived, read it from
+ * there. 0 when u now reads the archived copy; -1 when the MANIFEST does
+ * not list it (so the log lost it); or a status in err. */
+static int relocate(struct run *R, struct unit *u, struct es_error *err)
+{
+	const struct es_archive_seg *e;
+	char name[PATH_MAX + 32], *nn;
+	int rc = 0;
+
+	pthread_mutex_lock(&R->arc_lock);
+	if (!R->live && !(R->live = calloc(1, sizeof(*R->live)))) {
+		rc = es_fail(err, ES_IO, "out of memory");
+		goto out;
+	}
+	R->live->dir = (char *)R->dir;
+	R->live->lock_fd = R->live->active_fd = R->live->read_fd = -1;
+	if ((rc = es_archive_refresh(R->live, err)) != 0)
+		goto out;
+	e = es_archive_find(R->live->archive, u->segno);
+	if (!e || u->arc) {
+		/* purged meanwhile: what it held cannot be checked any more */
+		if (u->segno <= es_archive_purged_seq(R->live))
+			rc = es_fail(err, ES_IO, "%s: purged by es-archive while es-verify ran: "
+				     "run es-verify again", u->name);
+		else
+			rc = -1;
+		goto out;
+	}
+	snprintf(name, sizeof(name), "%s/%s", e->dir ? e->dir : ES_ARCHIVE_DIR, e->file);
+	u->moved = *e;
+	u->moved.file = strdup(e->file);
+	u->moved.dir = e->dir ? strdup(e->dir) : NULL;
+	nn = strdup(name);
+	if (!u->moved.file || (e->dir && !u->moved.dir) || !nn) {
+		free(nn);
+		rc = es_fail(err, ES_IO, "out of memory");
+		goto out;
+	}
+	/* (R->u is not moved once the units run: the pointer holds) */
+	u->arc = &u->moved;
+	u->dir = R->dir;
+	free(u->name);
+	u->name = nn;
+out:
+	pthread_mutex_unlock(&R->arc_lock);
+	return rc;
+}
+
+/* 0, a status in u->err, or -1 when u left log/ unarchived (a finding
+ * in u->fail). */
+static int lines_open(struct run *R, struct unit *u, struct lines *L)
+{
+	int fd, rc;
 
 	memset(L, 0, sizeof(*L));
-	if (u->arc)
-		return es_archive_rd_open(&L->rd, u->dir, u->arc, ES_ARD_SHA256, &u->err);
+	if (u->arc) {
+		char path[PATH_MAX];
+		struct stat sb;
+		rc = es_archive_rd_open(&L->rd, u->dir, u->arc, ES_ARD_SHA256, &u->err);
+		es_archive_seg_path(u->dir, u->arc, path, sizeof(path));
+		if (rc && stat(path, &sb) != 0 && errno == ENOENT) {
+			struct es_error first = u->err;
+			int r2 = relocate(R, u, &u->err);
+			if (r2 < 0)
+				u->err = first; /* still listed: simply missing */
+			return r2 < 0 ? rc : r2;
+		}
+		return rc;
+	}
 	if (!u->store_seg)
 		return es_input_open(&L->in, u->path, &u->err);
-	fd = open(u->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return es_fail_errno(&u->err, ES_IO, "cannot open '%s'", u->path);
+	fd = es_open_listed(u->path);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			return es_fail_errno(&u->err, ES_IO, "cannot open '%s'", u->path);
+		rc = relocate(R, u, &u->err);
+		if (rc < 0) {
+			es_ilist_add(&u->fail, u->name, 0, 0, u->segno,
+				  "removed from log/ while es-verify ran, and not archived");
+			return -1;
+		}
+		return rc ? rc : lines_open(R, u, L);
+	}
 	if (es_input_fdopen(&L->in, fd, u->name, &u->err)) {
 		close(fd);
 		return u->err.code;
@@ -494,8 +586,11 @@ static void run_unit(struct run *R, struct unit *u, struct es_chain *chain)
 
 	u->ran = 1;
 	u->start = u->st;
-	if (lines_open(u, &in)) {
-		u->rc = u->err.code;
+	if ((rc = lines_open(R, u, &in)) != 0) {
+		if (rc < 0)
+			u->stopped = !R->o->all_errors; /* the finding is made */
+		else
+			u->rc = u->err.code;
 		return;
 	}
 	while ((rc = lines_next(&in, &line, &len, &u->err)) == 1) {
@@ -621,13 +716,23 @@ static int last_record(const char *path, uint64_t size, uint64_t segno, struct v
 	return rc;
 }
 
-/* The state after unit p, as stored: its last record. */
-static int prev_state(const struct unit *p, struct vstate *st)
+/* The state after unit p, as stored: its last record (from the archive
+ * when p left log/ since it was listed). 0; 1 when its end is not a
+ * complete record, or p left log/ unarchived; -1 on a read error (errno);
+ * -2 with the status in p->err. */
+static int prev_state(struct run *R, struct unit *p, struct vstate *st)
 {
 	const struct es_archive_seg *e = p->arc;
 
-	if (!e)
-		return last_record(p->path, p->size, p->segno, st);
+	if (!e) {
+		int rc = last_record(p->path, p->size, p->segno, st);
+		if (rc >= 0 || errno != ENOENT)
+			return rc;
+		rc = relocate(R, p, &p->err);
+		if (rc)
+			return rc < 0 ? 1 : -2;
+		e = p->arc;
+	}
 	memset(st, 0, sizeof(*st));
 	st->known = 1;
 	st->seq = e->last_seq;
@@ -730,7 +835,12 @@ static int run_parallel(struct run *R, size_t first, int jobs, struct es_error *
 			rc = es_fail(err, ES_IO, "out of memory");
 			goto out;
 		}
-		int lr = prev_state(p, &u->st);
+		int lr = prev_state(R, p, &u->st);
+		if (lr == -2) {
+			*err = p->err;
+			rc = err->code;
+			goto out;
+		}
 		if (lr < 0) {
 			rc = es_fail_errno(err, ES_IO, "cannot read '%s'", p->name);
 			goto out;
@@ -849,6 +959,8 @@ static void free_units(struct run *R)
 		}
 		free(u->path);
 		free(u->name);
+		free(u->moved.file);
+		free(u->moved.dir);
 		es_ilist_release(&u->fail);
 		es_ilist_release(&u->warn);
 		es_ilist_release(&u->pend);
@@ -879,6 +991,7 @@ static int list_log(struct run *R, struct es_error *err)
 	char path[PATH_MAX];
 	struct dirent *de;
 	size_t cap = 0;
+	int listing = 0;
 	DIR *d;
 
 	snprintf(path, sizeof(path), "%s/log", R->dir);
@@ -902,7 +1015,15 @@ static int list_log(struct run *R, struct es_error *err)
 			es_ilist_add(&R->fail, rel, 0, 0, 0, "stray file in log/: not a segment name");
 			continue;
 		}
-		if (stat(full, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		if (!listing++)
+			stop_point("verify-listing");
+		/* Gone since readdir(): es-archive removed it (readers take no
+		 * lock), or something else did; add_archive() tells which. A
+		 * dangling symlink is there, and no regular file. */
+		struct stat lsb;
+		int missing = stat(full, &sb) != 0;
+		int gone = missing && errno == ENOENT && lstat(full, &lsb) != 0 && errno == ENOENT;
+		if (!gone && (missing || !S_ISREG(sb.st_mode))) {
 			es_ilist_add(&R->fail, rel, 0, 0, 0, "not a regular file");
 			continue;
 		}
@@ -912,7 +1033,8 @@ static int list_log(struct run *R, struct es_error *err)
 		u->path = strdup(full);
 		u->name = strdup(rel);
 		u->segno = strtoull(n, NULL, 10);
-		u->size = (uint64_t)sb.st_size;
+		u->size = gone ? 0 : (uint64_t)sb.st_size;
+		u->gone = gone; /* archived meanwhile? add_archive() knows */
 		u->store_seg = 1;
 		if (!u->path || !u->name) {
 			es_fail(err, ES_IO, "out of memory");
@@ -946,19 +1068,28 @@ static int add_archive(struct run *R, struct vstate *init, struct es_error *err)
 		return 0;
 	}
 	R->arc = a;
-	if (!a)
-		return 0;
 	for (size_t i = 0; i < R->nu; i++) {
-		if (!es_archive_find(a, R->u[i].segno)) {
-			R->u[k++] = R->u[i];
+		struct unit *u = &R->u[i];
+		int archived = es_archive_find(a, u->segno) != NULL;
+		if (!archived && !u->gone) {
+			R->u[k++] = *u;
 			continue;
 		}
-		es_ilist_add(&R->notes, NULL, 0, 0, 0, "%s: a copy of an archived segment, not read",
-			  R->u[i].name);
-		free(R->u[i].path);
-		free(R->u[i].name);
+		/* A segment gone from log/ since readdir() was archived (and
+		 * maybe purged) before this MANIFEST was read: es-archive lists
+		 * it there first. */
+		if (!u->gone)
+			es_ilist_add(&R->notes, NULL, 0, 0, 0,
+				  "%s: a copy of an archived segment, not read", u->name);
+		else if (!archived && !(a && a->purged && u->segno <= a->purge.last_seq))
+			es_ilist_add(&R->fail, u->name, 0, 0, u->segno,
+				  "removed from log/ while es-verify ran, and not archived");
+		free(u->path);
+		free(u->name);
 	}
 	R->nu = k;
+	if (!a)
+		return 0;
 	n = a->n;
 	if (n) {
 		struct unit *nu = realloc(R->u, (R->nu + n) * sizeof(*nu));
@@ -1212,6 +1343,11 @@ static void run_release(struct run *R)
 	es_ilist_release(&R->warn);
 	es_ilist_release(&R->notes);
 	es_ilist_release(&R->ixissues);
+	if (R->live) {
+		es_archive_store_release(R->live);
+		free(R->live);
+	}
+	pthread_mutex_destroy(&R->arc_lock);
 	pthread_mutex_destroy(&R->plock);
 	pthread_cond_destroy(&R->donecv);
 }
@@ -1226,6 +1362,7 @@ static void run_init(struct run *R, const struct es_verify_opts *o, const char *
 	R->alloc0 = es_alloc_failures();
 	atomic_init(&R->done, 0);
 	pthread_mutex_init(&R->plock, NULL);
+	pthread_mutex_init(&R->arc_lock, NULL);
 	pthread_cond_init(&R->donecv, NULL);
 }
 
@@ -1272,7 +1409,11 @@ static int incremental_start(struct run *R, size_t *first, struct es_error *err)
 	}
 	struct unit *p = &R->u[k - 1];
 	struct vstate prev;
-	int lr = prev_state(p, &prev);
+	int lr = prev_state(R, p, &prev);
+	if (lr == -2) {
+		*err = p->err;
+		return err->code;
+	}
 	if (lr < 0)
 		return es_fail_errno(err, ES_IO, "cannot read '%s'", p->name);
 	u->anchor_seen = 1;
@@ -1348,6 +1489,7 @@ int es_verify_store(const char *dir, const struct es_verify_opts *o,
 	initial_state(o, &init);
 	if ((rc = add_archive(&R, &init, err)) != 0)
 		goto out;
+	stop_point("verify-listed");
 	if (o->from_seq > 1) {
 		add_check(rep, "anchor");
 		if ((rc = incremental_start(&R, &first, err)) != 0)

@@ -107,11 +107,14 @@ struct run;
 
 struct unit {
 	const struct es_archive_seg *arc; /* an archived segment, read from archive/ */
+	struct es_archive_seg moved;  /* arc of a log/ segment archived while the
+				       * run went on (file and dir owned) */
 	const char *dir;           /* the store, for arc */
 	char *path;                /* to open */
 	char *name;                /* for messages */
 	uint64_t segno;            /* store segment: first seq by its name */
 	int store_seg, active, last;
+	int gone;                  /* left log/ while log/ was listed */
 	uint64_t size;
 	uint64_t skip_before;      /* incremental: records below are only skipped */
 	struct vmap *map;
@@ -173,6 +176,11 @@ struct run {
 	int index_state;           /* IX_*: see es_verify_index_check() */
 	uint64_t head_seq;         /* the index is compared up to here: not a torn tail */
 	struct es_archive *arc;    /* archive/MANIFEST, or NULL */
+	/* The MANIFEST as it is now, for log/ segments that left log/ since
+	 * it was listed (es_archive_refresh on a store that is only that);
+	 * under arc_lock: units on threads look in it. */
+	struct es_store *live;
+	pthread_mutex_t arc_lock;
 	int purged;                /* the log begins at a purge anchor */
 	struct ixahead ahead;      /* es_verify_index_ahead() */
 };

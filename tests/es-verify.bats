@@ -503,6 +503,65 @@ found_both_ways() {
 	[[ $stderr == "es-verify: archive/MANIFEST: "* ]]
 }
 
+# stopped PID: wait until the process is stopped (SIGSTOP, ES_VERIFY_STOP)
+stopped() {
+	local i
+	for i in $(seq 1 1000); do
+		[ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = T ] && return 0
+		sleep 0.01
+	done
+	echo "process $1 did not stop" >&2
+	return 1
+}
+
+# verify_under_archive POINT ARGS...: es-verify ARGS stopped at POINT
+# (ES_VERIFY_STOP), es-archive of every segment meanwhile, then on; its
+# exit status in $status, its stderr in $stderr
+verify_under_archive() {
+	local point=$1 pid
+	shift
+	rm -rf "$ES_STORE"
+	cp -a "$TMP/base" "$ES_STORE"
+	ES_VERIFY_STOP=$point es-verify "$@" 2>"$TMP/v.err" &
+	pid=$!
+	stopped "$pid"
+	es-archive -q --before 2100-01-01
+	[ -z "$(ls "$ES_STORE"/log/*.ndjson | grep -v "$(basename "$(seg)")")" ]
+	kill -CONT "$pid"
+	status=0
+	wait "$pid" || status=$?
+	stderr=$(cat "$TMP/v.err")
+}
+
+@test "regression: segments archived while es-verify runs are read from archive/, never an I/O error or a failure" {
+	# es-verify run while es-archive ran said "cannot open 'log/...':
+	# No such file or directory" (exit 4) or "log/...: not a regular
+	# file" (exit 1): a segment left log/ between the listing and the read.
+	command -v es-archive >/dev/null || skip "es-archive is not built"
+	local h a s
+	h=$(head_hash)
+	s=$(seq_of "$SEG2" 3)
+	a=$(hash_of "$SEG2" 2)
+	cp -a "$ES_STORE" "$TMP/base"
+	for j in 1 2; do
+		# listed, not yet read: read from the archive (the MANIFEST reloaded)
+		verify_under_archive verify-listed -j "$j"
+		[ "$status" -eq 0 ] || { echo "-j $j: exit $status: $stderr"; return 1; }
+		[[ $stderr == *"ok: 62 records, "*"head seq 62 hash $h" ]]
+		# gone between readdir() and stat()
+		verify_under_archive verify-listing -j "$j"
+		[ "$status" -eq 0 ] || { echo "-j $j: exit $status: $stderr"; return 1; }
+		[[ $stderr == *"ok: 62 records, "*"head seq 62 hash $h" ]]
+		verify_under_archive verify-listed -j "$j" --from-seq "$s" --anchor "$a"
+		[ "$status" -eq 0 ] || { echo "-j $j: exit $status: $stderr"; return 1; }
+	done
+	# a segment that leaves log/ and is not archived is a failure
+	rm -rf "$ES_STORE"
+	cp -a "$TMP/base" "$ES_STORE"
+	ES_FAULT=gone:2 run -1 --separate-stderr es-verify
+	[ "$stderr" = "es-verify: $(basename "$(dirname "$SEG2")")/$N2: seq $(seq_of "$SEG2" 1): removed from log/ while es-verify ran, and not archived" ]
+}
+
 @test "--snapshots: each snapshot recomputed from the log; a forged or damaged one is a failure" {
 	command -v es-snapshot >/dev/null || skip "es-snapshot is not built"
 	es-snapshot --stream a
