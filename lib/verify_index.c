@@ -143,6 +143,7 @@ static void lookback(struct run *R, struct es_index *ix, uint64_t from)
 	size_t cap = 0;
 	struct es_buf sk = ES_BUF_INIT;
 	struct es_store s;
+	uint64_t purged = R->arc && R->arc->purged ? R->arc->purge.last_seq : 0;
 
 	/* Only what es_store_read_pos() needs (the store's index is open
 	 * already, and LMDB must not be opened twice in a process). */
@@ -168,6 +169,11 @@ static void lookback(struct run *R, struct es_index *ix, uint64_t from)
 		}
 		int rc = es_index_get_pos(ix, vkey(m, e), e->klen, e->first_v - 1, &p);
 		struct es_error err = {0, ""};
+		/* purged by es-archive --purge-before: gone, on purpose (the
+		 * readers' rule, reader.c); the chain from the purge anchor
+		 * vouches for what is left */
+		if (purged > 0 && (rc == 1 || (rc == 0 && p.seq <= purged)))
+			continue;
 		if (rc != 0 || p.seq >= from) {
 			es_ilist_add(&R->post, NULL, 0, 0, e->first_seq,
 				  "stream '%.*s': version %llu, but no version %llu before seq %llu",
