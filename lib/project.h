@@ -233,7 +233,8 @@ int es_pool_push(struct es_proj *p, const char *line, size_t len, const struct e
 /* The same for a line not parsed yet. */
 int es_pool_push_raw(struct es_proj *p, const char *line, size_t len, const char *name,
 		     uint64_t lineno, struct es_error *err);
-/* Wait until every pushed event is applied. */
+/* Wait until every pushed event is applied; raw lines read since the last
+ * wait move the position (seq, hash, ts) to the last of them. */
 int es_pool_wait(struct es_proj *p, struct es_error *err);
 /* Whether a worker's partition has failed (the reader stops early); clear it. */
 int es_pool_failed(const struct es_proj *p);

@@ -58,6 +58,7 @@ struct es_pool {
 	pthread_mutex_t mu;
 	pthread_cond_t work, done_cv;
 	uint64_t published;    /* batches handed to the workers */
+	uint64_t waited;       /* published at the last es_pool_wait */
 	uint64_t *done;        /* per worker: batches it has finished */
 	struct pbatch b[NBATCH];
 	struct pbatch *fill;   /* the batch being filled, or NULL */
@@ -462,8 +463,12 @@ int es_pool_wait(struct es_proj *p, struct es_error *err)
 	while (min_done(pl) < pl->published)
 		pthread_cond_wait(&pl->done_cv, &pl->mu);
 	pthread_mutex_unlock(&pl->mu);
-	/* raw lines: the position is the last record of the last batch */
-	if (pl->published) {
+	/* raw lines: the position is the last record of the last batch, but
+	 * only of a batch read since the last wait. An older one stays in its
+	 * slot and may hold a read that es_proj_reset undid: a stop-mode fault
+	 * rewinds to the checkpoint and may read nothing new up to the failing
+	 * event, and that old position would commit the model past it. */
+	if (pl->published > pl->waited) {
 		struct pbatch *b = &pl->b[(pl->published - 1) % NBATCH];
 		if (b->last_seq > p->seq) {
 			p->seq = b->last_seq;
@@ -471,6 +476,7 @@ int es_pool_wait(struct es_proj *p, struct es_error *err)
 			memcpy(p->ts, b->last_ts, ES_TS_LEN);
 		}
 	}
+	pl->waited = pl->published;
 	return 0;
 }
 

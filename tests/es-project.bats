@@ -389,6 +389,84 @@ EOF
 	[ "${#lines[@]}" -eq 2 ]
 }
 
+# fault_spec [FILTER]: spec e, whose add fails on a string (FILTER: a
+# "filter" member)
+fault_spec() {
+	printf '{"name":"e",%s"on":{"T":[{"op":"add","path":"q","from":"data.q"},{"op":"count","path":"n"}]}}' \
+		"${1:+\"filter\":$1,}" > e.json
+}
+
+# fault_snap: projection e's checkpoint, model and dead letters
+fault_snap() {
+	jq -c '[.state,.seq,.fault.seq,.events,.dead]' "$(P e)/checkpoint.json"
+	cat "$(P e)/model.ndjson"
+	jq -c '[.seq,.event.stream]' "$(P e)/dead.ndjson"
+}
+
+# fault_stop J SEQ STAYS WANT: es-project -j J e.json fails at seq SEQ and
+# keeps the model at seq STAYS; fault_snap gives WANT (kept in stopJ)
+fault_stop() {
+	run -3 --separate-stderr es-project -q -j "$1" e.json
+	[[ "$stderr" == *"seq $2: data.q is a string, not a number; the model stays at seq $3, state faulted" ]]
+	fault_snap > "stop$1"
+	[ "$(cat "stop$1")" = "$4" ]
+}
+
+# fault_skip J WANT: then with --on-error skip, fault_snap gives WANT (kept
+# in skipJ)
+fault_skip() {
+	run -0 --separate-stderr es-project -q -j "$1" --on-error skip e.json
+	fault_snap > "skip$1"
+	[ "$(cat "skip$1")" = "$2" ]
+}
+
+# The -j N pool used to take the log head its first read reached as the
+# position of the rebuild up to the fault when that rebuild read no event
+# of its own: the faulted checkpoint skipped every event after the fault.
+@test "regression: -j N: a fault at the first event after the checkpoint keeps it there" {
+	fault_spec
+	for j in 1 2; do
+		export ES_STORE="$TMP/s$j"
+		append "$(ev s1 T '{"q":1}')"
+		es-project -q e.json
+		append "$(ev s1 T '{"q":"bad"}')" "$(ev s2 T '{"q":1}')" "$(ev s2 T '{"q":1}')" "$(ev s2 T '{"q":1}')"
+		fault_stop $j 2 1 $'["faulted",1,2,1,0]\n{"key":"s1","state":{"q":1,"n":1}}'
+		fault_skip $j $'["ok",5,null,4,1]\n{"key":"s1","state":{"q":1,"n":1}}\n{"key":"s2","state":{"q":3,"n":3}}\n[2,"s1"]'
+		run -0 --separate-stderr es-project -q --stdout --rebuild --on-error skip e.json
+		[ "$output" = "$(cat "$(P e)/model.ndjson")" ]
+	done
+	cmp stop1 stop2
+	cmp skip1 skip2
+}
+
+@test "regression: -j N: a rerun of a faulted projection keeps its checkpoint" {
+	fault_spec
+	want=$'["faulted",4,5,4,0]\n{"key":"s1","state":{"q":3,"n":2}}\n{"key":"s2","state":{"q":2,"n":2}}'
+	for j in 1 2; do
+		export ES_STORE="$TMP/s$j"
+		for q in 1 2 '"x"' 4 5; do append "$(ev s1 T "{\"q\":$q}")" "$(ev s2 T '{"q":1}')"; done
+		fault_stop $j 5 4 "$want"
+		fault_stop $j 5 4 "$want"
+		fault_skip $j $'["ok",10,null,9,1]\n{"key":"s1","state":{"q":12,"n":4}}\n{"key":"s2","state":{"q":5,"n":5}}\n[5,"s1"]'
+	done
+	cmp stop1 stop2
+	cmp skip1 skip2
+}
+
+@test "regression: -j N: a fault after only filtered-out events keeps the checkpoint at the last of them" {
+	fault_spec '{"types":["T"]}'
+	for j in 1 2; do
+		export ES_STORE="$TMP/s$j"
+		append "$(ev s1 T '{"q":1}')"
+		es-project -q e.json
+		append "$(ev s1 U)" "$(ev s1 T '{"q":"bad"}')" "$(ev s2 T '{"q":1}')"
+		fault_stop $j 3 2 $'["faulted",2,3,1,0]\n{"key":"s1","state":{"q":1,"n":1}}'
+		fault_skip $j $'["ok",4,null,2,1]\n{"key":"s1","state":{"q":1,"n":1}}\n{"key":"s2","state":{"q":1,"n":1}}\n[3,"s1"]'
+	done
+	cmp stop1 stop2
+	cmp skip1 skip2
+}
+
 @test "pipes: stdin, FILE operands, zstd, and no store selected" {
 	es-project -q obc.json
 	es-replay --events > ev.ndjson
