@@ -314,7 +314,7 @@ static int print_change(struct app *a, const struct es_fold *f, const struct cha
 			  (unsigned long long)c->seq) ||
 	      es_buf_addf(o, ",\"to\":{\"version\":%llu,\"seq\":%llu},\"patch\":",
 			  (unsigned long long)f->version, (unsigned long long)f->seq) ||
-	      es_json_dump_add(o, patch) || es_buf_adds(o, ",\"events\":[") ||
+	      es_json_dump_exact_add(o, patch) || es_buf_adds(o, ",\"events\":[") ||
 	      es_buf_add(o, c->events.p, c->events.len) || es_buf_adds(o, "]}\n");
 	json_decref(patch);
 	if (bad)

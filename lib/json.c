@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -589,7 +590,45 @@ static int add_string(struct es_buf *out, const char *s, size_t n)
 	return es_buf_add(out, s + run, n - run) || es_buf_addc(out, '"') ? -1 : 0;
 }
 
-static int dump_fast(struct es_buf *out, const json_t *v, int depth)
+/* d as jansson writes a real at precision prec: "%.*g", ".0" added when the
+ * text would read back as an integer, the exponent without '+' or leading
+ * zeros. Its length. */
+static size_t real_text(char *buf, size_t size, double d, int prec)
+{
+	size_t n = (size_t)snprintf(buf, size, "%.*g", prec, d);
+	char *e = strchr(buf, 'e'), *z;
+
+	if (!e && !strchr(buf, '.')) {
+		memcpy(buf + n, ".0", 3);
+		return n + 2;
+	}
+	if (!e)
+		return n;
+	e += e[1] == '-' ? 2 : 1; /* the sign stays when it is '-' */
+	for (z = e; *z == '+' || *z == '0'; z++)
+		;
+	memmove(e, z, (size_t)(buf + n + 1 - z));
+	return n - (size_t)(z - e);
+}
+
+/* A real in the fewest of 15, 16, 17 significant digits that read back as
+ * the same double (17 always do): 19.99 and 0.1 stay as written, where 15
+ * alone turned 1.7976931348623157e308 into 1.79769313486232e308, which
+ * overflows, and 3.141592653589793 into a different number. */
+static int add_real(struct es_buf *out, double d)
+{
+	char buf[40];
+	size_t n = 0;
+
+	for (int prec = 15; prec <= 17; prec++) {
+		n = real_text(buf, sizeof(buf), d, prec);
+		if (prec == 17 || strtod(buf, NULL) == d)
+			break;
+	}
+	return es_buf_add(out, buf, n);
+}
+
+static int dump_fast(struct es_buf *out, const json_t *v, int depth, int exact)
 {
 	char num[24], *p;
 	size_t i = 0;
@@ -604,7 +643,7 @@ static int dump_fast(struct es_buf *out, const json_t *v, int depth)
 		for (; it; it = json_object_iter_next((json_t *)v, it), i++)
 			if ((i && es_buf_addc(out, ',')) ||
 			    add_string(out, json_object_iter_key(it), json_object_iter_key_len(it)) ||
-			    es_buf_addc(out, ':') || dump_fast(out, json_object_iter_value(it), depth + 1))
+			    es_buf_addc(out, ':') || dump_fast(out, json_object_iter_value(it), depth + 1, exact))
 				return -1;
 		return es_buf_addc(out, '}');
 	}
@@ -612,7 +651,7 @@ static int dump_fast(struct es_buf *out, const json_t *v, int depth)
 		if (es_buf_addc(out, '['))
 			return -1;
 		for (; i < json_array_size(v); i++)
-			if ((i && es_buf_addc(out, ',')) || dump_fast(out, json_array_get(v, i), depth + 1))
+			if ((i && es_buf_addc(out, ',')) || dump_fast(out, json_array_get(v, i), depth + 1, exact))
 				return -1;
 		return es_buf_addc(out, ']');
 	case JSON_STRING:
@@ -629,25 +668,38 @@ static int dump_fast(struct es_buf *out, const json_t *v, int depth)
 	case JSON_TRUE: return es_buf_add(out, "true", 4);
 	case JSON_FALSE: return es_buf_add(out, "false", 5);
 	case JSON_NULL: return es_buf_add(out, "null", 4);
-	default: /* a real: jansson's own text, REAL_PRECISION and all */
+	default:
+		if (exact)
+			return add_real(out, json_real_value(v));
+		/* jansson's own text, REAL_PRECISION and all */
 		return json_dump_callback(v, add_cb, out, ES_JSON_DUMP_FLAGS | JSON_ENCODE_ANY);
 	}
 }
 
-int es_json_dump_add(struct es_buf *out, const json_t *v)
+static int dump_add(struct es_buf *out, const json_t *v, int exact)
 {
 	size_t start = out->len;
 	unsigned long failures = es_alloc_failures(); /* see es_json_dumps() */
 
 	/* jansson's text, written here: its dumper formats every integer with
 	 * snprintf and was most of the time of printing 50,000 states */
-	if (dump_fast(out, v, 0) != 0 || es_alloc_failures() != failures) {
+	if (dump_fast(out, v, 0, exact) != 0 || es_alloc_failures() != failures) {
 		out->len = start;
 		if (out->p)
 			out->p[start] = '\0';
 		return -1;
 	}
 	return 0;
+}
+
+int es_json_dump_add(struct es_buf *out, const json_t *v)
+{
+	return dump_add(out, v, 0);
+}
+
+int es_json_dump_exact_add(struct es_buf *out, const json_t *v)
+{
+	return dump_add(out, v, 1);
 }
 
 static size_t skip_ws(const char *s, size_t len, size_t i)

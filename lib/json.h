@@ -20,8 +20,10 @@
 
 /* jansson flags used to load every input line. */
 #define ES_JSON_LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK * 0)
-/* jansson flags for everything we print: compact, keys in insertion order,
- * reals with 15 significant digits so 0.1+0.2 prints as 0.3. */
+/* jansson flags for what we print through jansson: compact, keys in
+ * insertion order, reals with 15 significant digits so 0.1+0.2 prints as
+ * 0.3. States are printed by es_json_dump_exact_add instead, which keeps
+ * every real exact. */
 #define ES_JSON_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
 
 /* Route jansson's allocations through es_malloc (fault hooks, counted
@@ -90,6 +92,12 @@ json_t *es_json_load_file(const char *path, size_t flags, json_error_t *e, int *
 
 /* Append json_dumps(v, ES_JSON_DUMP_FLAGS | JSON_ENCODE_ANY). 0 or -1. */
 int es_json_dump_add(struct es_buf *out, const json_t *v);
+/* The same, but each real in the fewest of 15, 16 or 17 significant digits
+ * that read back as the very same double: for states, which must be valid
+ * JSON (15 digits can round past DBL_MAX) and keep numbers that no
+ * arithmetic touched as they came. Keys and other spellings compared with
+ * text written before keep es_json_dump_add. 0 or -1. */
+int es_json_dump_exact_add(struct es_buf *out, const json_t *v);
 
 
 

@@ -954,7 +954,7 @@ int es_fold_print(const struct es_fold *f, struct es_buf *out)
 	rc = es_buf_adds(out, "{\"stream\":") || es_buf_add(out, f->stream.p, f->stream.len) ||
 	     es_buf_add(out, num, (size_t)(p - num)) || es_buf_adds(out, ",\"ts\":\"") ||
 	     es_buf_add(out, f->ts, strlen(f->ts)) || es_buf_adds(out, "\",\"state\":") ||
-	     es_json_dump_add(out, f->is_flat ? flat : f->state) || es_buf_adds(out, "}\n");
+	     es_json_dump_exact_add(out, f->is_flat ? flat : f->state) || es_buf_adds(out, "}\n");
 	json_decref(flat);
 	return rc ? -1 : 0;
 }

@@ -190,6 +190,17 @@ Try 'es-at-time --help' for more information."
 	assert_equal "$(jq -c '[.patch,.from.version,.to.version]' <<<"$output")" '[{},3,4]'
 }
 
+@test "--diff: reals in the patch read back as the same double" {
+	append "$(ev acct-1 Rated '{"rate":3.141592653589793,"cap":1.7976931348623157e308}')"
+	for src in "" "$(seg)"; do
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-at-time --diff 2025-11-27 2099-01-01 --stream acct-1 $src
+		[[ "$output" == *'"patch":{"rate":3.141592653589793,"cap":1.7976931348623157e308},'* ]]
+	done
+	run -0 --separate-stderr es-at-time 2099-01-01 --stream acct-1
+	[[ "$output" == *'"rate":3.141592653589793,"cap":1.7976931348623157e308}}' ]]
+}
+
 @test "many small segments: the binary search agrees with a scan at every boundary" {
 	export ES_STORE="$TMP/many"
 	printf '%s\n' '{"stream":"s-0","type":"Init","ts":"2025-01-01T00:00:00Z"}' | es-append -q --import-ts

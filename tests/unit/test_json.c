@@ -1,4 +1,5 @@
 /* The raw-JSON scanner, paths and merge patches. */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "json.h"
@@ -40,6 +41,73 @@ static const char *patched(const char *a, const char *p)
 	json_decref(t);
 	json_decref(q);
 	return out;
+}
+
+static const char *exact(struct es_buf *b, double d)
+{
+	json_t *v = json_real(d);
+
+	es_buf_reset(b);
+	if (!v || es_json_dump_exact_add(b, v))
+		es_buf_adds(b, "(failed)");
+	json_decref(v);
+	return b->p;
+}
+
+/* es_json_dump_exact_add: every real reads back as the same double, in
+ * jansson's own spelling at the first of 15, 16, 17 digits that does so. */
+static void check_exact_reals(struct es_buf *b)
+{
+	uint64_t x = 88172645463325252u;
+	int bad = 0;
+
+	CHECK_STR(exact(b, 1.7976931348623157e308), "1.7976931348623157e308");
+	CHECK_STR(exact(b, -1.7976931348623157e308), "-1.7976931348623157e308");
+	CHECK_STR(exact(b, 3.141592653589793), "3.141592653589793");
+	CHECK_STR(exact(b, 0.1 + 0.2), "0.30000000000000004");
+	CHECK_STR(exact(b, 19.99), "19.99");
+	CHECK_STR(exact(b, 25.0), "25.0");
+	CHECK_STR(exact(b, -0.0), "-0.0");
+	CHECK_STR(exact(b, 1e16), "1e16");
+	CHECK_STR(exact(b, 1e-5), "1e-5");
+	CHECK_STR(exact(b, 9223372036854775808.0), "9.223372036854776e18");
+	CHECK_STR(exact(b, 5e-324), "4.94065645841247e-324");
+	for (int i = 0; i < 100000; i++) {
+		double d;
+		json_t *v, *back;
+		char *want = NULL;
+		/* xorshift: random bit patterns, then sums of cents */
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		if (i % 2) {
+			memcpy(&d, &x, sizeof(d));
+			if (d != d || d - d != 0)
+				continue; /* NaN and infinities are not JSON */
+		} else {
+			d = (double)(x % 100000) * 0.01 + (double)(x >> 40) * 0.01;
+		}
+		v = json_real(d);
+		for (int prec = 15; prec <= 17 && !want; prec++) {
+			json_t *t;
+			want = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(prec));
+			t = want ? json_loads(want, JSON_DECODE_ANY, NULL) : NULL;
+			if (prec < 17 && !(t && json_real_value(t) == d)) {
+				free(want);
+				want = NULL;
+			}
+			json_decref(t);
+		}
+		exact(b, d);
+		back = json_loadb(b->p, b->len, JSON_DECODE_ANY, NULL);
+		if (!want || strcmp(b->p, want) != 0 || !back || json_real_value(back) != d) {
+			if (bad++ < 5)
+				fprintf(stderr, "  exact %a: got '%s', want '%s'\n", d, b->p,
+					want ? want : "?");
+		}
+		free(want);
+		json_decref(back);
+		json_decref(v);
+	}
+	CHECK(bad == 0);
 }
 
 int main(void)
@@ -229,6 +297,7 @@ int main(void)
 		json_decref(obj);
 		json_decref(arr);
 	}
+	check_exact_reals(&b);
 	es_buf_release(&b);
 	return unit_done("json");
 }
