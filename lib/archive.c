@@ -1414,6 +1414,13 @@ static int verify_log_join(struct es_store *s, struct vctx *v, const struct es_a
 			free(rest);
 			continue;
 		}
+		if (seg != end->seq + 1 && !a) {
+			finding(v, ES_AV_FAILURE, name, seg, "the log begins at seq %llu, but "
+				ES_ARCHIVE_DIR "/" ES_ARCHIVE_MANIFEST " is missing: nothing "
+				"archived or purged holds seq 1 to %llu", (unsigned long long)seg,
+				(unsigned long long)(seg - 1));
+			return 0;
+		}
 		if (seg != end->seq + 1) {
 			finding(v, ES_AV_FAILURE, name, seg, "the log goes on at seq %llu, but the "
 				"archive ends at seq %llu", (unsigned long long)seg,
@@ -1448,22 +1455,35 @@ static void verify_strays(struct es_store *s, struct vctx *v, const struct es_ar
 {
 	char dir[PATH_MAX];
 	struct dirent **de;
+	struct es_head start;
 	int nde;
 
+	es_archive_start(a, &start);
 	snprintf(dir, sizeof(dir), "%s/" ES_ARCHIVE_DIR, s->dir);
 	nde = scandir(dir, &de, NULL, alphasort);
 	for (int i = 0; i < nde; i++) {
 		const char *n = de[i]->d_name;
 		const struct es_archive_seg *e;
-		char name[300];
+		char name[300], logp[PATH_MAX];
+		uint64_t seq;
 		if (strlen(n) != 31 || !is_digits(n, 20) || strcmp(n + 20, ".ndjson.zst") != 0)
 			continue;
-		e = es_archive_find(a, strtoull(n, NULL, 10));
+		seq = strtoull(n, NULL, 10);
+		e = es_archive_find(a, seq);
 		if (e && strcmp(e->dir, ES_ARCHIVE_DIR) == 0)
 			continue;
 		snprintf(name, sizeof(name), ES_ARCHIVE_DIR "/%s", n);
-		finding(v, ES_AV_WARNING, name, 0, "not listed in the MANIFEST (left by an "
-			"interrupted es-archive; the next run removes it)");
+		/* what clean_dir() removes: never the only copy of a segment */
+		es_store_seg_path(s, seq, logp, sizeof(logp));
+		if (e)
+			finding(v, ES_AV_WARNING, name, 0, "the MANIFEST lists this segment in "
+				"'%s' (es-archive keeps this copy)", e->dir);
+		else if (seq <= start.seq || access(logp, F_OK) == 0)
+			finding(v, ES_AV_WARNING, name, 0, "not listed in the MANIFEST (left by an "
+				"interrupted es-archive; the next run removes it)");
+		else
+			finding(v, ES_AV_WARNING, name, 0, "not listed in the MANIFEST, and its "
+				"segment is not in log/: es-archive keeps it");
 	}
 	for (int i = 0; i < nde; i++)
 		free(de[i]);
@@ -1491,8 +1511,10 @@ int es_archive_verify(struct es_store *s, es_archive_report_fn report, void *arg
 	if (rc || (rc = es_store_list_segments(s, err)))
 		return rc;
 	if (!a) {
-		verify_strays(s, &v, NULL);
-		return 0;
+		/* nothing archived: then the log must begin at seq 1 */
+		if ((rc = verify_log_join(s, &v, NULL, err)) == 0)
+			verify_strays(s, &v, NULL);
+		return rc;
 	}
 	if (a->purged) {
 		st->purged_seq = a->purge.last_seq;

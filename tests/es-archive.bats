@@ -404,6 +404,30 @@ tree() {
 	run -4 --separate-stderr es-replay --events
 }
 
+@test "regression: --verify fails when the MANIFEST or archive/ is gone and log/ does not start at seq 1" {
+	# es-archive --verify exited 0: without a MANIFEST it checked nothing,
+	# not even that log/ begins at seq 1, and called the orphaned archive
+	# files leftovers "the next run removes" (it keeps them).
+	es-archive -q --before $CUT
+	local first
+	first=$(ls "$ES_STORE"/log | head -n 1)
+	rm "$ES_STORE/archive/MANIFEST"
+	run -1 --separate-stderr es-archive --verify
+	[[ $stderr == *"es-archive: log/$first: seq $((10#${first%.ndjson})): the log begins at seq $((10#${first%.ndjson})), but archive/MANIFEST is missing"* ]]
+	[[ $stderr == *"warning: archive/00000000000000000001.ndjson.zst: not listed in the MANIFEST, and its segment is not in log/: es-archive keeps it"* ]]
+	[[ $stderr != *"the next run removes it"* ]]
+	es-archive -q --before 2000-01-01
+	[ -f "$ES_STORE/archive/00000000000000000001.ndjson.zst" ]
+	rm -rf "$ES_STORE/archive"
+	run -1 --separate-stderr es-archive --verify
+	[[ $stderr == "es-archive: log/$first: seq "*"archive/MANIFEST is missing"* ]]
+}
+
+@test "--verify passes on a store that was never archived" {
+	run -0 --separate-stderr es-archive --verify
+	[ "$stderr" = "es-archive: ok: 0 segments, 0 records, 0 bytes (0 restored); the log goes on after seq 0" ]
+}
+
 @test "a damaged sealed segment is not archived" {
 	sed -i '2s/"type":"[A-Za-z]*"/"type":"Forged"/' "$ES_STORE/log/00000000000000000001.ndjson"
 	run -1 --separate-stderr es-archive --before $CUT
