@@ -374,18 +374,15 @@ struct slot {
 	size_t rank, i;
 };
 
+/* Names compare as the index orders them, by their decoded bytes: the
+ * escaped literals would put "a\n" after "a[" (the '\\' is 0x5c). */
 static int by_slot(const void *x, const void *y)
 {
 	const struct slot *p = x, *q = y;
-	size_t n = p->stream->len < q->stream->len ? p->stream->len : q->stream->len;
-	int c;
 
 	if (p->rank != q->rank)
 		return p->rank < q->rank ? -1 : 1;
-	c = memcmp(p->stream->p, q->stream->p, n);
-	if (c == 0 && p->stream->len != q->stream->len)
-		c = p->stream->len < q->stream->len ? -1 : 1;
-	return c;
+	return es_json_lit_cmp(p->stream->p, p->stream->len, q->stream->p, q->stream->len);
 }
 
 /* Put the folds idx[0..n) (in order of appearance) in the order the index

@@ -319,26 +319,63 @@ int es_json_lit_is(const char *lit, size_t len, const char *text, size_t tlen)
 	return n == 0 && j == tlen;
 }
 
-int es_json_lit_eq(const char *a, size_t alen, const char *b, size_t blen)
+/* Order the texts of two literals as unescaped (by unsigned bytes, a
+ * prefix first): 0 and *c, or -1 when one is malformed. Stops at the first
+ * difference, so what follows it is not checked. */
+static int lit_order(const char *a, size_t alen, const char *b, size_t blen, int *c)
 {
 	size_t i = 1, j = 1;
 	char ua[4], ub[4];
 	int na = 0, nb = 0, pa = 0, pb = 0;
 
 	if (alen < 2 || blen < 2)
+		return -1;
+	for (;;) {
+		if (pa == na && (pa = 0, na = next_unit(a, alen - 1, &i, ua)) < 0)
+			return -1;
+		if (pb == nb && (pb = 0, nb = next_unit(b, blen - 1, &j, ub)) < 0)
+			return -1;
+		if (na == 0 || nb == 0) {
+			*c = (na != 0) - (nb != 0);
+			return 0;
+		}
+		if (ua[pa] != ub[pb]) {
+			*c = (unsigned char)ua[pa] < (unsigned char)ub[pb] ? -1 : 1;
+			return 0;
+		}
+		pa++, pb++;
+	}
+}
+
+static int bytes_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c)
+		return c < 0 ? -1 : 1;
+	return (alen > blen) - (alen < blen);
+}
+
+int es_json_lit_eq(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c;
+
+	if (alen < 2 || blen < 2)
 		return 0;
 	if (!memchr(a, '\\', alen) && !memchr(b, '\\', blen))
 		return alen == blen && memcmp(a, b, alen) == 0;
-	for (;;) {
-		if (pa == na && (pa = 0, na = next_unit(a, alen - 1, &i, ua)) < 0)
-			return 0;
-		if (pb == nb && (pb = 0, nb = next_unit(b, blen - 1, &j, ub)) < 0)
-			return 0;
-		if (na == 0 || nb == 0)
-			return na == 0 && nb == 0;
-		if (ua[pa++] != ub[pb++])
-			return 0;
-	}
+	return lit_order(a, alen, b, blen, &c) == 0 && c == 0;
+}
+
+int es_json_lit_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c;
+
+	if (alen >= 2 && blen >= 2 && !memchr(a, '\\', alen) && !memchr(b, '\\', blen))
+		return bytes_cmp(a + 1, alen - 2, b + 1, blen - 2);
+	if (lit_order(a, alen, b, blen, &c) == 0)
+		return c;
+	return bytes_cmp(a, alen, b, blen); /* malformed: still a total order */
 }
 
 int es_json_decode_string(struct es_buf *out, const char *s, size_t len)

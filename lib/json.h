@@ -54,6 +54,10 @@ int es_json_decode_string(struct es_buf *out, const char *s, size_t len);
  * same"). A malformed literal equals nothing. */
 int es_json_lit_is(const char *lit, size_t len, const char *text, size_t tlen);
 int es_json_lit_eq(const char *a, size_t alen, const char *b, size_t blen);
+/* Order two string literals by their unescaped texts, as unsigned bytes (a
+ * prefix first): the order of the names in the stream index. -1, 0 or 1;
+ * a malformed literal is ordered by its bytes as they are. */
+int es_json_lit_cmp(const char *a, size_t alen, const char *b, size_t blen);
 
 /* A compiled path: "data.items.0.sku" -> ["data","items",0,"sku"]. A numeric
  * segment indexes an array (and is a key in an object). */

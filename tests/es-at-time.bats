@@ -201,6 +201,20 @@ Try 'es-at-time --help' for more information."
 	[[ "$output" == *'"rate":3.141592653589793,"cap":1.7976931348623157e308}}' ]]
 }
 
+@test "--category: names with quotes, backslashes and control characters in index order, from files too" {
+	export ES_STORE="$TMP/names"
+	for n in 'a]' 'a\\' 'a[' 'a#' 'a\"' 'a!' 'a\n'; do
+		printf '{"stream":"%s","type":"T","data":{"n":1}}\n' "$n"
+	done | es-append -q
+	# by the decoded bytes: \n (0x0a) ! " # [ \ ]
+	want='"a\n" "a!" "a\"" "a#" "a[" "a\\" "a]" '
+	for src in "" "$(seg)"; do
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-at-time 2099-01-01 --category a $src
+		[ "$(jq -c .stream <<<"$output" | tr '\n' ' ')" = "$want" ]
+	done
+}
+
 @test "many small segments: the binary search agrees with a scan at every boundary" {
 	export ES_STORE="$TMP/many"
 	printf '%s\n' '{"stream":"s-0","type":"Init","ts":"2025-01-01T00:00:00Z"}' | es-append -q --import-ts

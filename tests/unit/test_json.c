@@ -194,6 +194,18 @@ int main(void)
 	CHECK(es_json_lit_is(LIT("\"\\u00e9t\\u00e9\""), LIT("\xc3\xa9t\xc3\xa9")));
 	CHECK(!es_json_lit_is(LIT("\"\\u00e9t\""), LIT("\xc3\xa9t\xc3\xa9")));
 	CHECK(!es_json_lit_is(LIT("\"\\ud800\""), LIT("?")));
+	/* ordered as unescaped, by unsigned bytes, a prefix first: as the
+	 * index orders names, not as their escaped spellings would sort */
+	CHECK(es_json_lit_cmp(LIT("\"a\\n\""), LIT("\"a!\"")) < 0);
+	CHECK(es_json_lit_cmp(LIT("\"a\\\"\""), LIT("\"a#\"")) < 0);
+	CHECK(es_json_lit_cmp(LIT("\"a[\""), LIT("\"a\\\\\"")) < 0);
+	CHECK(es_json_lit_cmp(LIT("\"a\\\\\""), LIT("\"a]\"")) < 0);
+	CHECK(es_json_lit_cmp(LIT("\"a]\""), LIT("\"a\\u00e9\"")) < 0);
+	CHECK(es_json_lit_cmp(LIT("\"a\xc3\xa9\""), LIT("\"a\\u00e9\"")) == 0);
+	CHECK(es_json_lit_cmp(LIT("\"a\""), LIT("\"a\\u0000\"")) < 0);
+	CHECK(es_json_lit_cmp(LIT("\"ab\""), LIT("\"a\"")) > 0);
+	CHECK(es_json_lit_cmp(LIT("\"a\""), LIT("\"a\"")) == 0);
+	CHECK(es_json_lit_cmp(LIT("\"\\ud83d\\ude00\""), LIT("\"\\uffff\"")) > 0);
 #undef LIT
 
 	/* decoding string literals, surrogate pairs, bad escapes */
