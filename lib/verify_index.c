@@ -391,6 +391,22 @@ int es_verify_index_repair(struct run *R, struct es_error *err)
 	return 0;
 }
 
+/* Whether the stream of sn lost events to a purge (its version 1 is at or
+ * below the anchor, or, in an index rebuilt since, nowhere): its
+ * snapshots can no longer be recomputed from the log. */
+static int history_purged(struct es_store *s, const struct es_snapshot *sn, uint64_t purged)
+{
+	struct es_error e = {0, ""};
+	struct es_pos p;
+	int rc;
+
+	if (!s->index || es_index_begin(s->index, 0, &e))
+		return 0;
+	rc = es_index_get_pos(s->index, sn->stream, sn->slen, 1, &p);
+	es_index_abort(s->index);
+	return rc == 1 || (rc == 0 && p.seq <= purged);
+}
+
 /* Snapshots of one stream directory, v[0..n): each read and checked on its
  * own; those under the default reducer recomputed by one replay; the
  * others (their reducer spec is not at hand) checked against the log. */
@@ -406,11 +422,20 @@ static int snap_stream(struct run *R, struct es_store *s, const struct es_reduce
 		rc = es_fail(err, ES_IO, "out of memory");
 		goto out;
 	}
+	uint64_t purged = es_archive_purged_seq(s);
+	int part = purged > 0 && n > 0 && !v[0].bad && history_purged(s, &v[0], purged);
 	for (size_t i = 0; i < n && !rc; i++) {
 		const char *why = NULL;
 		if (v[i].bad) {
 			es_ilist_add(&R->post, v[i].path + v[i].rel, 0, 0, v[i].seq, "%s", v[i].bad);
-		} else if (strcmp(v[i].reducer, es_reducer_id(red)) == 0) {
+		} else if (v[i].seq <= purged) {
+			/* stale, as a snapshot the log no longer holds is (es-snapshot(1)):
+			 * readers ignore it */
+			es_ilist_add(&R->post, v[i].path + v[i].rel, 0, 0, v[i].seq,
+				  "snapshot of '%s' at version %llu: its event was purged "
+				  "(es-archive --purge-before): stale", v[i].stream,
+				  (unsigned long long)v[i].version);
+		} else if (!part && strcmp(v[i].reducer, es_reducer_id(red)) == 0) {
 			mine[m++] = &v[i];
 		} else if ((rc = es_snapshot_check_log(s, &v[i], &why, err)) == 1) {
 			es_ilist_add(&R->post, v[i].path + v[i].rel, 0, 0, v[i].seq,
@@ -418,7 +443,7 @@ static int snap_stream(struct run *R, struct es_store *s, const struct es_reduce
 				  (unsigned long long)v[i].version, why);
 			rc = 0;
 		} else if (rc == 0) {
-			counts[1]++;
+			counts[part ? 2 : 1]++;
 		}
 	}
 	if (!rc && m)
@@ -444,7 +469,7 @@ int es_verify_snapshots(struct run *R, struct es_error *err)
 	struct es_store s;
 	struct es_reducer *red = NULL;
 	struct es_snapshot *v = NULL;
-	size_t n = 0, counts[2] = {0, 0};
+	size_t n = 0, counts[3] = {0, 0, 0};
 	int rc;
 
 	if (R->index_state != IX_OK) {
@@ -478,6 +503,10 @@ int es_verify_snapshots(struct run *R, struct es_error *err)
 		es_ilist_add(&R->notes, NULL, 0, 0, 0,
 			  "snapshots: %zu recomputed from the log and equal; %zu under other "
 			  "reducers checked against the log only", counts[0], counts[1]);
+	if (!rc && counts[2])
+		es_ilist_add(&R->notes, NULL, 0, 0, 0,
+			  "snapshots: %zu of streams whose first events were purged checked "
+			  "against the log only (they cannot be recomputed)", counts[2]);
 out:
 	es_snapshot_list_free(v, n);
 	es_reducer_free(red);
