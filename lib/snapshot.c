@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "archive.h"
 #include "chain.h"
 #include "index.h"
 #include "io.h"
@@ -481,6 +482,10 @@ static int check_log(struct es_store *s, const struct es_snapshot *sn, struct es
 		rc = es_fail(err, ES_IO, "index: read error");
 	} else if (rc == 1 || pos.seq != sn->seq) {
 		*why = "seq/hash not in the log";
+		rc = 1;
+	} else if (pos.seq <= es_archive_purged_seq(s)) {
+		/* nothing left to check it against; folds start after the anchor */
+		*why = "its event was purged (es-archive --purge-before)";
 		rc = 1;
 	} else if ((rc = read_at(&rd, &pos, &r, 0, err)) == 0) {
 		if (r.version != sn->version || memcmp(r.hash, sn->hash, ES_HASH_HEX) != 0 ||

@@ -710,3 +710,21 @@ ignored() {
 	[ "$output" = "$with" ]
 	run -0 --separate-stderr es-verify --snapshots
 }
+
+@test "a snapshot of a purged event is stale: readers fold the events left" {
+	# es-replay, es-at-time and --verify exited 4 "cannot open 'log/...'"
+	# reading the snapshot's purged event
+	export ES_STORE="$TMP/purged"
+	purged_store_events
+	es-snapshot -q --stream s1 --to-seq 10
+	es-archive -q --before 2026-03-01
+	es-archive -q --purge-before 2026-02-15
+	run -0 --separate-stderr es-replay --stream s1 --no-snapshots
+	local want=$output
+	run -0 --separate-stderr es-replay --stream s1
+	assert_equal "$output" "$want"
+	run -0 --separate-stderr es-at-time --stream s1 2027-01-01
+	assert_equal "$output" "$want"
+	run -1 --separate-stderr es-snapshot --verify
+	[[ $stderr == *": snapshot of 's1' at version 3: its event was purged (es-archive --purge-before)" ]]
+}

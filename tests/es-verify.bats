@@ -573,17 +573,6 @@ purged_store() {
 }
 
 # purged_store_events: purged_store's events, not yet archived
-purged_store_events() {
-	local i
-	for i in $(seq 0 79); do
-		printf '{"stream":"s%d","type":"T","ts":"%s","data":{"i":%d}}\n' $((i % 4)) \
-			"$(date -u -d "2026-01-01 + $i days" +%Y-%m-%dT12:00:00Z)" "$i"
-	done >ev.ndjson
-	head -n 1 ev.ndjson | es-append -q --import-ts
-	sed -i 's/"segment_size":[0-9]*/"segment_size":4096/' "$ES_STORE/store.json"
-	tail -n +2 ev.ndjson | es-append -q --import-ts --batch-size 3
-}
-
 @test "regression: an incremental run after a purge does not look back past the purge anchor" {
 	# es-verify --from-seq N --anchor HASH, N just after the purge anchor,
 	# said "stream 's1': version N: version N-1 is not where the index

@@ -119,3 +119,16 @@ usable_cpus() {
 	done
 	echo "$n"
 }
+
+# purged_store_events: 80 events on streams s0-s3, one a day from
+# 2026-01-01, in segments of 4 KiB (for es-archive --before/--purge-before)
+purged_store_events() {
+	local i
+	for i in $(seq 0 79); do
+		printf '{"stream":"s%d","type":"T","ts":"%s","data":{"i":%d}}\n' $((i % 4)) \
+			"$(date -u -d "2026-01-01 + $i days" +%Y-%m-%dT12:00:00Z)" "$i"
+	done >ev.ndjson
+	head -n 1 ev.ndjson | es-append -q --import-ts
+	sed -i 's/"segment_size":[0-9]*/"segment_size":4096/' "$ES_STORE/store.json"
+	tail -n +2 ev.ndjson | es-append -q --import-ts --batch-size 3
+}
