@@ -149,7 +149,7 @@ static int model_row(struct es_prow *row, struct es_buf *b)
 	if (!row->dirty)
 		return es_buf_add(b, row->row, row->rlen);
 	if (es_buf_adds(b, "{\"key\":") || es_buf_add(b, row->key, row->klen) ||
-	    es_buf_adds(b, ",\"state\":") || es_json_dump_add(b, row->state) ||
+	    es_buf_adds(b, ",\"state\":") || es_json_dump_exact_add(b, row->state) ||
 	    es_buf_adds(b, "}\n"))
 		return -1;
 	free(row->row);

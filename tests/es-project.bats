@@ -148,6 +148,18 @@ EOF
 	assert_equal "$output" "$(cat "$(P k)/model.ndjson")"
 }
 
+@test "reals in the model read back as the same numbers, across runs" {
+	printf '{"name":"d","on":{"*":[{"op":"merge","path":"d","from":"data"}]}}' > d.json
+	append '{"stream":"x","type":"T","data":{"e":1.7976931348623157e308,"g":3.141592653589793}}'
+	run -0 --separate-stderr es-project d.json
+	append '{"stream":"x","type":"T","data":{"h":0.1}}'
+	run -0 --separate-stderr es-project d.json
+	run -0 grep '^{"key":"x",' "$(P d)/model.ndjson"
+	assert_output '{"key":"x","state":{"d":{"e":1.7976931348623157e308,"g":3.141592653589793,"h":0.1}}}'
+	run -0 --separate-stderr es-project --stdout --rebuild d.json
+	assert_equal "$output" "$(cat "$(P d)/model.ndjson")"
+}
+
 @test "constants in rules are not shared between keys, whatever -j" {
 	printf '{"name":"c","on":{"*":[{"op":"set","path":"s","value":{"n":0}},{"op":"inc","path":"s.n"}]}}' > c.json
 	for j in 1 2; do
