@@ -117,20 +117,36 @@ static int get_ts(json_t *o, const char *k, char out[ES_TS_LEN + 1], const char 
 	return 0;
 }
 
+/* The anchor: its fields, and that they agree with each other. A purge
+ * deletes the oldest archived segments, whole, so its range starts at seq
+ * 1 and holds one event per seq and from 1 to that many segments. */
 static int parse_purge(json_t *o, struct es_archive_purge *p, const char **why)
 {
 	if (!json_is_object(o)) {
 		*why = "purged";
 		return -1;
 	}
-	return get_u64(o, "first_seq", &p->first_seq, why) ||
-	       get_u64(o, "last_seq", &p->last_seq, why) ||
-	       get_hash(o, "last_hash", p->last_hash, why) ||
-	       get_ts(o, "last_ts", p->last_ts, why) || get_u64(o, "events", &p->events, why) ||
-	       get_u64(o, "segments", &p->segments, why) ||
-	       get_u64(o, "raw_bytes", &p->raw_bytes, why) ||
-	       get_u64(o, "bytes", &p->bytes, why) || get_ts(o, "purged_at", p->purged_at, why)
-		       ? -1 : 0;
+	if (get_u64(o, "first_seq", &p->first_seq, why) ||
+	    get_u64(o, "last_seq", &p->last_seq, why) ||
+	    get_hash(o, "last_hash", p->last_hash, why) ||
+	    get_ts(o, "last_ts", p->last_ts, why) || get_u64(o, "events", &p->events, why) ||
+	    get_u64(o, "segments", &p->segments, why) ||
+	    get_u64(o, "raw_bytes", &p->raw_bytes, why) || get_u64(o, "bytes", &p->bytes, why) ||
+	    get_ts(o, "purged_at", p->purged_at, why))
+		return -1;
+	*why = "first_seq";
+	if (p->first_seq != 1)
+		return -1;
+	*why = "last_seq";
+	if (p->last_seq < p->first_seq)
+		return -1;
+	*why = "events";
+	if (p->events != p->last_seq - p->first_seq + 1)
+		return -1;
+	*why = "segments";
+	if (p->segments == 0 || p->segments > p->events)
+		return -1;
+	return 0;
 }
 
 static int parse_seg(json_t *o, struct es_archive_seg *e, const char **why)

@@ -423,6 +423,33 @@ tree() {
 	[[ $stderr == "es-archive: log/$first: seq "*"archive/MANIFEST is missing"* ]]
 }
 
+@test "regression: a purge anchor whose fields disagree is a corrupt MANIFEST" {
+	# With "first_seq":2 es-verify and es-archive --verify exited 0 and the
+	# note said "seq 2-N purged", seq 1 accounted for nowhere; "events":5
+	# for a range of N seqs, or "segments":0, passed as well.
+	es-archive -q --before $CUT
+	es-archive -q --purge-before 2026-02-01
+	local m="$ES_STORE/archive/MANIFEST" last forge field
+	cp "$m" "$TMP/MANIFEST"
+	last=$(jq -r 'select(.purged) | .purged.last_seq' "$m")
+	[ "$last" -gt 5 ]
+	for forge in first_seq=2 first_seq=0 events=5 events=$((last + 1)) \
+		last_seq=0 segments=0 segments=$((last + 1)); do
+		field=${forge%=*}
+		jq -c "if .purged then .purged.$field = ${forge#*=} else . end" "$TMP/MANIFEST" >"$m"
+		run -1 --separate-stderr es-verify
+		assert_equal "$stderr" "es-verify: archive/MANIFEST: $m: line 2: bad or missing \"$field\""
+		run -1 --separate-stderr es-archive --verify
+		assert_equal "$stderr" "es-archive: $m: line 2: bad or missing \"$field\""
+		run -1 --separate-stderr es-replay --events
+		[[ $stderr == *"$m: line 2: bad or missing \"$field\""* ]]
+	done
+	cp "$TMP/MANIFEST" "$m"
+	run -0 --separate-stderr es-verify
+	run -0 --separate-stderr es-archive --verify
+	[[ $stderr == *"seq 1-$last purged at "* ]]
+}
+
 @test "--verify passes on a store that was never archived" {
 	run -0 --separate-stderr es-archive --verify
 	[ "$stderr" = "es-archive: ok: 0 segments, 0 records, 0 bytes (0 restored); the log goes on after seq 0" ]
