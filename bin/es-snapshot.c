@@ -240,7 +240,8 @@ static int gather(struct app *a, int read, struct es_snapshot **v, size_t *n)
 			break;
 		}
 		all = nv;
-		memcpy(all + na, one, n1 * sizeof(*one));
+		if (n1) /* a stream without snapshots: one may be NULL */
+			memcpy(all + na, one, n1 * sizeof(*one));
 		na += n1;
 		free(one);
 	}
