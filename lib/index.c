@@ -313,10 +313,11 @@ static int head_sum(const unsigned char *p, char sum[ES_HASH_HEX + 1])
 	return es_sha256_hex(p, HEAD_FIELDS, sum);
 }
 
-int es_index_get_head(struct es_index *ix, struct es_head *h)
+/* es_index_get_head in txn. */
+static int head_in(struct es_index *ix, MDB_txn *txn, struct es_head *h)
 {
 	MDB_val k = {1, (void *)"H"}, v;
-	int rc = mdb_get(ix->txn, ix->dbi, &k, &v);
+	int rc = mdb_get(txn, ix->dbi, &k, &v);
 	char sum[ES_HASH_HEX + 1];
 	const unsigned char *p;
 
@@ -335,6 +336,11 @@ int es_index_get_head(struct es_index *ix, struct es_head *h)
 	memcpy(h->hash, p + 32, ES_HASH_HEX);
 	h->hash[ES_HASH_HEX] = '\0';
 	return 0;
+}
+
+int es_index_get_head(struct es_index *ix, struct es_head *h)
+{
+	return head_in(ix, ix->txn, h);
 }
 
 int es_index_put_head(struct es_index *ix, const struct es_head *h, struct es_error *err)
@@ -694,4 +700,62 @@ int es_index_each_stream(struct es_index *ix, const char *prefix, size_t plen,
 			 void *arg)
 {
 	return walk_streams(ix, ix->txn, prefix, plen, cb, NULL, arg);
+}
+
+/* Every "e" key from the first on: one cursor, page after page. */
+static int walk_pos(struct es_index *ix, MDB_txn *txn,
+		   int (*cb)(void *arg, const char *stream, size_t len, uint64_t version,
+			     const struct es_pos *pos),
+		   void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val k = {1, (void *)"e"}, v;
+	int rc, ret = 0;
+
+	if (mdb_cursor_open(txn, ix->dbi, &cur))
+		return -1;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const char *key = k.mv_data;
+		size_t n = k.mv_size;
+		struct es_pos pos;
+		if (n < 1 || key[0] != 'e')
+			break;
+		/* "e" stream 0 version: the version is the last 8 bytes (a
+		 * name may hold a 0 byte itself) */
+		if (n < 10 || key[n - 9] != '\0' || v.mv_size != 28) {
+			ret = cb(arg, key + 1, n - 1, 0, NULL);
+		} else {
+			pos_parse(v.mv_data, &pos);
+			ret = cb(arg, key + 1, n - 10, get_be((const unsigned char *)key + n - 8), &pos);
+		}
+		if (ret)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return ret ? ret : rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
+}
+
+int es_index_each_pos(struct es_index *ix,
+		      int (*cb)(void *arg, const char *stream, size_t len, uint64_t version,
+				const struct es_pos *pos),
+		      void *arg)
+{
+	return walk_pos(ix, ix->txn, cb, arg);
+}
+
+int es_index_each_pos_apart(struct es_index *ix, struct es_head *h, int *head_rc,
+			    int (*cb)(void *arg, const char *stream, size_t len, uint64_t version,
+				      const struct es_pos *pos),
+			    void *arg)
+{
+	MDB_txn *txn;
+	int ret;
+
+	if (mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	*head_rc = head_in(ix, txn, h);
+	ret = walk_pos(ix, txn, cb, arg);
+	mdb_txn_abort(txn);
+	return ret;
 }

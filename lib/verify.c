@@ -193,6 +193,7 @@ static void check_version(struct unit *u, const struct es_rec *r, uint64_t off, 
 	e->last.seg = u->segno;
 	e->last.off = off;
 	e->last.len = (uint32_t)(len + 1);
+	u->digest += pos_term(h, r->version, &e->last);
 }
 
 /* The cheap part of well-formedness for what follows the envelope:
@@ -343,6 +344,7 @@ static int check_record(struct run *R, struct unit *u, struct es_chain *chain, c
 		st->closed.end = off + len + 1;
 		st->closed.records = u->records;
 		st->closed.bytes = u->bytes;
+		st->closed.digest = u->digest;
 	}
 	if (w.n) {
 		es_ilist_add(out, u->name, 1, off, r.seq, "%s", w.s);
@@ -549,6 +551,7 @@ static void finish_unit(struct run *R, struct unit *u)
 			int here = pend_closed->seq != u->start.closed.seq;
 			u->records = here ? pend_closed->records : 0;
 			u->bytes = here ? pend_closed->bytes : 0;
+			u->digest = here ? pend_closed->digest : 0;
 			es_ilist_release(pend);
 		} else {
 			es_ilist_move(&u->fail, pend);
@@ -564,6 +567,7 @@ static void finish_unit(struct run *R, struct unit *u)
 			  "incomplete batch at the tail (recovered by the next append)");
 		u->records = here ? st->closed.records : 0;
 		u->bytes = here ? st->closed.bytes : 0;
+		u->digest = here ? st->closed.digest : 0;
 		st->in_batch = 0;
 	}
 	else if (u->store_seg)
@@ -1504,9 +1508,9 @@ int es_verify_store(const char *dir, const struct es_verify_opts *o,
 	add_check(rep, "versions");
 	add_check(rep, "batches");
 	if (R.fail.n == 0 || o->all_errors) {
-		/* a complete run on threads: the index is walked meanwhile */
-		if (ix && o->jobs > 1 && R.nu > 1 && R.gmap.complete && R.have_ih)
-			es_verify_index_ahead(&R, ix);
+		/* a run over the whole log: the index is walked meanwhile */
+		if (ix && R.have_ih && o->from_seq <= 1 && R.nu > 0)
+			es_verify_index_ahead(&R, ix, R.gmap.complete);
 		if ((rc = run_units(&R, first, err)) != 0 || (rc = finish_units(&R, first, err)) != 0)
 			goto out;
 		if (o->from_seq > 1 && (R.nu == 0 || (R.u[first].ran && !R.u[first].anchor_seen)))
@@ -1523,6 +1527,7 @@ int es_verify_store(const char *dir, const struct es_verify_opts *o,
 		int log_failed = R.fail.n > 0;
 		for (size_t i = 0; i < R.nu; i++)
 			log_failed |= R.u[i].fail.n > 0;
+		R.log_failed = log_failed;
 		if (!log_failed || o->all_errors)
 			es_verify_index_check(&R, ix, &head, o->from_seq);
 		es_verify_index_ahead_end(&R);

@@ -201,6 +201,8 @@ static int ahead_row(void *arg, const char *stream, size_t len, uint64_t version
 {
 	struct ixahead *a = arg;
 
+	if (atomic_load_explicit(&a->stop, memory_order_relaxed))
+		return 1;
 	if (a->n == a->cap) {
 		size_t cap = a->cap ? 2 * a->cap : 1024;
 		struct ixrow *r = es_realloc(a->rows, cap * sizeof(*r));
@@ -218,21 +220,60 @@ static int ahead_row(void *arg, const char *stream, size_t len, uint64_t version
 	return 0;
 }
 
+/* One position of the index into the sum (es_index_each_pos). */
+static int sum_pos(void *arg, const char *stream, size_t len, uint64_t version,
+		   const struct es_pos *pos)
+{
+	struct ixsum *s = arg;
+
+	if (s->stop && atomic_load_explicit(s->stop, memory_order_relaxed))
+		return 1;
+	if (!pos) {
+		s->bad = 1;
+		return 0;
+	}
+	/* purged by es-archive --purge-before: the index may still hold it,
+	 * or not (rebuilt since); readers skip it either way (reader.c) */
+	if (pos->seq <= s->purged)
+		return 0;
+	/* a stream's positions come one after the other */
+	if (!s->name || len != s->nlen || memcmp(stream, s->name, len) != 0) {
+		s->name = stream;
+		s->nlen = len;
+		s->name_h = es_strmap_hash(stream, len);
+	}
+	s->sum += pos_term(s->name_h, version, pos);
+	s->n++;
+	return 0;
+}
+
 static void *ahead_run(void *arg)
 {
 	struct ixahead *a = arg;
 
-	a->rc = es_index_each_stream_pos_apart(a->ix, ahead_row, a);
+	if (a->rows_wanted)
+		a->rc = es_index_each_stream_pos_apart(a->ix, ahead_row, a);
+	a->pos_rc = es_index_each_pos_apart(a->ix, &a->head, &a->head_rc, sum_pos, &a->sum);
 	return NULL;
 }
 
-void es_verify_index_ahead(struct run *R, struct es_index *ix)
+/* The purge anchor: the log the run checks begins after it. */
+static uint64_t purged_seq(const struct run *R)
+{
+	return R->purged && R->arc && R->arc->purged ? R->arc->purge.last_seq : 0;
+}
+
+void es_verify_index_ahead(struct run *R, struct es_index *ix, int rows)
 {
 	struct ixahead *a = &R->ahead;
 
 	memset(a, 0, sizeof(*a));
 	a->ix = ix;
-	a->rc = -1;
+	a->rows_wanted = rows;
+	a->rc = a->pos_rc = -1;
+	atomic_init(&a->stop, 0);
+	a->sum.purged = purged_seq(R);
+	a->sum.stop = &a->stop;
 	a->started = pthread_create(&a->t, NULL, ahead_run, a) == 0;
 }
 
@@ -250,6 +291,8 @@ void es_verify_index_ahead_end(struct run *R)
 {
 	struct ixahead *a = &R->ahead;
 
+	if (a->started)
+		atomic_store(&a->stop, 1);
 	ahead_join(R);
 	es_buf_release(&a->names);
 	free(a->rows);
@@ -273,6 +316,47 @@ static void ix_streams(struct run *R, struct es_index *ix, struct ixwalk *w)
 	/* (no thread, no memory, or a read error: this walk says which) */
 	if (es_index_each_stream_pos(ix, ix_stream, w) < 0)
 		es_ilist_add(&R->warn, "index/", 0, 0, 0, "read error while walking the streams");
+}
+
+/* Every position the index holds against where the log's events are
+ * (a run over the whole log, from seq 1 or the purge anchor): the two
+ * sums of pos_term, the index's walked ahead or now. The last event of
+ * each stream was compared on its own (ix_position); this finds the
+ * others, which readers trust as much (es-replay stops at one). */
+static void ix_digest(struct run *R, struct es_index *ix)
+{
+	struct ixahead *a = &R->ahead;
+	struct ixsum s = {.purged = purged_seq(R)};
+	struct es_head h;
+	uint64_t sum = 0, n = 0;
+	int hrc;
+
+	ahead_join(R);
+	if (a->started && a->ix == ix && a->pos_rc == 0) {
+		s = a->sum;
+		h = a->head;
+		hrc = a->head_rc;
+	} else {
+		hrc = es_index_get_head(ix, &h);
+		if (es_index_each_pos(ix, sum_pos, &s) != 0) {
+			es_ilist_add(&R->warn, "index/", 0, 0, 0,
+				  "read error while walking the positions");
+			return;
+		}
+	}
+	/* a writer moved the index on since its head was read: the walk saw
+	 * more than the log that was checked */
+	if (hrc != 0 || h.seq != R->ih.seq || memcmp(h.hash, R->ih.hash, ES_HASH_HEX) != 0)
+		return;
+	for (size_t i = 0; i < R->nu; i++) {
+		sum += R->u[i].digest;
+		n += R->u[i].records;
+	}
+	if (s.n != n)
+		ixfail(R, "the index holds the positions of %llu events, the log %llu",
+		       (unsigned long long)s.n, (unsigned long long)n);
+	else if (s.bad || s.sum != sum)
+		ixfail(R, "the positions of some events differ from the log");
 }
 
 /* The index against the log's head. */
@@ -368,6 +452,8 @@ void es_verify_index_check(struct run *R, struct es_index *ix, const struct pos 
 			ixfail(R, "the index has %llu streams, the log %llu",
 			       (unsigned long long)w.seen, (unsigned long long)n);
 	}
+	if (from <= 1 && !R->log_failed && R->ixissues.n == 0)
+		ix_digest(R, ix);
 	es_index_abort(ix);
 	R->index_state = R->ixissues.n ? IX_BAD : IX_OK;
 }

@@ -83,6 +83,45 @@ static inline int stream_key(const struct es_rec *r, struct es_buf *scratch, con
 	return 0;
 }
 
+/* ---- where events lie: the log's against the index's ---- */
+
+/* splitmix64's finaliser: every input bit moves every output bit */
+static inline uint64_t es_mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* One event's term of the position digest: its stream (name_h, the
+ * es_strmap_hash of the decoded name), version and position, what an "e"
+ * key of the index and its value hold (index.h). Both sides add up the
+ * terms of every event (mod 2^64: in any order, on any thread); one wrong,
+ * missing or extra position changes the sum. */
+static inline uint64_t pos_term(uint64_t name_h, uint64_t version, const struct es_pos *p)
+{
+	/* two rounds, the fields of each spread by odd constants, not one
+	 * round per field: this runs once per record in the log's hot loop */
+	uint64_t h = es_mix64(name_h + version * 0x9e3779b97f4a7c15ull +
+			      p->seq * 0xc2b2ae3d27d4eb4full);
+
+	return es_mix64(h ^ (p->seg * 0x165667b19e3779f9ull + p->off * 0xd6e8feb86659fd93ull +
+			     p->len));
+}
+
+/* The index's side: the sum of its positions after the purge anchor. */
+struct ixsum {
+	uint64_t purged;           /* positions at or below: not compared */
+	uint64_t sum, n;
+	int bad;                   /* an "e" entry of another shape */
+	const char *name;          /* the last stream met (in the index's map) */
+	size_t nlen;
+	uint64_t name_h;           /* ... and its es_strmap_hash */
+	const atomic_int *stop;    /* set: walk no further */
+};
+
 /* ---- the chain state and one unit of work ---- */
 
 struct pos {                   /* a record that closed a batch: the head */
@@ -90,6 +129,7 @@ struct pos {                   /* a record that closed a batch: the head */
 	char hash[ES_HASH_HEX + 1];
 	uint64_t seg, end;
 	uint64_t records, bytes;   /* the unit's counts up to it */
+	uint64_t digest;           /* ... and its sum of pos_term */
 };
 
 struct vstate {
@@ -121,6 +161,7 @@ struct unit {
 	struct vstate st;          /* in: before the first record; out: after the last */
 	struct vstate start;       /* a copy of the state it started from */
 	uint64_t records, bytes;
+	uint64_t digest;           /* sum of its records' pos_term, as records */
 	struct es_ilist fail, warn;
 	int stopped;               /* stopped at a failure */
 	int ran;
@@ -136,8 +177,9 @@ struct unit {
 };
 
 /* The index's streams, walked on a thread of its own while the log is
- * checked on others (-j N): each with its version and where the index
- * says its last event is (has_pos 0: nowhere). */
+ * checked on others: each with its version and where the index
+ * says its last event is (has_pos 0: nowhere); and, on any run that
+ * checks the whole log, the sum of every position it holds. */
 struct ixrow {
 	size_t name, len;          /* in names */
 	uint64_t version;
@@ -147,7 +189,13 @@ struct ixrow {
 struct ixahead {
 	pthread_t t;
 	int started, joined;
+	int rows_wanted;
 	int rc;                    /* 0: rows are every stream; else walk again */
+	int pos_rc;                /* 0: sum holds every position; else walk again */
+	struct ixsum sum;
+	struct es_head head;       /* the index's head as the positions' walk saw it */
+	int head_rc;
+	atomic_int stop;           /* the result is not wanted any more */
 	struct es_index *ix;
 	struct es_buf names;
 	struct ixrow *rows;
@@ -182,6 +230,7 @@ struct run {
 	struct es_store *live;
 	pthread_mutex_t arc_lock;
 	int purged;                /* the log begins at a purge anchor */
+	int log_failed;            /* the log itself is broken */
 	struct ixahead ahead;      /* es_verify_index_ahead() */
 };
 
@@ -193,12 +242,14 @@ enum { IX_NONE, IX_MISSING, IX_UNREADABLE, IX_UNSYNCED, IX_STALE, IX_BAD, IX_OK 
 /* Open dir's index read-only: IX_OK (*ix set), IX_MISSING, IX_UNSYNCED
  * or IX_UNREADABLE. */
 int es_verify_index_open(const char *dir, struct es_index **ix, struct es_error *err);
-/* Walk ix's streams on a thread of its own while the log is checked, for
- * es_verify_index_check (a complete run with threads: the walk was a
- * quarter of es-verify -j 2). Nothing else may use ix until the walk is
- * joined: es_verify_index_check joins it, es_verify_index_ahead_end (on
- * every path, before ix is closed) joins it and frees what it kept. */
-void es_verify_index_ahead(struct run *R, struct es_index *ix);
+/* Walk ix on a thread of its own while the log is checked, for
+ * es_verify_index_check: every event position (a run from seq 1 or the
+ * purge anchor: 7% of es-verify -j 1 of 1M events otherwise), and with
+ * rows its streams (a complete run: the walk was a quarter of es-verify
+ * -j 2). Nothing else may use ix until the walk is joined:
+ * es_verify_index_check joins it, es_verify_index_ahead_end (on every
+ * path, before ix is closed) stops and joins it and frees what it kept. */
+void es_verify_index_ahead(struct run *R, struct es_index *ix, int rows);
 void es_verify_index_ahead_end(struct run *R);
 /* The index against the log's head (and, with from > 1, the streams that
  * continue from before from); sets R->index_state. */

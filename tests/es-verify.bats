@@ -340,6 +340,29 @@ found_both_ways() {
 	run -0 --separate-stderr es-verify -j 2
 }
 
+@test "an index that puts an earlier version elsewhere: found by the sum of positions, with -j 1 and -j 2; --repair-index rebuilds it" {
+	# es-verify compared only each stream's last position: an earlier
+	# one moved passed (exit 0, nothing rebuilt), and es-replay then
+	# stopped at it, exit 1
+	cp -a "$ES_STORE/index" "$TMP/good-index"
+	# c0's version 2 at version 3's position (the values of their "e"
+	# keys: seq, segment, offset, length), as mdb_dump/mdb_load can do
+	ix_patch '(($v) = /\x1c\x00\x00\x00\x00\x00\x0c\x00ec0\x00\x00{7}\x03(.{28})/s) && s/(\x1c\x00\x00\x00\x00\x00\x0c\x00ec0\x00\x00{7}\x02).{28}/$1$v/gs'
+	found_both_ways "index/: the positions of some events differ from the log"
+	run -1 --separate-stderr es-verify
+	[ "$stderr" = "es-verify: index/: the positions of some events differ from the log" ]
+	run -1 --separate-stderr es-replay --stream c0
+	[[ $stderr == *"not the record the index names"* ]]
+	run -0 --separate-stderr es-verify --repair-index --json
+	echo "$output" | jq -e '.ok and .index_repaired'
+	[[ $stderr == *"warning: index/: the positions of some events differ from the log (repaired)"* ]]
+	run -0 --separate-stderr es-replay --stream c0
+	run -0 --separate-stderr es-verify -j 1
+	[[ $stderr != *warning* ]]
+	run -0 --separate-stderr es-verify -j 2
+	[[ $stderr != *warning* ]]
+}
+
 @test "tamper: ts going back in time (rechained)" {
 	local s
 	s=$(seq_of "$SEG2" 3)
@@ -482,6 +505,13 @@ found_both_ways() {
 	[[ $stderr == *"ok: 62 records, "*"head seq 62 hash $h" ]]
 	run -0 --separate-stderr es-verify -j 2 --expect-head "62:$h"
 	run -0 --separate-stderr es-verify --from-seq "$s" --anchor "$a"
+	# every position, into archive/ now, as appended and as rebuilt
+	rm -rf "$ES_STORE/index"
+	run -0 --separate-stderr es-verify --repair-index
+	run -0 --separate-stderr es-verify -j 1
+	[[ $stderr != *warning* ]]
+	run -0 --separate-stderr es-verify -j 2
+	[[ $stderr != *warning* ]]
 	local f
 	f=$(ls "$ES_STORE"/archive/*.zst | sed -n 2p)
 	printf 'XXXXXXXX' | dd of="$f" bs=1 seek=100 conv=notrunc 2>/dev/null
@@ -498,6 +528,14 @@ found_both_ways() {
 	append "$(ev a T)"
 	run -0 --separate-stderr es-verify -j 2
 	[[ $stderr == *"ok: 1 records, "*"head seq 63 "* ]]
+	# the index kept the purged events' positions; one rebuilt has none
+	rm -rf "$ES_STORE/index"
+	run -0 --separate-stderr es-verify --repair-index
+	for j in 1 2; do
+		run -0 --separate-stderr es-verify -j "$j"
+		[[ $stderr == *"ok: 1 records, "*"head seq 63 "* ]]
+		[[ $stderr != *warning* ]]
+	done
 	echo garbage >>"$ES_STORE/archive/MANIFEST"
 	run -1 --separate-stderr es-verify
 	[[ $stderr == "es-verify: archive/MANIFEST: "* ]]
