@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
-#include <signal.h>
 #include <string.h>
 
 #include "append.h"
@@ -125,10 +124,7 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 				    : fwrite(out.p, 1, out.len, stdout) != out.len ||
 				      fflush(stdout) != 0)) {
 			/* The chunk is durable; only its acknowledgement is lost.
-			 * Say so, and store nothing more that could not be told
-			 * (a reader that left after the last chunk is no news). */
-			if (errno == EPIPE && done + n == b->n)
-				break;
+			 * Say so, and store nothing more that could not be told. */
 			es_cli_error("write error on standard output: %s%s", strerror(errno),
 				     done + n < b->n ? "; later events were not stored" : "");
 			es_cli_stdout_reported();
@@ -192,8 +188,6 @@ int main(int argc, char **argv)
 	}
 	if (b.n == 0)
 		goto out_batch; /* nothing to do: not even a store is created */
-	if (c.batch_size && c.batch_size < b.n)
-		signal(SIGPIPE, SIG_IGN); /* a reader gone between chunks: say what was stored */
 	if (es_store_open(&s, com.store, ES_OPEN_WRITE | ES_OPEN_CREATE, &err) ||
 	    es_store_lock(&s, &err)) {
 		rc = report(&err);
