@@ -1000,6 +1000,19 @@ es-append: line 6: event id 'o2' already stored in stream 'old'"
 2 a 2"
 }
 
+# closed_pipe CMD...: run CMD with its stdout a pipe that nobody reads
+closed_pipe() {
+	perl -e 'pipe(R, W) or die; close R; open(STDOUT, ">&W") or die; exec @ARGV' "$@"
+}
+
+@test "a reader gone between chunks ends the run quietly after the first chunk (SIGPIPE)" {
+	for i in $(seq 1 30); do ev a T; done >"$TMP/in"
+	run -141 --separate-stderr closed_pipe es-append --batch-size 10 "$TMP/in"
+	assert_equal "$stderr" ""
+	assert_equal "$(log_all | wc -l)" 10
+	chain_ok "$ES_STORE/log/$SEG1"
+}
+
 @test "a failing write stores nothing: 'not stored', exit 4, log unchanged" {
 	append "$(ev a T)"
 	local before
