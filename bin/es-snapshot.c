@@ -354,7 +354,7 @@ static int verify_stream(struct app *a, struct es_snapshot *v, size_t n, size_t 
 	const char **bad = calloc(n, sizeof(*bad));
 	const char *rid = es_reducer_id(a->red);
 	size_t m = 0;
-	int rc = 0;
+	int rc = 0, log_only = 0;
 
 	if (!mine || !bad) {
 		free(mine);
@@ -376,7 +376,7 @@ static int verify_stream(struct app *a, struct es_snapshot *v, size_t n, size_t 
 		}
 	}
 	if (m > 0)
-		rc = es_snapshot_verify(&a->store, a->red, mine, m, bad, &a->err);
+		rc = es_snapshot_verify(&a->store, a->red, mine, m, bad, &log_only, &a->err);
 	for (size_t i = 0; i < m && rc == 0; i++) {
 		if (bad[i]) {
 			report_bad(mine[i], bad[i]);
@@ -384,7 +384,8 @@ static int verify_stream(struct app *a, struct es_snapshot *v, size_t n, size_t 
 		} else {
 			(*nok)++;
 			if (a->com.verbose)
-				report_bad(mine[i], "ok");
+				report_bad(mine[i], log_only ? "ok (checked against the log only: the "
+						   "stream's first events were purged)" : "ok");
 		}
 	}
 	free(mine);

@@ -920,8 +920,22 @@ static int verify_at(void *arg, const struct es_fold *f, const char *hash, struc
 	return 0;
 }
 
+int es_snapshot_history_purged(struct es_store *s, const char *stream, size_t slen)
+{
+	uint64_t purged = es_archive_purged_seq(s);
+	struct es_error e = {0, ""};
+	struct es_pos p;
+	int rc;
+
+	if (purged == 0 || !s->index || es_index_begin(s->index, 0, &e))
+		return 0;
+	rc = es_index_get_pos(s->index, stream, slen, 1, &p);
+	es_index_abort(s->index);
+	return rc == 1 || (rc == 0 && p.seq <= purged);
+}
+
 int es_snapshot_verify(struct es_store *s, const struct es_reducer *r, struct es_snapshot **v,
-		       size_t n, const char **bad, struct es_error *err)
+		       size_t n, const char **bad, int *log_only, struct es_error *err)
 {
 	struct verify vf = {v, n, 0, bad, ES_BUF_INIT};
 	char hash[ES_HASH_HEX + 1];
@@ -937,7 +951,9 @@ int es_snapshot_verify(struct es_store *s, const struct es_reducer *r, struct es
 		if (rc == 0 && v[i]->version > upto)
 			upto = v[i]->version;
 	}
-	if (upto == 0)
+	/* a replay from version 1 would read purged events */
+	*log_only = upto > 0 && es_snapshot_history_purged(s, v[0]->stream, v[0]->slen);
+	if (upto == 0 || *log_only)
 		return 0;
 	es_fold_init(&f, r);
 	if (!f.state)

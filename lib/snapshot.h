@@ -117,10 +117,17 @@ int es_snapshot_auto(struct es_store *s, const struct es_batch *b, size_t from, 
 /* Verify the snapshots v[0..n) of one stream, all taken under r, by one
  * full replay from version 1, comparing each state byte for byte.
  * bad[i] is set to a reason (static string) for each one that is wrong,
- * NULL for the right ones. The snapshots must have been read. Returns 0
- * (even when some are bad) or an error status. */
+ * NULL for the right ones. When the stream's first events were purged
+ * (es_snapshot_history_purged) no replay can recompute the states: they
+ * are checked against the log only, and *log_only is set. The snapshots
+ * must have been read. Returns 0 (even when some are bad) or an error
+ * status. */
 int es_snapshot_verify(struct es_store *s, const struct es_reducer *r, struct es_snapshot **v,
-		       size_t n, const char **bad, struct es_error *err);
+		       size_t n, const char **bad, int *log_only, struct es_error *err);
+/* 1 when the stream's first events were purged by es-archive
+ * --purge-before: its version 1 lies at or below the purge anchor, or an
+ * index rebuilt since holds no position for it. */
+int es_snapshot_history_purged(struct es_store *s, const char *stream, size_t slen);
 
 /* Remove a snapshot file (and its directory once empty), durably. */
 int es_snapshot_remove(const struct es_snapshot *sn, struct es_error *err);

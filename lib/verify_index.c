@@ -477,22 +477,6 @@ int es_verify_index_repair(struct run *R, struct es_error *err)
 	return 0;
 }
 
-/* Whether the stream of sn lost events to a purge (its version 1 is at or
- * below the anchor, or, in an index rebuilt since, nowhere): its
- * snapshots can no longer be recomputed from the log. */
-static int history_purged(struct es_store *s, const struct es_snapshot *sn, uint64_t purged)
-{
-	struct es_error e = {0, ""};
-	struct es_pos p;
-	int rc;
-
-	if (!s->index || es_index_begin(s->index, 0, &e))
-		return 0;
-	rc = es_index_get_pos(s->index, sn->stream, sn->slen, 1, &p);
-	es_index_abort(s->index);
-	return rc == 1 || (rc == 0 && p.seq <= purged);
-}
-
 /* Snapshots of one stream directory, v[0..n): each read and checked on its
  * own; those under the default reducer recomputed by one replay; the
  * others (their reducer spec is not at hand) checked against the log. */
@@ -509,7 +493,7 @@ static int snap_stream(struct run *R, struct es_store *s, const struct es_reduce
 		goto out;
 	}
 	uint64_t purged = es_archive_purged_seq(s);
-	int part = purged > 0 && n > 0 && !v[0].bad && history_purged(s, &v[0], purged);
+	int part = n > 0 && !v[0].bad && es_snapshot_history_purged(s, v[0].stream, v[0].slen);
 	for (size_t i = 0; i < n && !rc; i++) {
 		const char *why = NULL;
 		if (v[i].bad) {
@@ -532,8 +516,9 @@ static int snap_stream(struct run *R, struct es_store *s, const struct es_reduce
 			counts[part ? 2 : 1]++;
 		}
 	}
+	int log_only; /* 0 here: a part-purged stream's are not in mine */
 	if (!rc && m)
-		rc = es_snapshot_verify(s, red, mine, m, bad, err);
+		rc = es_snapshot_verify(s, red, mine, m, bad, &log_only, err);
 	for (size_t i = 0; i < m && !rc; i++) {
 		if (bad[i])
 			es_ilist_add(&R->post, mine[i]->path + mine[i]->rel, 0, 0, mine[i]->seq,

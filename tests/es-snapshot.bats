@@ -728,3 +728,15 @@ ignored() {
 	run -1 --separate-stderr es-snapshot --verify
 	[[ $stderr == *": snapshot of 's1' at version 3: its event was purged (es-archive --purge-before)" ]]
 }
+
+@test "--verify after a purge: a later snapshot of a part-purged stream is checked against the log" {
+	# a replay from version 1 read purged events: exit 4 "cannot open 'log/...'"
+	export ES_STORE="$TMP/purged"
+	purged_store_events
+	es-snapshot -q --stream s1
+	es-archive -q --before 2026-03-01
+	es-archive -q --purge-before 2026-02-15
+	run -0 --separate-stderr es-snapshot --verify -v
+	[[ $stderr == *": snapshot of 's1' at version 20: ok (checked against the log only: the stream's first events were purged)"* ]]
+	err_line "es-snapshot: 1 snapshots right, 0 wrong"
+}
