@@ -722,12 +722,9 @@ static int stream_names(struct app *a, struct names *nm)
 
 	if (a->com.nstreams) {
 		for (size_t i = 0; i < a->com.nstreams && rc == 0; i++) {
-			const char *st = a->com.streams[i];
-			size_t k = 0;
-			while (k < i && strcmp(a->com.streams[k], st) != 0)
-				k++;
-			if (k == i && (!clen || strncmp(st, a->com.category, clen) == 0))
-				rc = add_name(nm, st, strlen(st), 0); /* once, in order */
+			const char *st = a->com.streams[i]; /* each once (es_cli_parse) */
+			if (!clen || strncmp(st, a->com.category, clen) == 0)
+				rc = add_name(nm, st, strlen(st), 0);
 		}
 	} else {
 		if (es_index_begin(a->store.index, 0, &a->err))

@@ -290,16 +290,6 @@ static int add_name(void *arg, const char *s, size_t len, uint64_t version)
 	return 0;
 }
 
-/* Whether --stream i repeats none before it: a stream named twice is one
- * stream, printed once, as when files are read. */
-static int first_named(const struct es_common *c, size_t i)
-{
-	for (size_t k = 0; k < i; k++)
-		if (strcmp(c->streams[k], c->streams[i]) == 0)
-			return 0;
-	return 1;
-}
-
 static int by_stream(struct app *a)
 {
 	struct names nm = {NULL, 0};
@@ -308,8 +298,7 @@ static int by_stream(struct app *a)
 
 	if (a->com.nstreams) {
 		for (size_t i = 0; i < a->com.nstreams && rc == 0; i++)
-			if (first_named(&a->com, i) &&
-			    (!a->com.category || strncmp(a->com.streams[i], a->com.category, clen) == 0))
+			if (!a->com.category || strncmp(a->com.streams[i], a->com.category, clen) == 0)
 				rc = add_name(&nm, a->com.streams[i], strlen(a->com.streams[i]), 0);
 	} else {
 		if (es_index_begin(a->store.index, 0, &a->err))

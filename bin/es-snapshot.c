@@ -204,16 +204,6 @@ static int take(struct app *a)
 
 /* ---- list, verify, prune ------------------------------------------------ */
 
-/* Whether --stream i repeats none before it: a stream named twice has
- * its files listed (verified, pruned) once. */
-static int first_named(const struct es_common *c, size_t i)
-{
-	for (size_t k = 0; k < i; k++)
-		if (strcmp(c->streams[k], c->streams[i]) == 0)
-			return 0;
-	return 1;
-}
-
 /* The snapshot files the selectors name, read (and checked on their own)
  * when `read`; --category needs them read. */
 static int gather(struct app *a, int read, struct es_snapshot **v, size_t *n)
@@ -229,8 +219,6 @@ static int gather(struct app *a, int read, struct es_snapshot **v, size_t *n)
 		struct es_snapshot *one, *nv;
 		size_t n1;
 		const char *s = a->com.streams[i];
-		if (!first_named(&a->com, i))
-			continue;
 		if ((rc = es_snapshot_list(&a->store, s, strlen(s), &one, &n1, &a->err)))
 			break;
 		nv = realloc(all, (na + n1 + 1) * sizeof(*nv));

@@ -145,11 +145,20 @@ static int push(const char ***v, size_t *n, const char *s)
 	return 0;
 }
 
+/* --stream: a name given twice is one stream, read once */
+static int push_stream(struct es_common *c, const char *s)
+{
+	for (size_t i = 0; i < c->nstreams; i++)
+		if (strcmp(c->streams[i], s) == 0)
+			return 0;
+	return push(&c->streams, &c->nstreams, s);
+}
+
 static int shared(int key, const char *name, const char *arg, struct es_common *c)
 {
 	switch (key) {
 	case ES_K_STORE: c->store = arg; return 1;
-	case ES_K_STREAM: return push(&c->streams, &c->nstreams, arg) ? -1 : 1;
+	case ES_K_STREAM: return push_stream(c, arg) ? -1 : 1;
 	case ES_K_TYPE: return push(&c->types, &c->ntypes, arg) ? -1 : 1;
 	case ES_K_CATEGORY: c->category = arg; return 1;
 	case ES_K_FROM_SEQ: c->from_seq = es_cli_u64(name, arg); return 1;

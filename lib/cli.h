@@ -58,7 +58,7 @@ struct es_opt {
 struct es_common {
 	const char *store;
 	int store_given;                    /* by -d or $ES_STORE, not the default */
-	const char **streams; size_t nstreams;
+	const char **streams; size_t nstreams; /* each name once, in the order first given */
 	const char **types; size_t ntypes;
 	const char *category;
 	uint64_t from_seq, to_seq, limit;   /* to_seq, limit: UINT64_MAX when unset */
