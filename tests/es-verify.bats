@@ -53,6 +53,14 @@ head_hash() {
 	tail -n 1 "$(seg)" | sed 's/.*"hash":"\([0-9a-f]*\)"}$/\1/'
 }
 
+# before_archive: what the archive tests check after es-archive, in the
+# caller's h (the head hash), s (seq of SEG2's line 3), a (hash of line 2)
+before_archive() {
+	h=$(head_hash)
+	s=$(seq_of "$SEG2" 3)
+	a=$(hash_of "$SEG2" 2)
+}
+
 @test "--help and --version" {
 	run -0 --separate-stderr es-verify --help
 	assert_output --partial "usage: es-verify"
@@ -496,9 +504,7 @@ found_both_ways() {
 @test "an archived store: archived segments are read from archive/ and checked" {
 	command -v es-archive >/dev/null || skip "es-archive is not built"
 	local h s a
-	h=$(head_hash)
-	s=$(seq_of "$SEG2" 3)
-	a=$(hash_of "$SEG2" 2)
+	before_archive
 	es-archive -q --before 2100-01-01
 	[ -f "$ES_STORE/archive/MANIFEST" ]
 	run -0 --separate-stderr es-verify
@@ -577,9 +583,7 @@ verify_under_archive() {
 	# file" (exit 1): a segment left log/ between the listing and the read.
 	command -v es-archive >/dev/null || skip "es-archive is not built"
 	local h a s
-	h=$(head_hash)
-	s=$(seq_of "$SEG2" 3)
-	a=$(hash_of "$SEG2" 2)
+	before_archive
 	cp -a "$ES_STORE" "$TMP/base"
 	for j in 1 2; do
 		# listed, not yet read: read from the archive (the MANIFEST reloaded)
