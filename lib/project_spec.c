@@ -156,6 +156,8 @@ static int type_list(json_t *j, struct es_buf **v, size_t *n, const char *where,
 	size_t i;
 	json_t *t;
 
+	if (json_is_string(j) && json_string_length(j) == 0)
+		return es_fail(err, ES_DATA, "spec: %s: must be a non-empty string", where);
 	if (json_is_string(j))
 		return add_lit(v, n, json_string_value(j)) ? es_fail(err, ES_IO, "out of memory") : 0;
 	if (!json_is_array(j) || json_array_size(j) == 0)
@@ -299,8 +301,12 @@ static int compile_window(struct es_pspec *sp, struct es_pwin *w, json_t *j, con
 		return es_fail(err, ES_DATA, "spec: %s.threshold: must be an integer from 0 to 100000",
 			       where);
 	w->threshold = (uint64_t)json_integer_value(thr);
-	if ((v = json_object_get(j, "type")) && type_list(v, &w->types, &w->ntypes, where, err))
-		return err->code;
+	if ((v = json_object_get(j, "type"))) {
+		char at[64];
+		snprintf(at, sizeof(at), "%s.type", where);
+		if (type_list(v, &w->types, &w->ntypes, at, err))
+			return err->code;
+	}
 	return compile_alert(w, json_object_get(j, "alert"), where, err);
 }
 

@@ -202,6 +202,15 @@ EOF
 	printf '{"name":"x","windows":[{"name":"w","size":"1m","threshold":-1}]}' > e.json
 	run -3 --separate-stderr es-project e.json
 	[[ "$stderr" == *"windows[0].threshold"* ]]
+	printf '{"name":"x","windows":[{"name":"w","type":5,"size":"1m","threshold":1}]}' > e.json
+	run -3 --separate-stderr es-project e.json
+	[[ "$stderr" == *"windows[0].type: must be a type or"* ]]
+	printf '{"name":"x","windows":[{"name":"w","type":["A",""],"size":"1m","threshold":1}]}' > e.json
+	run -3 --separate-stderr es-project e.json
+	[[ "$stderr" == *"windows[0].type[1]: must be a non-empty string"* ]]
+	printf '{"name":"x","windows":[{"name":"w","type":"","size":"1m","threshold":1}]}' > e.json
+	run -3 --separate-stderr es-project e.json
+	[[ "$stderr" == *"windows[0].type: must be a non-empty string"* ]]
 	printf '{"name":"x","windows":[{"name":"w","size":"1m","threshold":1,"alert":{"key":1}}]}' > e.json
 	run -3 --separate-stderr es-project e.json
 	[[ "$stderr" == *'"key" is filled in'* ]]
