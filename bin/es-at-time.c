@@ -368,50 +368,6 @@ static int next_selected(struct app *a, struct es_log *lg, const char **line, si
 	return n;
 }
 
-/* A stream to print, with what orders it. */
-struct slot {
-	const struct es_buf *stream;
-	size_t rank, i;
-};
-
-/* Names compare as the index orders them, by their decoded bytes: the
- * escaped literals would put "a\n" after "a[" (the '\\' is 0x5c). */
-static int by_slot(const void *x, const void *y)
-{
-	const struct slot *p = x, *q = y;
-
-	if (p->rank != q->rank)
-		return p->rank < q->rank ? -1 : 1;
-	return es_json_lit_cmp(p->stream->p, p->stream->len, q->stream->p, q->stream->len);
-}
-
-/* Put the folds idx[0..n) (in order of appearance) in the order the index
- * path prints them too, so that every path answers alike: the --stream
- * order, else stream-name order with --category, else as they came. */
-static void print_order(const struct app *a, const struct es_foldset *fs, size_t *idx, size_t n)
-{
-	struct slot *v;
-
-	if (!a->sel.nstreams && !a->sel.has_category)
-		return;
-	if (!(v = malloc((n ? n : 1) * sizeof(*v))))
-		return; /* out of memory: keep the order of appearance */
-	for (size_t k = 0; k < n; k++) {
-		const struct es_fold *f = &fs->f[idx[k]];
-		v[k].stream = &f->stream;
-		v[k].i = idx[k];
-		v[k].rank = 0;
-		for (size_t r = 0; r < a->sel.nstreams; r++)
-			if (a->sel.streams[r].len == f->stream.len &&
-			    memcmp(a->sel.streams[r].p, f->stream.p, f->stream.len) == 0)
-				v[k].rank = r;
-	}
-	qsort(v, n, sizeof(*v), by_slot);
-	for (size_t k = 0; k < n; k++)
-		idx[k] = v[k].i;
-	free(v);
-}
-
 static int state_scan(struct app *a, struct es_log *lg)
 {
 	struct es_foldset fs;
@@ -444,7 +400,7 @@ static int state_scan(struct app *a, struct es_log *lg)
 	for (size_t i = 0; rc == 0 && i < fs.n; i++)
 		order[i] = i;
 	if (rc == 0)
-		print_order(a, &fs, order, fs.n);
+		es_foldset_order(&a->sel, &fs, order, fs.n);
 	for (size_t i = 0; rc == 0 && i < fs.n; i++) {
 		int e = print_fold(a, &fs.f[order[a->com.reverse ? fs.n - 1 - i : i]]);
 		if (e) {
@@ -503,7 +459,7 @@ static int diff_scan(struct app *a, struct es_log *lg)
 	if (n < 0)
 		rc = -n;
 	if (rc == 0)
-		print_order(a, &fs, order, norder);
+		es_foldset_order(&a->sel, &fs, order, norder);
 	for (size_t k = 0; rc == 0 && k < norder; k++) {
 		size_t i = order[a->com.reverse ? norder - 1 - k : k];
 		int e = print_change(a, &fs.f[i], &ch[i]);

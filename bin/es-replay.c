@@ -150,6 +150,7 @@ static int scan(struct app *a, struct es_log *lg)
 	const char *line;
 	size_t len;
 	struct es_rec r;
+	size_t *order = NULL;
 	int n, rc = 0;
 
 	while ((n = es_log_next(lg, &line, &len, &r, ES_REC_BODY, &a->err)) == 1) {
@@ -179,13 +180,21 @@ static int scan(struct app *a, struct es_log *lg)
 			flush_collected(a, 0);
 		return rc;
 	}
+	/* in the order the index path prints them (by_stream) */
+	if (rc == 0 && !(order = malloc((fs->n ? fs->n : 1) * sizeof(*order))))
+		rc = es_fail(&a->err, ES_IO, "out of memory");
+	for (size_t i = 0; rc == 0 && i < fs->n; i++)
+		order[i] = i;
+	if (rc == 0)
+		es_foldset_order(&a->sel, fs, order, fs->n);
 	for (size_t i = 0; rc == 0 && i < fs->n; i++) {
-		int p = print_fold(a, &fs->f[a->com.reverse ? fs->n - 1 - i : i]);
+		int p = print_fold(a, &fs->f[order[a->com.reverse ? fs->n - 1 - i : i]]);
 		if (p < 0)
 			rc = a->err.code;
 		if (p)
 			break;
 	}
+	free(order);
 	return rc;
 }
 

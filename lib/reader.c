@@ -12,6 +12,7 @@
 #include "archive.h"
 #include "io.h"
 #include "json.h"
+#include "reducer.h"
 
 /* A name given on the command line must be one that could be stored. */
 static int check_name(const char *what, const char *s, struct es_error *err)
@@ -618,4 +619,45 @@ int es_store_read_stream(struct es_store *s, const char *stream, size_t slen, ui
 	es_index_abort(s->index);
 	free(buf);
 	return rc;
+}
+
+/* A stream to print, with what orders it. */
+struct slot {
+	const struct es_buf *stream;
+	size_t rank, i;
+};
+
+/* Names compare as the index orders them, by their decoded bytes: the
+ * escaped literals would put "a\n" after "a[" (the '\\' is 0x5c). */
+static int by_slot(const void *x, const void *y)
+{
+	const struct slot *p = x, *q = y;
+
+	if (p->rank != q->rank)
+		return p->rank < q->rank ? -1 : 1;
+	return es_json_lit_cmp(p->stream->p, p->stream->len, q->stream->p, q->stream->len);
+}
+
+void es_foldset_order(const struct es_sel *sel, const struct es_foldset *fs, size_t *idx, size_t n)
+{
+	struct slot *v;
+
+	if (!sel->nstreams && !sel->has_category)
+		return;
+	if (!(v = malloc((n ? n : 1) * sizeof(*v))))
+		return; /* out of memory: keep the order of appearance */
+	for (size_t k = 0; k < n; k++) {
+		const struct es_fold *f = &fs->f[idx[k]];
+		v[k].stream = &f->stream;
+		v[k].i = idx[k];
+		v[k].rank = 0;
+		for (size_t r = 0; r < sel->nstreams; r++)
+			if (sel->streams[r].len == f->stream.len &&
+			    memcmp(sel->streams[r].p, f->stream.p, f->stream.len) == 0)
+				v[k].rank = r;
+	}
+	qsort(v, n, sizeof(*v), by_slot);
+	for (size_t k = 0; k < n; k++)
+		idx[k] = v[k].i;
+	free(v);
 }

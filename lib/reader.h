@@ -38,6 +38,14 @@ int es_sel_match(const struct es_sel *sel, const struct es_rec *r);
 /* Whether the record's stream passes --stream/--category (the other
  * selectors ignored). */
 int es_sel_match_stream(const struct es_sel *sel, const struct es_rec *r);
+/* Put the folds idx[0..n) of fs (in order of appearance) in the order the
+ * index path prints them, so that files and the store answer alike: the
+ * order of --stream, else stream-name order with --category (names
+ * compared decoded, as the index keys them), else unchanged. Out of memory
+ * leaves the order of appearance. */
+struct es_foldset;
+void es_foldset_order(const struct es_sel *sel, const struct es_foldset *fs, size_t *idx,
+		      size_t n);
 
 /* A sequential source of stored lines. */
 struct es_log {

@@ -26,6 +26,24 @@ local_setup() {
 	[ "$(jq -r .stream <<<"$output" | tr '\n' ' ')" = "order-1 order-2 cust-ann " ]
 }
 
+@test "states in --stream order, else name order with --category: files as the store" {
+	# first appearance in the log: order-1 order-2 cust-ann
+	for src in "" "$(seg)"; do
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-replay --stream cust-ann --stream order-2 --stream order-1 $src
+		[ "$(jq -r .stream <<<"$output" | tr '\n' ' ')" = "cust-ann order-2 order-1 " ]
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-replay --stream cust-ann --stream order-1 --reverse $src
+		[ "$(jq -r .stream <<<"$output" | tr '\n' ' ')" = "order-1 cust-ann " ]
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-replay --category '' $src
+		[ "$(jq -r .stream <<<"$output" | tr '\n' ' ')" = "cust-ann order-1 order-2 " ]
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-replay --category order- --reverse --limit 1 $src
+		[ "$(jq -r .stream <<<"$output")" = "order-2" ]
+	done
+}
+
 @test "--events prints the stored lines untouched" {
 	run -0 --separate-stderr es-replay --events --stream order-1
 	[ "${#lines[@]}" -eq 4 ]
