@@ -146,6 +146,19 @@ static int streams(struct app *a, struct names *nm)
 	return rc ? es_fail(&a->err, ES_IO, "out of memory") : 0;
 }
 
+/* The index is behind the log and recovery could not catch it up: say why
+ * (damage in the log is an integrity failure, exit 1, as every reader
+ * reports it; a store this user cannot write is an I/O error). */
+static int index_unusable(struct app *a)
+{
+	const struct es_error *why = &a->store.index_why;
+
+	if (!why->code)
+		return es_fail(&a->err, ES_IO, "the index of '%s' cannot be used", a->store.dir);
+	return es_fail(&a->err, why->code, "the index of '%s' cannot be brought up to date: %s",
+		       a->store.dir, why->msg);
+}
+
 static int take(struct app *a)
 {
 	struct es_buf out = ES_BUF_INIT;
@@ -155,7 +168,7 @@ static int take(struct app *a)
 
 	rc = es_store_index_ready(&a->store, &a->err);
 	if (rc == 1 || (rc == 0 && !a->store.index))
-		rc = es_fail(&a->err, ES_IO, "the index of '%s' cannot be used", a->store.dir);
+		rc = index_unusable(a);
 	if (rc || (rc = streams(a, &nm))) {
 		names_free(&nm);
 		return es_cli_report(&a->err);
@@ -389,7 +402,7 @@ static int verify(struct app *a)
 
 	rc = es_store_index_ready(&a->store, &a->err);
 	if (rc == 1 || (rc == 0 && !a->store.index))
-		rc = es_fail(&a->err, ES_IO, "the index of '%s' cannot be used", a->store.dir);
+		rc = index_unusable(a);
 	if (rc || (rc = gather(a, 1, &v, &n)))
 		return es_cli_report(&a->err);
 	for (size_t i = 0, j; i < n && rc == 0; i = j) {

@@ -528,6 +528,7 @@ static int index_check(struct es_store *s, struct es_error *err)
 	}
 	/* Behind or missing: let a writer's recovery bring it up to date. */
 	if (es_store_open_index(s, 1, err) || es_store_lock(s, err)) {
+		s->index_why = *err;
 		es_error_clear(err);
 		es_store_open_index(s, 0, err);
 		es_error_clear(err);

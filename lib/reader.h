@@ -93,7 +93,8 @@ int es_store_visible_end(struct es_store *s, uint64_t seg, uint64_t *end, struct
 
 /* Make the index usable for reading: if it does not match the log, take
  * the lock and let recovery catch it up. 0 with s->index usable, 1 when the
- * index cannot be used (read-only store: callers scan), or an error. */
+ * index cannot be used (read-only store, or damage recovery refuses to
+ * pass: callers scan; s->index_why says why), or an error. */
 int es_store_index_ready(struct es_store *s, struct es_error *err);
 
 /* Call cb for each stored line of one stream with version in [from, to],

@@ -53,6 +53,7 @@ struct es_store {
 	int index_clean;           /* the last recovery found the index current */
 	int index_state;           /* es_store_index_ready's answer, once known:
 				    * 0 not asked yet, 1 ready, 2 unusable */
+	struct es_error index_why;  /* when unusable: why it could not be caught up */
 	/* archive/MANIFEST (archive.h), re-read by es_store_list_segments();
 	 * NULL when nothing is archived */
 	struct es_archive *archive;

@@ -740,3 +740,16 @@ ignored() {
 	[[ $stderr == *": snapshot of 's1' at version 20: ok (checked against the log only: the stream's first events were purged)"* ]]
 	err_line "es-snapshot: 1 snapshots right, 0 wrong"
 }
+
+@test "damage in the log: taking and --verify name it and exit 1, as readers do" {
+	# one byte fewer in event 4: the index is behind the log, and
+	# recovery refuses to pass the damaged record
+	sed -i '4s/"type":/"tpe":/' "$ES_STORE"/log/*.ndjson
+	run -1 --separate-stderr es-replay --stream order-1
+	[[ "$stderr" == *"envelope keys missing or out of order"* ]]
+	run -1 --separate-stderr es-snapshot
+	[[ "$stderr" == *"cannot be brought up to date: log/"*"seq 4: envelope keys missing"* ]]
+	run -1 --separate-stderr es-snapshot --verify
+	[[ "$stderr" == *"seq 4: envelope keys missing"* ]]
+	[ ! -d "$ES_STORE/snapshots" ] || [ -z "$(find "$ES_STORE/snapshots" -type f)" ]
+}
