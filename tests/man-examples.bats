@@ -2,18 +2,17 @@
 # The man pages: lint, sections, and the commands of their EXAMPLES, which
 # are run so that the documentation cannot drift from the programs.
 #
-# Convention (tests/man-examples.sh has the details): in the rendered
-# EXAMPLES section, a line starting with "$ " is a command and the "> "
+# Convention (tests/man-examples.sh has the details): an example is a
+# display in the rendered EXAMPLES section (in mdoc a `.Bd -literal -offset
+# indent` block); in it, a line starting with "$ " is a command and the "> "
 # lines right after it continue it, as the shell's prompts show them; the
-# other
-# lines of the display are the command's output (stdout and stderr
-# together), which must match what it prints, "..." standing for text that
-# varies from run to run. In mdoc that is a `.Bd -literal -offset indent`
-# block. The examples of a page run in order in one fresh temp dir, with
-# ES_STORE pointing into it and the built programs on PATH; every command
-# must exit 0. An example that names an es program that is not built yet is
-# skipped with a note, and a page whose examples are all skipped is
-# reported as skipped.
+# other lines after a command are its output (stdout and stderr together),
+# which must match what it prints, "..." standing for text that varies from
+# run to run. The examples of a page run in order in one fresh temp dir,
+# with ES_STORE pointing into it and the built programs on PATH; every
+# command must exit 0. An example that names an es program that is not
+# built yet is skipped with a note, and a page whose examples are all
+# skipped is reported as skipped.
 
 bats_require_minimum_version 1.5.0
 load helpers
@@ -94,7 +93,8 @@ not a command
 > not a continuation either
 $ echo "\(aqq\(aq"
 .Ed
-Prose that mentions $ signs is not run.
+Prose that mentions $ signs is not run,
+$ nor prose that starts like a command.
 .Bd -literal -offset indent
 $ true
 .Ed'
