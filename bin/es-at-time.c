@@ -104,72 +104,6 @@ static int handle(int key, const char *arg, void *p)
 	return ES_USAGE;
 }
 
-/* The option of opts that arg names (a long name, or a unique prefix of
- * one), or NULL. */
-static const struct es_opt *long_opt(const char *arg)
-{
-	const struct es_opt *hit = NULL;
-	size_t n = strcspn(arg, "=");
-
-	for (const struct es_opt *o = opts; o->name; o++) {
-		if (strncmp(o->name, arg, n) != 0)
-			continue;
-		if (o->name[n] == '\0')
-			return o;
-		hit = hit ? (const struct es_opt *)-1 : o;
-	}
-	return hit == (const struct es_opt *)-1 ? NULL : hit;
-}
-
-/* Options may follow the operands, as in git and jq (`es-at-time TIME
- * --stream S`): a copy of argv with the options first, then "--", then the
- * operands in their order. "--" ends the options; "-" is an operand. */
-static char **permute(int argc, char **argv)
-{
-	char **v = calloc((size_t)argc + 2, sizeof(*v)), **ops = calloc((size_t)argc + 1, sizeof(*v));
-	int n = 0, nops = 0, i;
-
-	if (!v || !ops) {
-		es_cli_error("out of memory");
-		exit(ES_IO);
-	}
-	v[n++] = argv[0];
-	for (i = 1; i < argc; i++) {
-		const char *s = argv[i];
-		if (strcmp(s, "--") == 0) {
-			i++;
-			break;
-		}
-		if (s[0] != '-' || s[1] == '\0') {
-			ops[nops++] = argv[i];
-			continue;
-		}
-		v[n++] = argv[i];
-		if (s[1] == '-') {
-			const struct es_opt *o = long_opt(s + 2);
-			if (o && o->arg && !strchr(s, '=') && i + 1 < argc)
-				v[n++] = argv[++i];
-			continue;
-		}
-		for (const char *c = s + 1; *c; c++) {
-			const struct es_opt *o = opts;
-			while (o->name && o->key != *c)
-				o++;
-			if (!o->name || !o->arg)
-				continue;
-			if (c[1] == '\0' && i + 1 < argc)
-				v[n++] = argv[++i];
-			break;
-		}
-	}
-	while (i < argc)
-		ops[nops++] = argv[i++];
-	v[n++] = (char *)"--";
-	memcpy(v + n, ops, (size_t)nops * sizeof(*v));
-	free(ops);
-	return v;
-}
-
 static int64_t operand_time(const char *what, const char *arg)
 {
 	int64_t us;
@@ -758,16 +692,12 @@ int main(int argc, char **argv)
 		"a seq, or what changed between two times; from the store or NDJSON FILEs ('-': stdin).",
 		opts, handle, &a,
 	};
-	char **av = NULL;
 	int first, used, rc;
 
 	memset(&a, 0, sizeof(a));
 	es_cli_init("es-at-time");
-	av = permute(argc, argv);
-	for (argc = 0; av[argc]; argc++)
-		;
-	first = es_cli_parse(&prog, argc, av, &a.com);
-	used = setup(&a, argc - first, av + first);
+	first = es_cli_parse(&prog, argc, argv, &a.com);
+	used = setup(&a, argc - first, argv + first);
 	first += used;
 	if (es_sel_init(&a.sel, &a.com, &a.err) ||
 	    ((a.mode != M_BETWEEN && a.mode != M_AFTER) &&
@@ -777,7 +707,7 @@ int main(int argc, char **argv)
 	}
 	if (first < argc) {
 		struct es_log lg;
-		rc = es_log_open_files(&lg, av + first, argc - first, &a.err) ? a.err.code
+		rc = es_log_open_files(&lg, argv + first, argc - first, &a.err) ? a.err.code
 									       : run_scan(&a, &lg);
 		es_log_close(&lg);
 	} else {
@@ -794,7 +724,6 @@ int main(int argc, char **argv)
 	}
 out:
 	release(&a);
-	free(av);
 	{
 		int crc = es_cli_close_stdout();
 		if (!rc)

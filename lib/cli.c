@@ -192,7 +192,8 @@ int es_cli_parse(const struct es_prog *p, int argc, char **argv, struct es_commo
 	c->since = INT64_MIN;
 	c->until = INT64_MAX;
 	c->jobs = 1;
-	so[sn++] = '+'; /* stop at the first operand, like POSIX */
+	/* No '+': options may follow the operands, as in git and jq
+	 * (`es-replay part.ndjson --stream S`); "--" ends them. */
 	so[sn++] = ':';
 	for (const struct es_opt *o = p->opts; o->name && n < 95; o++) {
 		lo[n].name = o->name;

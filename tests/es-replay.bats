@@ -44,6 +44,26 @@ local_setup() {
 	done
 }
 
+@test "options may follow the operands, as in git; '--' ends them" {
+	es-replay --events > all.ndjson
+	run -0 --separate-stderr es-replay all.ndjson --stream order-2
+	[ "$(jq -r .stream <<<"$output")" = "order-2" ]
+	run -0 --separate-stderr es-verify all.ndjson -q
+	[ -z "$stderr" ]
+	run -0 --separate-stderr es-at-time 2099-01-01 all.ndjson --stream cust-ann
+	[ "$(jq -r .stream <<<"$output")" = "cust-ann" ]
+	# a trailing option without its value is a usage error, not a value "--"
+	run -2 --separate-stderr es-at-time 2099-01-01 --stream
+	[[ "$stderr" == *"option '--stream' needs a value"* ]]
+	run -2 --separate-stderr es-at-time 2099-01-01 -d
+	[[ "$stderr" == *"option '-d' needs a value"* ]]
+	run -2 --separate-stderr es-replay all.ndjson --limit
+	[[ "$stderr" == *"option '--limit' needs a value"* ]]
+	# after "--" every word is an operand
+	run -4 --separate-stderr es-replay -- all.ndjson --stream
+	[[ "$stderr" == *"cannot open '--stream'"* ]]
+}
+
 @test "--events prints the stored lines untouched" {
 	run -0 --separate-stderr es-replay --events --stream order-1
 	[ "${#lines[@]}" -eq 4 ]
