@@ -679,7 +679,7 @@ int es_index_each_stream_pos(struct es_index *ix,
 	return walk_streams(ix, ix->txn, NULL, 0, NULL, cb, arg);
 }
 
-int es_index_each_stream_pos_apart(struct es_index *ix,
+int es_index_each_stream_pos_apart(struct es_index *ix, struct es_head *h, int *head_rc,
 				   int (*cb)(void *arg, const char *stream, size_t len,
 					     uint64_t version, const struct es_pos *pos),
 				   void *arg)
@@ -690,6 +690,7 @@ int es_index_each_stream_pos_apart(struct es_index *ix,
 	/* (MDB_NOTLS: a read transaction is not tied to its thread's slot) */
 	if (mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn) != 0)
 		return -1;
+	*head_rc = head_in(ix, txn, h);
 	ret = walk_streams(ix, txn, NULL, 0, NULL, cb, arg);
 	mdb_txn_abort(txn);
 	return ret;

@@ -118,8 +118,10 @@ int es_index_each_stream_pos(struct es_index *ix,
 			     void *arg);
 /* es_index_each_stream_pos in a read transaction of its own, begun and
  * ended here: for another thread while the one that owns ix does not use
- * it (es-verify walks the index while its threads check the log). */
-int es_index_each_stream_pos_apart(struct es_index *ix,
+ * it (es-verify walks the index while its threads check the log). *h and
+ * *head_rc (es_index_get_head's return) are the head that transaction
+ * sees: what the rows cover. */
+int es_index_each_stream_pos_apart(struct es_index *ix, struct es_head *h, int *head_rc,
 				   int (*cb)(void *arg, const char *stream, size_t len,
 					     uint64_t version, const struct es_pos *pos),
 				   void *arg);

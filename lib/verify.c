@@ -766,7 +766,13 @@ static void *work(void *arg)
 	size_t i;
 
 	while ((i = atomic_fetch_add(&R->next, 1)) < R->nu) {
-		run_unit(R, &R->u[i], w->chain);
+		/* Empty when listed: checked as such afterwards (run_units), as
+		 * the serial run does. A writer may have filled it since; what
+		 * it wrote is past the head this run checks. */
+		if (R->u[i].store_seg && R->u[i].size == 0)
+			R->u[i].ran = 1;
+		else
+			run_unit(R, &R->u[i], w->chain);
 		pthread_mutex_lock(&R->plock);
 		R->u[i].done = 1;
 		pthread_cond_broadcast(&R->donecv);

@@ -252,7 +252,8 @@ static void *ahead_run(void *arg)
 	struct ixahead *a = arg;
 
 	if (a->rows_wanted)
-		a->rc = es_index_each_stream_pos_apart(a->ix, ahead_row, a);
+		a->rc = es_index_each_stream_pos_apart(a->ix, &a->rows_head, &a->rows_head_rc,
+						       ahead_row, a);
 	a->pos_rc = es_index_each_pos_apart(a->ix, &a->head, &a->head_rc, sum_pos, &a->sum);
 	return NULL;
 }
@@ -299,13 +300,22 @@ void es_verify_index_ahead_end(struct run *R)
 	memset(a, 0, sizeof(*a));
 }
 
-/* The streams the index has, against the log: walked ahead, or now. */
+/* Whether a read of the index (rc as es_index_get_head's, h) saw the head
+ * the run compared with the log's: a writer that appended since moved the
+ * index on, and then the index holds more than the log that was checked. */
+static int at_ih(const struct run *R, int rc, const struct es_head *h)
+{
+	return rc == 0 && h->seq == R->ih.seq && memcmp(h->hash, R->ih.hash, ES_HASH_HEX) == 0;
+}
+
+/* The streams the index has, against the log: walked ahead (when that
+ * walk saw the run's head), or now. */
 static void ix_streams(struct run *R, struct es_index *ix, struct ixwalk *w)
 {
 	struct ixahead *a = &R->ahead;
 
 	ahead_join(R);
-	if (a->started && a->ix == ix && a->rc == 0) {
+	if (a->started && a->ix == ix && a->rc == 0 && at_ih(R, a->rows_head_rc, &a->rows_head)) {
 		for (size_t i = 0; i < a->n; i++) {
 			const struct ixrow *r = &a->rows[i];
 			ix_stream(w, a->names.p + r->name, r->len, r->version,
@@ -346,7 +356,7 @@ static void ix_digest(struct run *R, struct es_index *ix)
 	}
 	/* a writer moved the index on since its head was read: the walk saw
 	 * more than the log that was checked */
-	if (hrc != 0 || h.seq != R->ih.seq || memcmp(h.hash, R->ih.hash, ES_HASH_HEX) != 0)
+	if (!at_ih(R, hrc, &h))
 		return;
 	for (size_t i = 0; i < R->nu; i++) {
 		sum += R->u[i].digest;
@@ -440,11 +450,26 @@ void es_verify_index_check(struct run *R, struct es_index *ix, const struct pos 
 		return;
 	}
 	struct ixwalk w = {R, ix, 0, R->gmap.complete};
-	ix_streams(R, ix, &w);
-	ix_positions(R, ix);
+	struct es_head now;
+	int nrc = es_index_get_head(ix, &now);
+	/* The positions of versions before the head do not move: the
+	 * look-back holds even if a writer appended since. */
 	if (from > 1 && !R->purged)
 		lookback(R, ix, from);
-	else if (w.complete && R->ixissues.n == 0) {
+	if (!at_ih(R, nrc, &now)) {
+		/* not known to be wrong, and readers may use it: snapshots are
+		 * checked through it, --repair-index leaves it */
+		es_index_abort(ix);
+		R->index_state = IX_OK;
+		es_ilist_add(&R->warn, "index/", 0, 0, 0,
+			  "a writer appended while it was checked (its head moved from seq %llu "
+			  "to %llu): compared with the log at its head only",
+			  (unsigned long long)ih->seq, (unsigned long long)(nrc == 0 ? now.seq : 0));
+		return;
+	}
+	ix_streams(R, ix, &w);
+	ix_positions(R, ix);
+	if (!(from > 1 && !R->purged) && w.complete && R->ixissues.n == 0) {
 		uint64_t n = 0;
 		for (size_t i = 0; i < R->gmap.cap; i++)
 			n += R->gmap.e[i].used && R->gmap.e[i].first_seq <= R->head_seq;

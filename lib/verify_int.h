@@ -191,6 +191,8 @@ struct ixahead {
 	int started, joined;
 	int rows_wanted;
 	int rc;                    /* 0: rows are every stream; else walk again */
+	struct es_head rows_head;  /* the index's head as the streams' walk saw it */
+	int rows_head_rc;
 	int pos_rc;                /* 0: sum holds every position; else walk again */
 	struct ixsum sum;
 	struct es_head head;       /* the index's head as the positions' walk saw it */

@@ -604,6 +604,62 @@ verify_under_archive() {
 	[ "$stderr" = "es-verify: $(basename "$(dirname "$SEG2")")/$N2: seq $(seq_of "$SEG2" 1): removed from log/ while es-verify ran, and not archived" ]
 }
 
+# rolled_store: single appends in 4 KiB segments until one rolls the log
+# into a new, still empty segment (the append killed before its write)
+rolled_store() {
+	local n i
+	export ES_STORE="$TMP/rolled"
+	echo '{"stream":"a","type":"T"}' | es-append -q
+	sed -i 's/"segment_size":[0-9]*/"segment_size":4096/' "$ES_STORE/store.json"
+	n=$(ls "$ES_STORE"/log | wc -l)
+	for i in $(seq 1 100); do
+		echo '{"stream":"a","type":"T"}' | ES_CRASH=before-write:1 es-append -q || true
+		[ "$(ls "$ES_STORE"/log | wc -l)" -gt "$n" ] && break
+		echo '{"stream":"a","type":"T"}' | es-append -q
+	done
+	[ ! -s "$(seg)" ]
+	N=$(grep -c . "$ES_STORE"/log/*.ndjson | awk -F: '{ s += $2 } END { print s }')
+}
+
+# verify_rolled J CRASH: on a fresh rolled_store, es-verify -j J stopped
+# after its listing while one event is appended (ES_CRASH=CRASH, or "" for
+# none), then on; its exit status in $status, its stderr in $stderr
+verify_rolled() {
+	local pid
+	rm -rf "$TMP/rolled"
+	rolled_store
+	ES_VERIFY_STOP=verify-listed es-verify -j "$1" 2>"$TMP/v.err" &
+	pid=$!
+	stopped "$pid"
+	echo '{"stream":"a","type":"T"}' | ES_CRASH=$2 es-append -q || true
+	[ -s "$(seg)" ]
+	kill -CONT "$pid"
+	status=0
+	wait "$pid" || status=$?
+	stderr=$(cat "$TMP/v.err")
+}
+
+@test "regression: writers during a run, at a segment roll: no false failure" {
+	# es-verify -j 2 read an event appended after the listing into a
+	# segment listed empty: "the index holds the positions of N events,
+	# the log N+1"; and with the index moved on since its head was read:
+	# "stream 'a': the index says version N+1, the log N" (exit 1)
+	for j in 1 2; do
+		# in the log, durably, after the listing; the index not yet
+		verify_rolled "$j" after-sync:1
+		[ "$status" -eq 0 ] || { echo "-j $j: exit $status: $stderr"; return 1; }
+		[[ "$stderr" == *"ok: $N records, "* ]]
+		# an append after the listing: the index moves on during the run
+		verify_rolled "$j" ""
+		[ "$status" -eq 0 ] || { echo "-j $j: exit $status: $stderr"; return 1; }
+		[[ "$stderr" == *"index/: a writer appended while it was checked"* ]]
+		[[ "$stderr" == *"ok: $N records, "* ]]
+		# once the writers stop, the whole index is compared again
+		run -0 --separate-stderr es-verify -j "$j"
+		[[ "$stderr" != *"index/"* ]]
+	done
+}
+
 # purged_store: a store of 80 events over four streams, one a day from
 # 2026-01-01, in small segments, archived and purged before 2026-02-15
 purged_store() {
