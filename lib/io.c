@@ -80,6 +80,17 @@ static int fault(const char *op)
 	return 0;
 }
 
+void es_stop_point(const char *name)
+{
+	static int stopped; /* once a process: the test lets it go on once */
+	const char *v = getenv("ES_STOP");
+
+	if (v && strcmp(v, name) == 0 && !stopped) {
+		stopped = 1;
+		raise(SIGSTOP);
+	}
+}
+
 void es_crash_point(const char *name)
 {
 	static struct { const char *name; unsigned long n; } seen[16];

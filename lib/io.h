@@ -108,4 +108,19 @@ void es_crash_point(const char *name);
 static inline void es_crash_point(const char *name) { (void)name; }
 #endif
 
+/* Test builds: ES_STOP=POINT stops the process (SIGSTOP) at the named
+ * point, the first time it is reached, so that a test can run a writer or
+ * es-archive under a reader that takes no lock, and then let it go on
+ * (SIGCONT). The points:
+ *   verify-listing   es-verify read the first segment name from log/
+ *   verify-listed    es-verify read log/ and the MANIFEST, no segment yet
+ *   reader-listed    es_log_open_store listed the segments, read none
+ *   seek-listed      es_seek_init listed them, searched none
+ */
+#ifdef ES_TEST_HOOKS
+void es_stop_point(const char *name);
+#else
+static inline void es_stop_point(const char *name) { (void)name; }
+#endif
+
 #endif

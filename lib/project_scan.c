@@ -72,9 +72,10 @@ static void unmap_all(struct es_pscan *sc)
 static int open_once(struct es_pscan *sc, uint64_t seg, uint64_t off, struct es_error *err)
 {
 	struct es_store *s = sc->s;
+	uint64_t limit;
 	int rc;
 
-	if (es_store_list_segments(s, err))
+	if (es_store_list_tail(s, &limit, err))
 		return err->code;
 	if (s->nsegs == 0)
 		return 0;
@@ -89,8 +90,7 @@ static int open_once(struct es_pscan *sc, uint64_t seg, uint64_t off, struct es_
 	for (size_t i = 0; i < sc->nsegs; i++)
 		snprintf(sc->names[i], sizeof(sc->names[i]), "log/%020llu.ndjson",
 			 (unsigned long long)sc->segs[i]);
-	if (es_store_visible_end(s, sc->segs[sc->nsegs - 1], &sc->limit, err))
-		return err->code;
+	sc->limit = limit;
 	if (seg) {
 		while (sc->i < sc->nsegs && sc->segs[sc->i] != seg)
 			sc->i++;

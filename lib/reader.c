@@ -166,6 +166,31 @@ int es_store_visible_end(struct es_store *s, uint64_t seg, uint64_t *end, struct
 	return rc;
 }
 
+/* Whether segment seg has left log/ (es-archive moved it). */
+static int seg_gone(struct es_store *s, uint64_t seg)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	es_store_seg_path(s, seg, path, sizeof(path));
+	return stat(path, &sb) != 0 && errno == ENOENT;
+}
+
+int es_store_list_tail(struct es_store *s, uint64_t *end, struct es_error *err)
+{
+	for (int tries = 0;; tries++) {
+		*end = 0;
+		if (es_store_list_segments(s, err))
+			return err->code;
+		if (s->nsegs == 0 || es_store_visible_end(s, s->segs[s->nsegs - 1], end, err) == 0)
+			return 0;
+		/* archived since the listing (sealed first: a new one follows) */
+		if (tries == 16 || !seg_gone(s, s->segs[s->nsegs - 1]))
+			return err->code;
+		es_error_clear(err);
+	}
+}
+
 static int visible_end(struct es_store *s, uint64_t seg, uint64_t *end, struct es_error *err)
 {
 	char path[PATH_MAX], *buf = NULL;
@@ -274,10 +299,20 @@ static int open_segment(struct es_log *lg, uint64_t start, struct es_error *err)
 
 	lg->seg = s->segs[lg->seg_i];
 	lg->limit = UINT64_MAX;
-	if (lg->seg_i + 1 == s->nsegs && es_store_visible_end(s, lg->seg, &lg->limit, err))
-		return err->code;
 	es_store_seg_path(s, lg->seg, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* The last listed segment is read up to its visible end; if it was
+	 * archived meanwhile it was sealed first, and all of it is visible
+	 * (from the open file, or from the archive below). */
+	if (fd >= 0 && lg->seg_i + 1 == s->nsegs &&
+	    es_store_visible_end(s, lg->seg, &lg->limit, err)) {
+		if (!seg_gone(s, lg->seg)) {
+			close(fd);
+			return err->code;
+		}
+		es_error_clear(err);
+		lg->limit = UINT64_MAX;
+	}
 	if (fd < 0) {
 		int e = errno, rc;
 		/* Archived since log/ was listed: read it from the archive. */
@@ -307,6 +342,7 @@ int es_log_open_store(struct es_log *lg, struct es_store *s, uint64_t from_seq,
 	lg->from_seq = from_seq;
 	if (es_store_list_segments(s, err))
 		return err->code;
+	es_stop_point("reader-listed");
 	/* Archived segments first (archive.h); log/ copies of them are skipped. */
 	lg->arc_seq = first_archived(s->archive, from_seq);
 	if (s->archive) {
@@ -500,13 +536,10 @@ static int index_check(struct es_store *s, struct es_error *err)
 	uint64_t end = 0, last = 0;
 	int have = 0;
 
-	if (es_store_list_segments(s, err))
+	if (es_store_list_tail(s, &end, err))
 		return err->code;
-	if (s->nsegs > 0) {
+	if (s->nsegs > 0)
 		last = s->segs[s->nsegs - 1];
-		if (es_store_visible_end(s, last, &end, err))
-			return err->code;
-	}
 	if (s->index && es_index_begin(s->index, 0, err) == 0) {
 		have = es_index_get_head(s->index, &ih) == 0;
 		es_index_abort(s->index);

@@ -90,6 +90,11 @@ void es_log_close(struct es_log *lg);
 /* Where the visible part of a segment ends: after the last record that
  * closes a batch. */
 int es_store_visible_end(struct es_store *s, uint64_t seg, uint64_t *end, struct es_error *err);
+/* List the segments (es_store_list_segments) and find where the last one's
+ * visible part ends (*end; 0 when there is none). Readers take no lock: if
+ * es-archive seals and archives that segment in between, the listing is
+ * taken again, so the last segment is always one that was there. */
+int es_store_list_tail(struct es_store *s, uint64_t *end, struct es_error *err);
 
 /* Make the index usable for reading: if it does not match the log, take
  * the lock and let recovery catch it up. 0 with s->index usable, 1 when the

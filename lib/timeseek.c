@@ -1,5 +1,6 @@
 #include "timeseek.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -37,15 +38,14 @@ int es_seek_init(struct es_seek *k, struct es_store *s, struct es_error *err)
 	memset(k, 0, sizeof(*k));
 	k->store = s;
 	k->fd = -1;
-	if (es_store_list_segments(s, err))
+	if (es_store_list_tail(s, &k->last_end, err))
 		return err->code;
+	es_stop_point("seek-listed");
 	k->segs = malloc((s->nsegs ? s->nsegs : 1) * sizeof(*k->segs));
 	if (!k->segs)
 		return es_fail(err, ES_IO, "out of memory");
 	memcpy(k->segs, s->segs, s->nsegs * sizeof(*k->segs));
 	k->nsegs = s->nsegs;
-	if (k->nsegs && es_store_visible_end(s, k->segs[k->nsegs - 1], &k->last_end, err))
-		return err->code;
 	return 0;
 }
 
@@ -78,8 +78,10 @@ static int open_seg(struct es_seek *k, size_t i, struct es_error *err)
 	k->blen = 0;
 	es_store_seg_path(k->store, k->segs[i], path, sizeof(path));
 	k->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (k->fd < 0)
+	if (k->fd < 0) {
+		k->gone = errno == ENOENT;
 		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	}
 	if (fstat(k->fd, &st) != 0)
 		return es_fail_errno(err, ES_IO, "cannot stat '%s'", path);
 	k->fd_i = i;
@@ -350,12 +352,36 @@ static int scan_seq_at(struct es_seek *k, const char ts[ES_TS_LEN + 1], uint64_t
 	return n < 0 ? -n : 0;
 }
 
+/* Readers take no lock: a segment listed may be archived before it is
+ * read. Then list again (the archive's MANIFEST names it by then) and
+ * search again; a few times at most. */
+static int relist(struct es_seek *k, int *tries, struct es_error *err)
+{
+	struct es_store *s = k->store;
+
+	if (!k->gone || ++*tries > 8)
+		return 0;
+	es_error_clear(err);
+	es_seek_release(k);
+	return es_seek_init(k, s, err) == 0;
+}
+
+static int seek_again(struct es_seek *k, const struct key *key, struct es_seek_pos *pos,
+		      struct es_error *err)
+{
+	int rc, tries = 0;
+
+	while ((rc = seek(k, key, pos, err)) != 0 && relist(k, &tries, err))
+		;
+	return rc;
+}
+
 int es_seek_time(struct es_seek *k, const char ts[ES_TS_LEN + 1], int strict,
 		 struct es_seek_pos *pos, struct es_error *err)
 {
 	struct key key = {strict ? TS_GT : TS_GE, ts, 0};
 
-	return seek(k, &key, pos, err);
+	return seek_again(k, &key, pos, err);
 }
 
 int es_seek_seq(struct es_seek *k, uint64_t seq, struct es_seek_pos *pos,
@@ -363,7 +389,7 @@ int es_seek_seq(struct es_seek *k, uint64_t seq, struct es_seek_pos *pos,
 {
 	struct key key = {SEQ_GE, NULL, seq};
 
-	return seek(k, &key, pos, err);
+	return seek_again(k, &key, pos, err);
 }
 
 int es_seek_seq_at(struct es_seek *k, const char ts[ES_TS_LEN + 1], uint64_t *seq,
@@ -379,7 +405,18 @@ int es_seek_seq_at(struct es_seek *k, const char ts[ES_TS_LEN + 1], uint64_t *se
 	return 0;
 }
 
+static int last_seq(struct es_seek *k, uint64_t *seq, struct es_error *err);
+
 int es_seek_last_seq(struct es_seek *k, uint64_t *seq, struct es_error *err)
+{
+	int rc, tries = 0;
+
+	while ((rc = last_seq(k, seq, err)) != 0 && relist(k, &tries, err))
+		;
+	return rc;
+}
+
+static int last_seq(struct es_seek *k, uint64_t *seq, struct es_error *err)
 {
 	*seq = 0;
 	for (size_t i = k->nsegs; i-- > 0;) {

@@ -71,6 +71,7 @@ struct es_seek {
 	char *buf;
 	size_t cap, blen;
 	uint64_t boff;     /* file offset of buf[0] */
+	int gone;          /* a listed segment was not there (es-archive moved it) */
 };
 
 int es_seek_init(struct es_seek *k, struct es_store *s, struct es_error *err);

@@ -386,22 +386,6 @@ struct lines {
 	int no_eol, had_cr;
 };
 
-/* Test builds: ES_VERIFY_STOP=POINT stops the process (SIGSTOP) at the
- * named point, so that a test can run es-archive under it and let it go
- * on (SIGCONT): "verify-listing" once the first segment name is read from
- * log/, "verify-listed" once log/ and the MANIFEST are read, before any
- * segment is. */
-static void stop_point(const char *name)
-{
-#ifdef ES_TEST_HOOKS
-	const char *v = getenv("ES_VERIFY_STOP");
-	if (v && strcmp(v, name) == 0)
-		raise(SIGSTOP);
-#else
-	(void)name;
-#endif
-}
-
 /* u, listed in log/ or in the MANIFEST read at the start, is gone: readers
  * take no lock, and es-archive removes a log/ copy once the MANIFEST lists
  * the archived one, and deletes what it purges once the MANIFEST no longer
@@ -1026,7 +1010,7 @@ static int list_log(struct run *R, struct es_error *err)
 			continue;
 		}
 		if (!listing++)
-			stop_point("verify-listing");
+			es_stop_point("verify-listing");
 		/* Gone since readdir(): es-archive removed it (readers take no
 		 * lock), or something else did; add_archive() tells which. A
 		 * dangling symlink is there, and no regular file. */
@@ -1499,7 +1483,7 @@ int es_verify_store(const char *dir, const struct es_verify_opts *o,
 	initial_state(o, &init);
 	if ((rc = add_archive(&R, &init, err)) != 0)
 		goto out;
-	stop_point("verify-listed");
+	es_stop_point("verify-listed");
 	if (o->from_seq > 1) {
 		add_check(rep, "anchor");
 		if ((rc = incremental_start(&R, &first, err)) != 0)

@@ -725,3 +725,44 @@ JSON
 	[ "$(jq -c 'select(.stream == "neg") | .state' want)" = '{"n":-3,"k":7,"events":2,"m":3}' ]
 	[ "$(jq -c 'select(.stream == "order") | .state' want)" = '{"events":3,"q":3,"n":0,"k":7}' ]
 }
+
+@test "regression: segments archived between a reader's listing and its reading: read from archive/" {
+	# es-replay --events and es-at-time --after/--between said "cannot open
+	# 'log/...': No such file or directory" (exit 4) when es-archive sealed
+	# and archived the active segment in between
+	command -v es-archive >/dev/null || skip "es-archive is not built"
+	local pid want
+	sed -i 's/"segment_size":[0-9]*/"segment_size":4096/' "$ES_STORE/store.json"
+	for i in $(seq 1 40); do
+		printf '{"stream":"s-%d","type":"T","data":{"i":%d}}\n' $((i % 3)) "$i"
+	done | es-append -q --batch-size 1
+	cp -a "$ES_STORE" "$TMP/base"
+	for cmd in "es-replay --events" "es-at-time --after 0" "es-at-time --after 30" \
+		"es-at-time --between 2000-01-01 2100-01-01" "es-replay"; do
+		rm -rf "$ES_STORE"
+		cp -a "$TMP/base" "$ES_STORE"
+		# shellcheck disable=SC2086
+		want=$($cmd)
+		for point in reader-listed seek-listed; do
+			rm -rf "$ES_STORE"
+			cp -a "$TMP/base" "$ES_STORE"
+			# shellcheck disable=SC2086
+			ES_STOP=$point $cmd >"$TMP/out" 2>"$TMP/err" &
+			pid=$!
+			# not every command reaches every point: a finished one
+			# has simply read the store before the archive
+			for _ in $(seq 1 300); do
+				[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = T ] && break
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.01
+			done
+			es-archive -q --before 2100-01-01
+			[ -z "$(ls "$ES_STORE"/log/*.ndjson | grep -v "$(basename "$(seg)")")" ]
+			kill -CONT "$pid" 2>/dev/null || true
+			status=0
+			wait "$pid" || status=$?
+			[ "$status" -eq 0 ] || { echo "$cmd at $point: exit $status: $(cat "$TMP/err")"; return 1; }
+			[ "$(cat "$TMP/out")" = "$want" ] || { echo "$cmd at $point: output differs"; return 1; }
+		done
+	done
+}

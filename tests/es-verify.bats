@@ -547,7 +547,7 @@ found_both_ways() {
 	[[ $stderr == "es-verify: archive/MANIFEST: "* ]]
 }
 
-# stopped PID: wait until the process is stopped (SIGSTOP, ES_VERIFY_STOP)
+# stopped PID: wait until the process is stopped (SIGSTOP, ES_STOP)
 stopped() {
 	local i
 	for i in $(seq 1 1000); do
@@ -559,14 +559,14 @@ stopped() {
 }
 
 # verify_under_archive POINT ARGS...: es-verify ARGS stopped at POINT
-# (ES_VERIFY_STOP), es-archive of every segment meanwhile, then on; its
+# (ES_STOP), es-archive of every segment meanwhile, then on; its
 # exit status in $status, its stderr in $stderr
 verify_under_archive() {
 	local point=$1 pid
 	shift
 	rm -rf "$ES_STORE"
 	cp -a "$TMP/base" "$ES_STORE"
-	ES_VERIFY_STOP=$point es-verify "$@" 2>"$TMP/v.err" &
+	ES_STOP=$point es-verify "$@" 2>"$TMP/v.err" &
 	pid=$!
 	stopped "$pid"
 	es-archive -q --before 2100-01-01
@@ -628,7 +628,7 @@ verify_rolled() {
 	local pid
 	rm -rf "$TMP/rolled"
 	rolled_store
-	ES_VERIFY_STOP=verify-listed es-verify -j "$1" 2>"$TMP/v.err" &
+	ES_STOP=verify-listed es-verify -j "$1" 2>"$TMP/v.err" &
 	pid=$!
 	stopped "$pid"
 	echo '{"stream":"a","type":"T"}' | ES_CRASH=$2 es-append -q || true
