@@ -116,6 +116,7 @@ static inline void es_crash_point(const char *name) { (void)name; }
  *   verify-listed    es-verify read log/ and the MANIFEST, no segment yet
  *   reader-listed    es_log_open_store listed the segments, read none
  *   seek-listed      es_seek_init listed them, searched none
+ *   writer-locked    es_store_lock holds the writers' lock, recovered
  */
 #ifdef ES_TEST_HOOKS
 void es_stop_point(const char *name);

@@ -104,17 +104,55 @@ static int take_lock(struct es_store *s, struct es_error *err)
 
 	if (s->locked)
 		return 0;
-	if (s->lock_fd < 0) {
-		path_of(s, "lock", path, sizeof(path));
-		s->lock_fd = es_open(path, O_RDWR | O_CREAT, 0644);
-		if (s->lock_fd < 0)
-			return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	path_of(s, "lock", path, sizeof(path));
+	for (;;) {
+		struct stat held, named;
+		if (s->lock_fd < 0) {
+			s->lock_fd = es_open(path, O_RDWR | O_CREAT, 0644);
+			if (s->lock_fd < 0)
+				return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+		}
+		while (flock(s->lock_fd, LOCK_EX) != 0)
+			if (errno != EINTR)
+				return es_fail_errno(err, ES_IO, "cannot lock '%s/lock'", s->dir);
+		/* A lock on a file that is no longer the store's "lock" (removed
+		 * or replaced, as a stale-lock clean-up might) excludes nobody:
+		 * the next writer locks the new file. Lock that one. */
+		if (fstat(s->lock_fd, &held) != 0)
+			return es_fail_errno(err, ES_IO, "cannot stat '%s'", path);
+		int named_rc = stat(path, &named);
+		if (named_rc == 0 && named.st_ino == held.st_ino && named.st_dev == held.st_dev)
+			break;
+		if (named_rc != 0 && errno != ENOENT)
+			return es_fail_errno(err, ES_IO, "cannot stat '%s'", path);
+		close(s->lock_fd);
+		s->lock_fd = -1;
 	}
-	while (flock(s->lock_fd, LOCK_EX) != 0)
-		if (errno != EINTR)
-			return es_fail_errno(err, ES_IO, "cannot lock '%s/lock'", s->dir);
+	/* And the directory itself, which no clean-up removes while it holds
+	 * the store: were "lock" removed while this writer holds it, the
+	 * next writer would lock a new file, but not the directory. (The
+	 * file stays the lock older versions and readers know.) */
+	int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), bad = dfd < 0;
+	while (!bad && flock(dfd, LOCK_EX) != 0)
+		bad = errno != EINTR;
+	if (bad) {
+		int e = errno;
+		if (dfd >= 0)
+			close(dfd);
+		flock(s->lock_fd, LOCK_UN);
+		errno = e;
+		return es_fail_errno(err, ES_IO, "cannot lock '%s'", s->dir);
+	}
+	s->dirlock = dfd + 1;
 	s->locked = 1;
 	return 0;
+}
+
+static void drop_dirlock(struct es_store *s)
+{
+	if (s->dirlock)
+		close(s->dirlock - 1); /* releases its flock */
+	s->dirlock = 0;
 }
 
 static int mkdir_p(const char *path, struct es_error *err)
@@ -396,6 +434,7 @@ void es_store_close(struct es_store *s)
 		close(s->read_fd);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd); /* releases the flock */
+	drop_dirlock(s);
 	es_chain_free(s->chain);
 	es_archive_store_release(s);
 	free(s->segs);
@@ -416,6 +455,7 @@ void es_store_unlock(struct es_store *s)
 	s->active_fd = -1;
 	if (s->locked)
 		flock(s->lock_fd, LOCK_UN);
+	drop_dirlock(s);
 	s->locked = 0;
 }
 
@@ -1038,8 +1078,10 @@ int es_store_lock(struct es_store *s, struct es_error *err)
 	if (take_lock(s, err))
 		return err->code;
 	s->index_behind = 0;
-	if (resync(s, err) == 0)
+	if (resync(s, err) == 0) {
+		es_stop_point("writer-locked");
 		return 0;
+	}
 	es_store_unlock(s);
 	return err->code;
 }

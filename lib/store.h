@@ -33,6 +33,8 @@ struct es_store {
 	uint64_t snapshot_every;   /* store.json "snapshot_every"; 0 = off */
 	int flags;
 	int lock_fd, locked;
+	int dirlock;               /* fd + 1 of the store directory, locked with
+				    * lock_fd; 0 when not held */
 	struct es_head head;       /* valid after es_store_lock() */
 	int active_fd;             /* open for append when locked; -1 */
 	struct es_chain *chain;

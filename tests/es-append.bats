@@ -1670,3 +1670,32 @@ teardown() {
 		awk '$2 == "a" { want = $1; next } $1 != want { print "split batch at " NR; exit 1 } { want = "" }'
 	chain_fast "$ES_STORE"/log/*.ndjson
 }
+
+@test "regression: 'lock' removed while a writer holds it: the next writer still waits" {
+	# A stale-lock clean-up (rm lock) while a writer held it let the next
+	# writer lock a new file and append beside it: two events with one seq
+	local a b
+	echo '{"stream":"a","type":"T"}' | es-append -q
+	echo '{"stream":"a","type":"T"}' | ES_STOP=writer-locked es-append -q &
+	a=$!
+	for _ in $(seq 1 1000); do
+		[ "$(cut -d' ' -f3 "/proc/$a/stat" 2>/dev/null)" = T ] && break
+		sleep 0.01
+	done
+	[ "$(cut -d' ' -f3 "/proc/$a/stat")" = T ]
+	rm "$ES_STORE/lock"
+	echo '{"stream":"b","type":"T"}' | es-append -q &
+	b=$!
+	sleep 0.5
+	# still waiting: nothing appended beside the writer that holds it
+	kill -0 "$b"
+	[ "$(cat "$ES_STORE"/log/*.ndjson | wc -l)" -eq 1 ]
+	kill -CONT "$a"
+	wait "$a"
+	wait "$b"
+	run -0 --separate-stderr es-verify
+	[[ "$stderr" == *"ok: 3 records"* ]]
+	run -0 --separate-stderr es-replay --events
+	[ "$(jq -r .seq <<<"$output" | tr '\n' ' ')" = "1 2 3 " ]
+	[ "$(jq -r .stream <<<"$output" | tr '\n' ' ')" = "a a b " ]
+}
