@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "project.h"
@@ -93,13 +94,15 @@ static void note(void *arg, const char *msg)
 	es_cli_error("%s", msg);
 }
 
-/* Store mode unless FILEs are named: -d or $ES_STORE given, or ./es-store there. */
+/* Store mode unless FILEs are named: -d or $ES_STORE given, ./es-store
+ * there, or stdin a terminal (no events to read there: say "not a store",
+ * as es-replay does, rather than wait on the keyboard). */
 static int store_mode(const struct es_common *com)
 {
 	const char *env = getenv("ES_STORE");
 	struct stat st;
 
-	if (com->store != es_store_dir(NULL) || (env && *env))
+	if (com->store != es_store_dir(NULL) || (env && *env) || isatty(0))
 		return 1;
 	return stat(com->store, &st) == 0 && S_ISDIR(st.st_mode);
 }

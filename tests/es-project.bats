@@ -504,6 +504,16 @@ fault_skip() {
 	[[ "$stderr" == *"junk.ndjson: line 1"* ]]
 }
 
+@test "regression: no store selected and stdin a terminal: not a store, exit 4, as es-replay" {
+	unset ES_STORE
+	# the old es-project waited on the terminal (timeout: 124)
+	run -0 script -qec 'timeout 5 es-project obc.json; echo "exit $?"' /dev/null
+	[[ "$output" == *"es-project: not a store: 'es-store/store.json': No such file or directory"* ]]
+	[[ "$output" == *"exit 4"* ]]
+	run -0 script -qec 'timeout 5 es-replay; echo "exit $?"' /dev/null
+	[[ "$output" == *"es-replay: not a store: 'es-store/store.json'"*"exit 4"* ]]
+}
+
 @test "| head -1 ends quietly; a full stdout is an error" {
 	export ES_STORE="$TMP/big"
 	gen-events -n 3000 -s 5 | es-append -q --import-ts
