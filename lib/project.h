@@ -219,7 +219,9 @@ uint64_t es_proj_applied(const struct es_proj *p);
  * es_proj_write. */
 int es_proj_load(struct es_proj *p, const char *model, size_t mlen, const char *windows,
 		 size_t wlen, struct es_error *err);
-/* Write the model (what 1: model rows, 2: window rows) sorted by key. */
+/* Write the model (what 1: model rows, 2: window rows) sorted by key.
+ * When out fails, err says only "cannot write the model": out keeps errno
+ * if the caller is to say why. */
 int es_proj_write(struct es_proj *p, int what, int (*out)(void *arg, const char *s, size_t n),
 		  void *arg, struct es_error *err);
 

@@ -435,6 +435,7 @@ int es_pdir_lock(struct es_pdir *pd, struct es_error *err)
 
 struct fdout {
 	int fd;
+	int werrno; /* why a write failed, for the message */
 	uint64_t bytes;
 };
 
@@ -443,7 +444,10 @@ static int write_fd(void *arg, const char *s, size_t n)
 	struct fdout *o = arg;
 
 	o->bytes += n;
-	return es_write_all(o->fd, s, n);
+	if (es_write_all(o->fd, s, n) == 0)
+		return 0;
+	o->werrno = errno;
+	return -1;
 }
 
 /* Write one file of the new generation with what es_proj_write gives. */
@@ -451,7 +455,7 @@ static int write_rows(const char *gdir, const char *name, struct es_proj *p, int
 		      struct es_error *err)
 {
 	char path[PATH_MAX];
-	struct fdout o = {-1, 0};
+	struct fdout o = {-1, 0, 0};
 
 	snprintf(path, sizeof(path), "%s/%s", gdir, name);
 	o.fd = es_open(path, O_WRONLY | O_CREAT | O_EXCL, 0666);
@@ -459,7 +463,10 @@ static int write_rows(const char *gdir, const char *name, struct es_proj *p, int
 		return es_fail_errno(err, ES_IO, "cannot create '%s'", path);
 	if (es_proj_write(p, what, write_fd, &o, err)) {
 		close(o.fd);
-		return es_error_prefix(err, "%s", path);
+		if (!o.werrno)
+			return es_error_prefix(err, "%s", path);
+		errno = o.werrno;
+		return es_fail_errno(err, ES_IO, "cannot write '%s'", path);
 	}
 	if (es_fsync(o.fd) || close(o.fd))
 		return es_fail_errno(err, ES_IO, "cannot write '%s'", path);

@@ -514,6 +514,24 @@ fault_skip() {
 	[[ "$output" == *"es-replay: not a store: 'es-store/store.json'"*"exit 4"* ]]
 }
 
+@test "regression: a failed write of the model or the windows says why, and a rerun commits" {
+	local g="$(P fraud)/gen-00000000000000000001"
+	run -4 --separate-stderr env ES_FAULT=enospc:1 es-project -q fraud.json
+	[ "$stderr" = "es-project: cannot write '$g/model.ndjson': No space left on device" ]
+	run -4 --separate-stderr env ES_FAULT=write:2 es-project -q fraud.json
+	[ "$stderr" = "es-project: cannot write '$g/windows.ndjson': Input/output error" ]
+	[ ! -e "$(P fraud)/current" ]
+	run -0 --separate-stderr es-project -q fraud.json
+	run -0 es-project --stdout --rebuild -q fraud.json
+	cmp <(printf '%s\n' "$output") "$(P fraud)/model.ndjson"
+	# a real short write, then EFBIG: a model of some 20 KiB over a 1 KiB limit
+	export ES_STORE="$TMP/big"
+	gen-events -n 300 -s 5 | es-append -q --import-ts
+	printf '{"name":"k","key":"id","on":{"*":[{"op":"count","path":"n"}]}}' > k.json
+	run -4 --separate-stderr bash -c "trap '' XFSZ; ulimit -f 1; es-project -q k.json"
+	[ "$stderr" = "es-project: cannot write '$(P k)/gen-00000000000000000001/model.ndjson': File too large" ]
+}
+
 @test "| head -1 ends quietly; a full stdout is an error" {
 	export ES_STORE="$TMP/big"
 	gen-events -n 3000 -s 5 | es-append -q --import-ts
