@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "archive.h"
 #include "cli.h"
@@ -33,7 +34,7 @@ struct app {
 	struct es_archive_opts o;
 	int list, verify;
 	const char *storedir;
-	int progress_shown;
+	int progress_shown;        /* the length of the progress line on stderr; 0: none */
 	uint64_t totals[3];  /* --list: events, bytes, raw bytes */
 };
 
@@ -89,12 +90,20 @@ static const char *rel(const struct app *a, const char *path)
 	return path;
 }
 
-static void end_progress(struct app *a)
+/* The progress line ends with the run (a newline). Before a line on
+ * stdout it is wiped if stdout is a terminal too (the next update draws it
+ * again below that line), and left alone if not: it updates in place. */
+static void end_progress(struct app *a, int last)
 {
-	if (a->progress_shown) {
+	if (!a->progress_shown)
+		return;
+	if (last)
 		fputc('\n', stderr);
-		a->progress_shown = 0;
-	}
+	else if (isatty(1))
+		fprintf(stderr, "\r%*s\r", a->progress_shown, "");
+	else
+		return;
+	a->progress_shown = 0;
 }
 
 static void on_act(void *arg, enum es_archive_act what, const struct es_archive_seg *e,
@@ -111,7 +120,7 @@ static void on_act(void *arg, enum es_archive_act what, const struct es_archive_
 	}
 	if (a->com.quiet)
 		return;
-	end_progress(a);
+	end_progress(a, 0);
 	switch (what) {
 	case ES_ACT_ARCHIVED:
 		if (a->o.dry_run) {
@@ -155,9 +164,10 @@ static void on_progress(void *arg, uint64_t done, uint64_t total)
 
 	if (a->com.quiet || total == 0)
 		return;
-	fprintf(stderr, "\r%s: %.1f of %.1f MB archived (%.0f%%)", es_progname, done / 1e6,
-		total / 1e6, 100.0 * (double)done / (double)total);
-	a->progress_shown = 1;
+	int n = fprintf(stderr, "\r%s: %.1f of %.1f MB archived (%.0f%%)", es_progname,
+			done / 1e6, total / 1e6, 100.0 * (double)done / (double)total);
+	if (n > 1 && n - 1 > a->progress_shown)
+		a->progress_shown = n - 1;
 }
 
 static int print_item(void *arg, const struct es_archive_item *it)
@@ -315,7 +325,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rc = es_archive_run(&s, &a.o, &st, &err);
-	end_progress(&a);
+	end_progress(&a, 1);
 	if (rc)
 		es_cli_report(&err);
 	else

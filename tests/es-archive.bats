@@ -518,3 +518,29 @@ tree() {
 	run -0 --separate-stderr es-archive --verify
 	[[ $stderr != *warning* ]]
 }
+
+@test "progress: on stderr only when it is a terminal; updated in place, never between stdout lines" {
+	command -v script >/dev/null || skip "script(1) is not installed"
+	cp -a "$ES_STORE" "$TMP/base"
+	# stderr not a terminal: no progress
+	run -0 --separate-stderr es-archive --before "$CUT"
+	[ -z "$stderr" ]
+	[[ "$output" == "archived log/"* ]]
+	# stderr a terminal, stdout a file: one line, redrawn with \r, one
+	# newline at the end (it used to end every update with a newline)
+	rm -rf "$ES_STORE"
+	cp -a "$TMP/base" "$ES_STORE"
+	script -qec "es-archive --before $CUT >'$TMP/out'" /dev/null >"$TMP/tty"
+	grep -q 'MB archived (100%)' "$TMP/tty"
+	[ "$(tr -cd '\n' <"$TMP/tty" | wc -c)" -eq 1 ]
+	[ "$(grep -c '^archived log/' "$TMP/out")" -eq "$(narc)" ]
+	# both on one terminal: each stdout line starts clean (the progress
+	# line wiped first), no progress text inside it
+	rm -rf "$ES_STORE"
+	cp -a "$TMP/base" "$ES_STORE"
+	script -qec "es-archive --before $CUT" /dev/null >"$TMP/tty"
+	tr '\r' '\n' <"$TMP/tty" | grep 'archived log/' >"$TMP/lines"
+	[ "$(wc -l <"$TMP/lines")" -eq "$(narc)" ]
+	! grep -q 'MB archived.*archived log/' "$TMP/lines"
+	! grep -q 'archived log/.*MB archived' "$TMP/lines"
+}
