@@ -1,5 +1,6 @@
 /* es-project: read models from a projection spec, incrementally, with
  * checkpoints; rebuild, status, follow, pause/resume; alerts. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,12 +81,30 @@ static int handle(int key, const char *arg, void *p)
 	return ES_USAGE;
 }
 
+static int out_errno; /* why writing to stdout failed, once it did */
+
 static int out(void *arg, const char *s, size_t n)
 {
 	(void)arg;
-	if (fwrite(s, 1, n, stdout) != n || fflush(stdout) != 0)
+	if (fwrite(s, 1, n, stdout) != n || fflush(stdout) != 0) {
+		if (!out_errno)
+			out_errno = errno ? errno : EIO;
 		return -1;
+	}
 	return 0;
+}
+
+/* Report a failed library call: a failed stdout once, with its reason (the
+ * library's "cannot write ..." would be a second message for it), quietly
+ * for EPIPE. */
+static int report(const struct es_error *err)
+{
+	if (!out_errno)
+		return es_cli_report(err);
+	if (out_errno != EPIPE)
+		es_cli_error("write error on standard output: %s", strerror(out_errno));
+	es_cli_stdout_reported();
+	return ES_IO;
 }
 
 static void note(void *arg, const char *msg)
@@ -138,7 +157,7 @@ static int control(struct ctx *c, const char *arg)
 		rc = es_project_set_state(name, c->act == PAUSE ? ES_PSTATE_PAUSED : ES_PSTATE_OK,
 					  &c->o, &err);
 	free(name);
-	return rc && err.msg[0] ? es_cli_report(&err) : rc;
+	return rc && (err.msg[0] || out_errno) ? report(&err) : rc;
 }
 
 static void check_usage(const struct ctx *c, int nops, int pipe)
@@ -184,7 +203,7 @@ static int run(struct ctx *c, const char *specfile, char **files, int nfiles, in
 	else
 		rc = es_project_store(sp, &c->o, &err);
 	if (rc)
-		es_cli_report(&err);
+		rc = report(&err);
 	es_pspec_free(sp);
 	return rc;
 }

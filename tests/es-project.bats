@@ -543,6 +543,30 @@ fault_skip() {
 	[[ "$stderr" == *"write"* ]]
 }
 
+@test "regression: a full stdout is one message, exit 4: --status, --stdout, pipes, alerts" {
+	local full="es-project: write error on standard output: No space left on device"
+	export ES_STORE="$TMP/f"
+	burst cat 0 7 | es-append -q --import-ts
+	es-project -q obc.json
+	es-replay --events > ev.ndjson
+	run -4 --separate-stderr bash -c 'es-project --status > /dev/full'
+	[ "$stderr" = "$full" ]
+	run -4 --separate-stderr bash -c 'es-project --status obc > /dev/full'
+	[ "$stderr" = "$full" ]
+	run -4 --separate-stderr bash -c 'es-project --stdout obc.json > /dev/full'
+	[ "$stderr" = "$full" ]
+	run -4 --separate-stderr bash -c 'es-project obc.json ev.ndjson > /dev/full'
+	[ "$stderr" = "$full" ]
+	run -4 --separate-stderr bash -c 'es-project --alerts-only fraud.json - < ev.ndjson > /dev/full'
+	[ "$stderr" = "$full" ]
+	# a store run whose alert cannot be printed commits nothing
+	run -4 --separate-stderr bash -c 'es-project fraud.json > /dev/full'
+	[ "$stderr" = "$full" ]
+	[ ! -e "$(P fraud)/current" ]
+	run -0 --separate-stderr es-project fraud.json
+	[ "${#lines[@]}" -eq 1 ]
+}
+
 @test "-j 1 == -j 2 == -j 3 == stdin on randomized histories, model and alerts" {
 	export ES_STORE="$TMP/r"
 	seed=$RANDOM
