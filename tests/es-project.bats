@@ -549,19 +549,12 @@ fault_skip() {
 	burst cat 0 7 | es-append -q --import-ts
 	es-project -q obc.json
 	es-replay --events > ev.ndjson
-	run -4 --separate-stderr bash -c 'es-project --status > /dev/full'
-	[ "$stderr" = "$full" ]
-	run -4 --separate-stderr bash -c 'es-project --status obc > /dev/full'
-	[ "$stderr" = "$full" ]
-	run -4 --separate-stderr bash -c 'es-project --stdout obc.json > /dev/full'
-	[ "$stderr" = "$full" ]
-	run -4 --separate-stderr bash -c 'es-project obc.json ev.ndjson > /dev/full'
-	[ "$stderr" = "$full" ]
-	run -4 --separate-stderr bash -c 'es-project --alerts-only fraud.json - < ev.ndjson > /dev/full'
-	[ "$stderr" = "$full" ]
-	# a store run whose alert cannot be printed commits nothing
-	run -4 --separate-stderr bash -c 'es-project fraud.json > /dev/full'
-	[ "$stderr" = "$full" ]
+	# the last one, a store run whose alert cannot be printed, commits nothing
+	for args in "--status" "--status obc" "--stdout obc.json" "obc.json ev.ndjson" \
+		"--alerts-only fraud.json - < ev.ndjson" "fraud.json"; do
+		run -4 --separate-stderr bash -c "es-project $args > /dev/full"
+		[ "$stderr" = "$full" ]
+	done
 	[ ! -e "$(P fraud)/current" ]
 	run -0 --separate-stderr es-project fraud.json
 	[ "${#lines[@]}" -eq 1 ]
