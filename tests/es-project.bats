@@ -224,6 +224,15 @@ EOF
 	[ ! -e "$ES_STORE/projections/x" ]
 }
 
+@test "regression: a spec that cannot be opened: \"cannot open 'SPEC': reason\", exit 4" {
+	run -4 --separate-stderr es-project nofile.json
+	[ "$stderr" = "es-project: cannot open 'nofile.json': No such file or directory" ]
+	run -4 --separate-stderr es-project --stdout nofile.json
+	[ "$stderr" = "es-project: cannot open 'nofile.json': No such file or directory" ]
+	run -4 --separate-stderr es-project --status ./nofile.json
+	[ "$stderr" = "es-project: cannot open './nofile.json': No such file or directory" ]
+}
+
 @test "fraud: more than 5 OrderCreated within 10 minutes alerts once per crossing" {
 	export ES_STORE="$TMP/f"
 	{ burst ann 0 5; burst bob 20 7; } | es-append -q --import-ts
