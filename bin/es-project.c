@@ -24,6 +24,7 @@ struct ctx {
 	struct es_project_opts o;
 	enum action act;
 	int nact;
+	int interval_given;
 };
 
 static const struct es_opt opts[] = {
@@ -65,6 +66,7 @@ static int handle(int key, const char *arg, void *p)
 	case K_PAUSE: c->act = PAUSE; c->nact++; return 0;
 	case K_RESUME: c->act = RESUME; c->nact++; return 0;
 	case K_INTERVAL:
+		c->interval_given = 1;
 		c->o.interval_ms = (int)es_cli_u64("interval", arg);
 		if (c->o.interval_ms < 1 || c->o.interval_ms > 60000)
 			es_cli_usage_error("--interval: must be between 1 and 60000 milliseconds");
@@ -180,6 +182,12 @@ static void check_usage(const struct ctx *c, int nops, int pipe)
 		es_cli_usage_error("--rebuild, --status, --pause and --resume need a store");
 	if (o->rebuild && o->from != INT64_MIN)
 		es_cli_usage_error("--from already builds a fresh model: drop --rebuild");
+	/* both would do nothing elsewhere: say so rather than ignore them */
+	if (c->interval_given && !o->follow)
+		es_cli_usage_error("--interval goes with --follow");
+	if (o->alerts_only && !(c->act == RUN && (pipe || o->to_stdout)))
+		es_cli_usage_error("--alerts-only goes with FILEs (pipe mode) or --stdout: "
+				   "a store run prints no model");
 }
 
 static int run(struct ctx *c, const char *specfile, char **files, int nfiles, int pipe)

@@ -63,6 +63,26 @@ burst() {
 	run -2 --separate-stderr es-project -j 0 obc.json
 }
 
+@test "regression: --interval without --follow, --alerts-only in a store run: usage errors" {
+	local hint="Try 'es-project --help' for more information."
+	for args in "--interval 50 obc.json" "--status --interval 50" "--interval 50 obc.json -"; do
+		run -2 --separate-stderr es-project $args < /dev/null
+		[ "$stderr" = "es-project: --interval goes with --follow
+$hint" ]
+	done
+	for args in "--alerts-only obc.json" "--alerts-only --rebuild obc.json" "--status --alerts-only"; do
+		run -2 --separate-stderr es-project $args
+		[ "$stderr" = "es-project: --alerts-only goes with FILEs (pipe mode) or --stdout: a store run prints no model
+$hint" ]
+	done
+	[ ! -e "$ES_STORE/projections" ]
+	run -0 --separate-stderr es-project --alerts-only --stdout obc.json
+	[ "$output" = "" ]
+	es-replay --events > ev.ndjson
+	run -0 --separate-stderr es-project --alerts-only obc.json ev.ndjson
+	[ "$output" = "" ]
+}
+
 @test "a store run writes the model, sorted by key, and its checkpoint" {
 	run -0 --separate-stderr es-project obc.json
 	[ "$output" = "" ]
