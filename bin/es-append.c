@@ -39,6 +39,9 @@ static int handle(int key, const char *arg, void *p)
 			c->ao.expect = ES_EXPECT_NONE;
 		else if (strcmp(arg, "exists") == 0)
 			c->ao.expect = ES_EXPECT_EXISTS;
+		else if (!*arg || arg[strspn(arg, "0123456789")] != '\0')
+			es_cli_usage_error("--expect: '%s' is not any, none, exists or a version "
+					   "(a non-negative integer)", arg);
 		else {
 			c->ao.expect = ES_EXPECT_EXACT;
 			c->ao.expect_version = es_cli_u64("expect", arg);
@@ -183,6 +186,7 @@ int main(int argc, char **argv)
 	}
 	if (c.ao.expect != ES_EXPECT_UNSET && b.n > 0 && !single_stream(&b)) {
 		es_cli_error("--expect needs a single-stream batch; use \"expect\" per line");
+		es_cli_hint();
 		rc = ES_USAGE;
 		goto out_batch;
 	}

@@ -81,14 +81,22 @@ _Noreturn void es_cli_usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry '%s --help' for more information.\n", es_progname);
+	fputc('\n', stderr);
+	es_cli_hint();
 	exit(ES_USAGE);
+}
+
+void es_cli_hint(void)
+{
+	fprintf(stderr, "Try '%s --help' for more information.\n", es_progname);
 }
 
 int es_cli_report(const struct es_error *err)
 {
 	if (err->msg[0])
 		es_cli_error("%s", err->msg);
+	if (err->code == ES_USAGE)
+		es_cli_hint();
 	return err->code ? err->code : ES_IO;
 }
 

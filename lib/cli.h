@@ -92,6 +92,8 @@ void es_cli_usage(const struct es_prog *p, FILE *f);
 void es_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Usage error: message, a hint to --help, exit 2. */
 _Noreturn void es_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The hint that follows a usage error: "Try 'prog --help' ...". */
+void es_cli_hint(void);
 /* Report err ("prog: msg") and return its code. */
 int es_cli_report(const struct es_error *err);
 /* Whether stdout was closed when the program started (it is /dev/null now). */

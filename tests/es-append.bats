@@ -120,7 +120,8 @@ Try 'es-append --help' for more information."
 	ev a T >"$TMP/in"
 	for v in foo -1 1.5 ""; do
 		run -2 --separate-stderr es-append --expect "$v" "$TMP/in"
-		assert_equal "${stderr%%$'\n'*}" "es-append: --expect: '$v' is not a non-negative integer"
+		assert_equal "$stderr" "es-append: --expect: '$v' is not any, none, exists or a version (a non-negative integer)
+Try 'es-append --help' for more information."
 	done
 	run -2 --separate-stderr es-append --batch-size 0 "$TMP/in"
 	assert_equal "${stderr%%$'\n'*}" "es-append: --batch-size: must be at least 1"
@@ -782,7 +783,8 @@ big_line() { # big_line N: an event line of exactly N bytes, newline not counted
 	printf '%s\n' "$(ev a T)" "$(ev b T)" >"$TMP/in"
 	run -2 --separate-stderr es-append --expect any "$TMP/in"
 	assert_output ""
-	assert_equal "$stderr" 'es-append: --expect needs a single-stream batch; use "expect" per line'
+	assert_equal "$stderr" 'es-append: --expect needs a single-stream batch; use "expect" per line
+Try '"'es-append --help'"' for more information.'
 	[ ! -e "$ES_STORE" ]
 }
 

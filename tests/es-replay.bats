@@ -415,7 +415,11 @@ JSON
 	run -2 --separate-stderr es-replay --stream "$(printf 'x%.0s' $(seq 300))"
 	[[ "$stderr" == *"longer than 200 bytes"* ]]
 	run -2 --separate-stderr es-replay --category $'\xff'
-	[[ "$stderr" == *"not valid UTF-8"* ]]
+	[ "$stderr" = "es-replay: --category: '"$'\xff'"' is not valid UTF-8
+Try 'es-replay --help' for more information." ]
+	# a reducer file that is not there: our words, not jansson's
+	run -4 --separate-stderr es-replay --reducer nofile.json
+	[ "$stderr" = "es-replay: cannot open 'nofile.json': No such file or directory" ]
 }
 
 # A store of generated events in one big segment (many mapped blocks), then
