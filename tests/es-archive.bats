@@ -541,6 +541,6 @@ tree() {
 	script -qec "es-archive --before $CUT" /dev/null >"$TMP/tty"
 	tr '\r' '\n' <"$TMP/tty" | grep 'archived log/' >"$TMP/lines"
 	[ "$(wc -l <"$TMP/lines")" -eq "$(narc)" ]
-	! grep -q 'MB archived.*archived log/' "$TMP/lines"
-	! grep -q 'archived log/.*MB archived' "$TMP/lines"
+	if grep -q 'MB archived.*archived log/' "$TMP/lines"; then return 1; fi
+	if grep -q 'archived log/.*MB archived' "$TMP/lines"; then return 1; fi
 }
