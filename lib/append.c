@@ -357,6 +357,7 @@ static int write_batch(struct es_store *s, const struct es_buf *lines, struct es
 	if (es_write_all(s->active_fd, lines->p, half) != 0)
 		goto fail;
 	es_crash_point("mid-write");
+	es_stop_point("writer-mid-write");
 	if (es_write_all(s->active_fd, lines->p + half, lines->len - half) != 0)
 		goto fail;
 	es_crash_point("after-write");

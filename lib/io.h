@@ -117,6 +117,8 @@ static inline void es_crash_point(const char *name) { (void)name; }
  *   reader-listed    es_log_open_store listed the segments, read none
  *   seek-listed      es_seek_init listed them, searched none
  *   writer-locked    es_store_lock holds the writers' lock, recovered
+ *   writer-mid-write es-append wrote half of a batch (test builds write
+ *                    it in two halves)
  */
 #ifdef ES_TEST_HOOKS
 void es_stop_point(const char *name);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -515,6 +516,28 @@ static void lines_close(struct lines *L)
 		es_input_close(&L->in);
 }
 
+/* Whether the incomplete batch at the end of active segment u was being
+ * written (a writer appends while es-verify runs, taking no lock): once no
+ * writer holds the lock, the segment has grown past where its reading
+ * ended. A tail a writer left when it died stays as it was. */
+static int tail_in_progress(const struct run *R, const struct unit *u)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	int fd, grown;
+
+	if (!R->dir || !u->store_seg)
+		return 0;
+	snprintf(path, sizeof(path), "%s/lock", R->dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	while (flock(fd, LOCK_SH) != 0 && errno == EINTR)
+		;
+	grown = stat(u->path, &sb) == 0 && (uint64_t)sb.st_size > u->read_end;
+	close(fd);
+	return grown;
+}
+
 /* The end of a unit, once every unit ran: batches and tails. */
 static void finish_unit(struct run *R, struct unit *u)
 {
@@ -524,11 +547,17 @@ static void finish_unit(struct run *R, struct unit *u)
 
 	if (u->active && u->pending) {
 		if (!u->later || index_vouches(R, u, pend_closed)) {
-			es_ilist_add(&u->warn, u->name, 1,
-				  pend_closed->seg == u->segno ? pend_closed->end : 0,
-				  pend_closed->seq + 1,
-				  "incomplete batch at the tail (recovered by the next append): %s",
-				  pend->v[0].reason);
+			if (!u->later && tail_in_progress(R, u))
+				es_ilist_add(&R->notes, u->name, 1,
+					  pend_closed->seg == u->segno ? pend_closed->end : 0,
+					  pend_closed->seq + 1, "a batch was being written at the "
+					  "tail: left to the next run");
+			else
+				es_ilist_add(&u->warn, u->name, 1,
+					  pend_closed->seg == u->segno ? pend_closed->end : 0,
+					  pend_closed->seq + 1,
+					  "incomplete batch at the tail (recovered by the next "
+					  "append): %s", pend->v[0].reason);
 			st->closed = *pend_closed;
 			st->in_batch = 0;
 			/* what readers see: the records up to the head */
@@ -547,8 +576,12 @@ static void finish_unit(struct run *R, struct unit *u)
 		return;
 	if (u->active) {
 		int here = st->closed.seq != u->start.closed.seq;
-		es_ilist_add(&u->warn, u->name, 1, st->batch_off, st->batch_seq,
-			  "incomplete batch at the tail (recovered by the next append)");
+		if (tail_in_progress(R, u))
+			es_ilist_add(&R->notes, u->name, 1, st->batch_off, st->batch_seq,
+				  "a batch was being written at the tail: left to the next run");
+		else
+			es_ilist_add(&u->warn, u->name, 1, st->batch_off, st->batch_seq,
+				  "incomplete batch at the tail (recovered by the next append)");
 		u->records = here ? st->closed.records : 0;
 		u->bytes = here ? st->closed.bytes : 0;
 		u->digest = here ? st->closed.digest : 0;
@@ -643,6 +676,7 @@ static void run_unit(struct run *R, struct unit *u, struct es_chain *chain)
 		es_error_clear(&u->err);
 	}
 out:
+	u->read_end = lines_consumed(&in);
 	progress(R, unreported);
 	lines_close(&in);
 	es_buf_release(&scratch);
