@@ -118,13 +118,14 @@ static int take_lock(struct es_store *s, struct es_error *err)
 		/* A lock on a file that is no longer the store's "lock" (removed
 		 * or replaced, as a stale-lock clean-up might) excludes nobody:
 		 * the next writer locks the new file. Lock that one. */
-		if (fstat(s->lock_fd, &held) != 0)
-			return es_fail_errno(err, ES_IO, "cannot stat '%s'", path);
-		int named_rc = stat(path, &named);
+		int named_rc = fstat(s->lock_fd, &held) == 0 ? stat(path, &named) : -1;
 		if (named_rc == 0 && named.st_ino == held.st_ino && named.st_dev == held.st_dev)
 			break;
-		if (named_rc != 0 && errno != ENOENT)
-			return es_fail_errno(err, ES_IO, "cannot stat '%s'", path);
+		if (named_rc != 0 && errno != ENOENT) {
+			es_fail_errno(err, ES_IO, "cannot stat '%s'", path);
+			flock(s->lock_fd, LOCK_UN);
+			return err->code;
+		}
 		close(s->lock_fd);
 		s->lock_fd = -1;
 	}

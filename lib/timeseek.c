@@ -59,6 +59,8 @@ void es_seek_release(struct es_seek *k)
 	k->fd = -1;
 }
 
+static int last_seq(struct es_seek *k, uint64_t *seq, struct es_error *err);
+
 static int bad(const struct es_seek *k, size_t i, uint64_t off, const char *why,
 	       struct es_error *err)
 {
@@ -314,7 +316,9 @@ static int seek_log(struct es_seek *k, const struct key *key, struct es_seek_pos
 			return fill_pos(k, l, 0, pos, err);
 	}
 	pos->at_end = 1;
-	return es_seek_last_seq(k, &pos->prev_seq, err);
+	/* (not es_seek_last_seq: a segment gone is seek_again's to retry,
+	 * from a new listing, the whole search and its `older` with it) */
+	return last_seq(k, &pos->prev_seq, err);
 }
 
 static int seek(struct es_seek *k, const struct key *key, struct es_seek_pos *pos,
@@ -366,6 +370,7 @@ static int relist(struct es_seek *k, int *tries, struct es_error *err)
 	return es_seek_init(k, s, err) == 0;
 }
 
+/* rc of the last try; err->code once relisting failed */
 static int seek_again(struct es_seek *k, const struct key *key, struct es_seek_pos *pos,
 		      struct es_error *err)
 {
@@ -373,7 +378,7 @@ static int seek_again(struct es_seek *k, const struct key *key, struct es_seek_p
 
 	while ((rc = seek(k, key, pos, err)) != 0 && relist(k, &tries, err))
 		;
-	return rc;
+	return rc && err->code ? err->code : rc;
 }
 
 int es_seek_time(struct es_seek *k, const char ts[ES_TS_LEN + 1], int strict,
@@ -405,15 +410,13 @@ int es_seek_seq_at(struct es_seek *k, const char ts[ES_TS_LEN + 1], uint64_t *se
 	return 0;
 }
 
-static int last_seq(struct es_seek *k, uint64_t *seq, struct es_error *err);
-
 int es_seek_last_seq(struct es_seek *k, uint64_t *seq, struct es_error *err)
 {
 	int rc, tries = 0;
 
 	while ((rc = last_seq(k, seq, err)) != 0 && relist(k, &tries, err))
 		;
-	return rc;
+	return rc && err->code ? err->code : rc;
 }
 
 static int last_seq(struct es_seek *k, uint64_t *seq, struct es_error *err)

@@ -516,26 +516,26 @@ static void lines_close(struct lines *L)
 		es_input_close(&L->in);
 }
 
-/* Whether the incomplete batch at the end of active segment u was being
- * written (a writer appends while es-verify runs, taking no lock): once no
- * writer holds the lock, the segment has grown past where its reading
- * ended. A tail a writer left when it died stays as it was. */
+/* Whether the incomplete batch at the end of active segment u is a
+ * writer's business (es-verify takes no lock, and writers append while it
+ * runs): a writer holds the lock now (it is writing, or its recovery is
+ * about to cut the tail), or the segment has grown past where the reading
+ * ended. A tail a writer left when it died stays as it was, unlocked.
+ * Never waits for the lock. */
 static int tail_in_progress(const struct run *R, const struct unit *u)
 {
 	char path[PATH_MAX];
 	struct stat sb;
-	int fd, grown;
+	int fd, busy;
 
-	if (!R->dir || !u->store_seg)
-		return 0;
+	if (!R->dir || !u->store_seg || !u->read_eof)
+		return 0; /* (stopped by damage, such as an over-long line) */
 	snprintf(path, sizeof(path), "%s/lock", R->dir);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return 0;
-	while (flock(fd, LOCK_SH) != 0 && errno == EINTR)
-		;
-	grown = stat(u->path, &sb) == 0 && (uint64_t)sb.st_size > u->read_end;
+	busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
 	close(fd);
-	return grown;
+	return busy || (stat(u->path, &sb) == 0 && (uint64_t)sb.st_size > u->read_end);
 }
 
 /* The end of a unit, once every unit ran: batches and tails. */
@@ -675,6 +675,7 @@ static void run_unit(struct run *R, struct unit *u, struct es_chain *chain)
 		u->st.known = 0;
 		es_error_clear(&u->err);
 	}
+	u->read_eof = rc == 0;
 out:
 	u->read_end = lines_consumed(&in);
 	progress(R, unreported);

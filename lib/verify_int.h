@@ -156,7 +156,8 @@ struct unit {
 	int store_seg, active, last;
 	int gone;                  /* left log/ while log/ was listed */
 	uint64_t size;
-	uint64_t read_end;         /* where its reading ended (the file's end then) */
+	uint64_t read_end;         /* where its reading ended */
+	int read_eof;              /* and that was the file's end then (no error) */
 	uint64_t skip_before;      /* incremental: records below are only skipped */
 	struct vmap *map;
 	struct vstate st;          /* in: before the first record; out: after the last */
