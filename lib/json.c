@@ -1,10 +1,13 @@
 #include "json.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "io.h"
 
@@ -42,6 +45,22 @@ json_t *es_json_loadb(const char *s, size_t n, size_t flags, json_error_t *e, in
 	unsigned long before = es_alloc_failures();
 
 	return load_checked(json_loadb(s, n, flags, e), before, oom);
+}
+
+int es_json_file_ok(const char *path, struct es_error *err)
+{
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), dir;
+
+	if (fd < 0)
+		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	dir = fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode);
+	close(fd);
+	if (dir) {
+		errno = EISDIR;
+		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
+	}
+	return 0;
 }
 
 json_t *es_json_load_file(const char *path, size_t flags, json_error_t *e, int *oom)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "error.h"
 
 /* Nesting deeper than this is rejected in input events. */
 #define ES_JSON_MAX_DEPTH 64
@@ -93,6 +94,11 @@ char *es_json_dumps(const json_t *v, size_t flags);
  * or a parse error. */
 json_t *es_json_loadb(const char *s, size_t n, size_t flags, json_error_t *e, int *oom);
 json_t *es_json_load_file(const char *path, size_t flags, json_error_t *e, int *oom);
+/* Before es_json_load_file of a file the user names (a spec, a reducer):
+ * 0 when it opens and is not a directory, else ES_IO "cannot open 'PATH':
+ * reason" (jansson would say "unable to open PATH", or read a directory as
+ * empty text). */
+int es_json_file_ok(const char *path, struct es_error *err);
 
 /* Append json_dumps(v, ES_JSON_DUMP_FLAGS | JSON_ENCODE_ANY). 0 or -1. */
 int es_json_dump_add(struct es_buf *out, const json_t *v);

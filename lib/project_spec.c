@@ -2,10 +2,8 @@
 #include "project.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "io.h"
 
@@ -454,14 +452,11 @@ int es_pspec_load(struct es_pspec **spp, const char *path, struct es_error *err)
 	json_error_t jerr;
 	int oom;
 	json_t *spec;
-	int rc, fd;
+	int rc;
 
 	*spp = NULL;
-	/* say it as the other programs do; jansson would say "unable to open" */
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
-	close(fd);
+	if (es_json_file_ok(path, err))
+		return err->code;
 	spec = es_json_load_file(path, JSON_REJECT_DUPLICATES, &jerr, &oom);
 	if (!spec) {
 		if (oom)

@@ -1,10 +1,8 @@
 #include "reducer.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "io.h"
 #include "json.h"
@@ -449,11 +447,8 @@ int es_reducer_load(struct es_reducer **rp, const char *path, struct es_error *e
 
 	if (!path)
 		return es_reducer_default(rp, err);
-	/* (jansson's own words would be "unable to open PATH: ...") */
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
-	close(fd);
+	if (es_json_file_ok(path, err))
+		return err->code;
 	spec = es_json_load_file(path, JSON_REJECT_DUPLICATES, &jerr, &oom);
 	if (oom)
 		return es_fail(err, ES_IO, "%s: out of memory", path);
