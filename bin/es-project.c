@@ -25,6 +25,7 @@ struct ctx {
 	enum action act;
 	int nact;
 	int interval_given;
+	int on_error_given;
 };
 
 static const struct es_opt opts[] = {
@@ -72,6 +73,7 @@ static int handle(int key, const char *arg, void *p)
 			es_cli_usage_error("--interval: must be between 1 and 60000 milliseconds");
 		return 0;
 	case K_ON_ERROR:
+		c->on_error_given = 1;
 		if (strcmp(arg, "stop") == 0)
 			c->o.on_error = ES_ON_ERROR_STOP;
 		else if (strcmp(arg, "skip") == 0)
@@ -168,7 +170,8 @@ static void check_usage(const struct ctx *c, int nops, int pipe)
 
 	if (c->nact > 1)
 		es_cli_usage_error("--status, --pause and --resume go alone");
-	if (c->act != RUN && (o->rebuild || o->follow || o->to_stdout || o->from != INT64_MIN))
+	if (c->act != RUN && (o->rebuild || o->follow || o->to_stdout || o->from != INT64_MIN ||
+			      c->on_error_given || o->jobs > 1))
 		es_cli_usage_error("--status, --pause and --resume take no run options");
 	if (c->act != RUN && nops > 1)
 		es_cli_usage_error("--status, --pause and --resume take one SPEC or NAME");

@@ -251,6 +251,23 @@ EOF
 	[ "$stderr" = "es-project: cannot open 'nofile.json': No such file or directory" ]
 	run -4 --separate-stderr es-project --status ./nofile.json
 	[ "$stderr" = "es-project: cannot open './nofile.json': No such file or directory" ]
+	# a directory is not read as an empty spec (it was "line 1: '[' or '{'
+	# expected", exit 3)
+	mkdir adir
+	run -4 --separate-stderr es-project adir
+	[ "$stderr" = "es-project: cannot open 'adir': Is a directory" ]
+	run -4 --separate-stderr es-replay --reducer adir
+	[ "$stderr" = "es-replay: cannot open 'adir': Is a directory" ]
+}
+
+@test "regression: run options with --status, --pause, --resume are usage errors, not ignored" {
+	for opt in "--on-error skip" "-j 2"; do
+		for act in --status "--pause x" "--resume x"; do
+			# shellcheck disable=SC2086
+			run -2 --separate-stderr es-project $act $opt
+			[[ "$stderr" == "es-project: --status, --pause and --resume take no run options"* ]]
+		done
+	done
 }
 
 @test "fraud: more than 5 OrderCreated within 10 minutes alerts once per crossing" {
