@@ -192,6 +192,12 @@ int main(int argc, char **argv)
 	}
 	if (b.n == 0)
 		goto out_batch; /* nothing to do: not even a store is created */
+	if (!es_store_exists(com.store) &&
+	    es_append_check_empty(&b, c.batch_size && c.batch_size < b.n ? (size_t)c.batch_size : b.n,
+				  &c.ao, &err)) {
+		rc = report(&err); /* a conflict creates no store either */
+		goto out_batch;
+	}
 	if (es_store_open(&s, com.store, ES_OPEN_WRITE | ES_OPEN_CREATE, &err) ||
 	    es_store_lock(&s, &err)) {
 		rc = report(&err);

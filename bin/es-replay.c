@@ -379,14 +379,6 @@ out:
 	return a->err.code;
 }
 
-static int store_exists(const char *dir)
-{
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/store.json", dir);
-	return access(path, F_OK) == 0;
-}
-
 int main(int argc, char **argv)
 {
 	struct app a;
@@ -414,7 +406,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (first == argc && !a.follow && !a.com.store_given && !isatty(0) &&
-	    !store_exists(a.com.store)) {
+	    !es_store_exists(a.com.store)) {
 		/* no store here, events on stdin: `zstdcat old.zst | es-replay` */
 		rc = es_log_open_files(&lg, NULL, 0, &a.err) ? a.err.code : scan(&a, &lg);
 		es_log_close(&lg);

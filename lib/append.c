@@ -187,6 +187,60 @@ static int expect_ok(enum es_expect e, uint64_t want, uint64_t cur)
 	}
 }
 
+static int conflict(const struct es_event *ev, const char *stream, enum es_expect e,
+		    uint64_t want, uint64_t cur, struct es_error *err)
+{
+	char buf[32];
+
+	return es_fail(err, ES_CONFLICT, "line %llu: stream '%s': expected version %s, actual %llu",
+		       (unsigned long long)ev->lineno, stream, expect_name(e, want, buf, sizeof(buf)),
+		       (unsigned long long)cur);
+}
+
+int es_append_check_empty(const struct es_batch *b, size_t n, const struct es_append_opts *o,
+			  struct es_error *err)
+{
+	struct es_strmap versions, ids;
+	struct es_buf key = ES_BUF_INIT;
+	int rc = 0, added;
+
+	memset(&versions, 0, sizeof(versions));
+	memset(&ids, 0, sizeof(ids));
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct es_event *ev = &b->ev[i];
+		const char *stream = es_batch_str(b, ev->stream);
+		uint64_t *sv = es_strmap_get(&versions, stream, ev->stream_len);
+		uint64_t cur = sv ? *sv : 0;
+		enum es_expect e = ev->expect;
+		uint64_t want = ev->expect_version;
+		if (ev->id_given) {
+			es_buf_reset(&key);
+			if (es_buf_add(&key, stream, ev->stream_len + 1) ||
+			    es_buf_add(&key, es_batch_str(b, ev->id), ev->id_len) ||
+			    !es_strmap_put(&ids, key.p, key.len, &added)) {
+				rc = es_fail(err, ES_IO, "out of memory");
+				break;
+			}
+			if (!added)
+				continue; /* twice in this batch: the first one decides */
+		}
+		if (e == ES_EXPECT_UNSET && !sv) {
+			e = o->expect;
+			want = o->expect_version;
+		}
+		if (!expect_ok(e, want, cur))
+			rc = conflict(ev, stream, e, want, cur, err);
+		else if (!sv && !(sv = es_strmap_put(&versions, stream, ev->stream_len, &added)))
+			rc = es_fail(err, ES_IO, "out of memory");
+		else
+			*sv = cur + 1;
+	}
+	es_strmap_release(&versions);
+	es_strmap_release(&ids);
+	es_buf_release(&key);
+	return rc;
+}
+
 /* Decide fate, version and expectation of every event. */
 static int plan(struct es_store *s, struct es_append_run *run, struct state *st,
 		const struct es_batch *b, size_t from, size_t n, const struct es_append_opts *o,
@@ -259,14 +313,8 @@ static int plan(struct es_store *s, struct es_append_run *run, struct state *st,
 			e = o->expect;
 			want = o->expect_version;
 		}
-		if (!expect_ok(e, want, cur)) {
-			char buf[32];
-			return es_fail(err, ES_CONFLICT,
-				       "line %llu: stream '%s': expected version %s, actual %llu",
-				       (unsigned long long)ev->lineno, stream,
-				       expect_name(e, want, buf, sizeof(buf)),
-				       (unsigned long long)cur);
-		}
+		if (!expect_ok(e, want, cur))
+			return conflict(ev, stream, e, want, cur, err);
 		ver[i] = cur + 1;
 		if (!sv && !(sv = es_strmap_put(&st->versions, stream, ev->stream_len, &added)))
 			return es_fail(err, ES_IO, "out of memory");

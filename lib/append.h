@@ -37,6 +37,14 @@ struct es_append_run;
 struct es_append_run *es_append_run_new(void); /* NULL: out of memory */
 void es_append_run_free(struct es_append_run *run);
 
+/* On a store that does not exist yet every stream is at version 0 and no
+ * id is stored: do events [0, n) of b meet their expectations there, as
+ * es_append_batch would plan them? 0, or ES_CONFLICT with the message
+ * es_append_batch would give, so that a conflict can be refused before
+ * the store is created (a conflict changes nothing). */
+int es_append_check_empty(const struct es_batch *b, size_t n, const struct es_append_opts *o,
+			  struct es_error *err);
+
 /* Append events [from, from+n) of b as one atomic batch. The store must be
  * locked; run is NULL or what earlier batches under the same lock learnt.
  * On success out holds, in input order, the stored line of every event

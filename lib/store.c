@@ -401,6 +401,14 @@ int es_store_open_index(struct es_store *s, int writable, struct es_error *err)
 	return es_index_open(&s->index, path, writable, err);
 }
 
+int es_store_exists(const char *dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/store.json", dir);
+	return access(path, F_OK) == 0;
+}
+
 int es_store_open(struct es_store *s, const char *dir, int flags, struct es_error *err)
 {
 	char path[PATH_MAX];

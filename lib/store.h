@@ -64,6 +64,8 @@ struct es_store {
 
 /* The store directory from -d / ES_STORE / default. */
 const char *es_store_dir(const char *opt);
+/* Whether dir holds a store (its store.json). */
+int es_store_exists(const char *dir);
 int es_store_open(struct es_store *s, const char *dir, int flags, struct es_error *err);
 void es_store_close(struct es_store *s);
 /* Take the writers' lock, then recover: cut a torn tail of the active

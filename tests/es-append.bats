@@ -802,6 +802,32 @@ Try '"'es-append --help'"' for more information.'
 	assert_equal "$(log_all | envelope | tail -n 1)" "3 c 1"
 }
 
+@test "regression: a conflict on a store that does not exist yet creates no store" {
+	# it created store.json, log/, index/ and then refused (exit 5)
+	[ ! -e "$ES_STORE" ]
+	printf '%s\n' "$(ev a T)" '{"stream":"a","type":"T","expect":1}' \
+		'{"stream":"b","type":"T","expect":"exists"}' >"$TMP/in"
+	run -5 --separate-stderr es-append <"$TMP/in"
+	assert_equal "$stderr" "es-append: line 3: stream 'b': expected version exists, actual 0"
+	[ ! -e "$ES_STORE" ]
+	printf '%s\n' "$(ev a T)" "$(ev a T)" >"$TMP/in"
+	run -5 --separate-stderr es-append --expect 3 <"$TMP/in"
+	assert_equal "$stderr" "es-append: line 1: stream 'a': expected version 3, actual 0"
+	[ ! -e "$ES_STORE" ]
+	# an id met twice: the first one decides, the second is not checked
+	printf '%s\n' '{"stream":"a","type":"T","id":"x"}' \
+		'{"stream":"a","type":"T","id":"x","expect":0}' \
+		'{"stream":"a","type":"T","expect":1}' >"$TMP/in"
+	run -0 --separate-stderr es-append -q <"$TMP/in"
+	[ "$(log_all | envelope | tr '\n' ' ')" = "1 a 1 2 a 2 " ]
+	# a later chunk's conflict comes after the first chunk is stored
+	rm -rf "$ES_STORE"
+	printf '%s\n' "$(ev a T)" '{"stream":"a","type":"T","expect":5}' >"$TMP/in"
+	run -5 --separate-stderr es-append -q --batch-size 1 <"$TMP/in"
+	[[ "$stderr" == *"stored before line 2: 1 event"* ]]
+	[ "$(log_all | envelope)" = "1 a 1" ]
+}
+
 @test "a per-line expect counts the events before it in the batch" {
 	printf '%s\n' '{"stream":"a","type":"T","expect":"none"}' \
 		'{"stream":"a","type":"T","expect":1}' \
