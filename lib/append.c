@@ -111,6 +111,11 @@ static int first_version(struct es_store *s, struct es_append_run *run,
 	int added;
 
 	*fresh = 0;
+	if (!s) { /* a store not created yet (es_append_check_empty) */
+		*v = 0;
+		*fresh = 1;
+		return 0;
+	}
 	if (run && (known = es_strmap_get(&run->versions, stream, ev->stream_len))) {
 		*v = *known >> 1;
 		*fresh = (int)(*known & 1);
@@ -187,61 +192,8 @@ static int expect_ok(enum es_expect e, uint64_t want, uint64_t cur)
 	}
 }
 
-static int conflict(const struct es_event *ev, const char *stream, enum es_expect e,
-		    uint64_t want, uint64_t cur, struct es_error *err)
-{
-	char buf[32];
-
-	return es_fail(err, ES_CONFLICT, "line %llu: stream '%s': expected version %s, actual %llu",
-		       (unsigned long long)ev->lineno, stream, expect_name(e, want, buf, sizeof(buf)),
-		       (unsigned long long)cur);
-}
-
-int es_append_check_empty(const struct es_batch *b, size_t n, const struct es_append_opts *o,
-			  struct es_error *err)
-{
-	struct es_strmap versions, ids;
-	struct es_buf key = ES_BUF_INIT;
-	int rc = 0, added;
-
-	memset(&versions, 0, sizeof(versions));
-	memset(&ids, 0, sizeof(ids));
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		const struct es_event *ev = &b->ev[i];
-		const char *stream = es_batch_str(b, ev->stream);
-		uint64_t *sv = es_strmap_get(&versions, stream, ev->stream_len);
-		uint64_t cur = sv ? *sv : 0;
-		enum es_expect e = ev->expect;
-		uint64_t want = ev->expect_version;
-		if (ev->id_given) {
-			es_buf_reset(&key);
-			if (es_buf_add(&key, stream, ev->stream_len + 1) ||
-			    es_buf_add(&key, es_batch_str(b, ev->id), ev->id_len) ||
-			    !es_strmap_put(&ids, key.p, key.len, &added)) {
-				rc = es_fail(err, ES_IO, "out of memory");
-				break;
-			}
-			if (!added)
-				continue; /* twice in this batch: the first one decides */
-		}
-		if (e == ES_EXPECT_UNSET && !sv) {
-			e = o->expect;
-			want = o->expect_version;
-		}
-		if (!expect_ok(e, want, cur))
-			rc = conflict(ev, stream, e, want, cur, err);
-		else if (!sv && !(sv = es_strmap_put(&versions, stream, ev->stream_len, &added)))
-			rc = es_fail(err, ES_IO, "out of memory");
-		else
-			*sv = cur + 1;
-	}
-	es_strmap_release(&versions);
-	es_strmap_release(&ids);
-	es_buf_release(&key);
-	return rc;
-}
-
-/* Decide fate, version and expectation of every event. */
+/* Decide fate, version and expectation of every event; s NULL: a store
+ * that does not exist yet (every stream at version 0, no id stored). */
 static int plan(struct es_store *s, struct es_append_run *run, struct state *st,
 		const struct es_batch *b, size_t from, size_t n, const struct es_append_opts *o,
 		unsigned char *fate, uint64_t *ver, size_t *dup_of, uint64_t *idh,
@@ -291,7 +243,7 @@ static int plan(struct es_store *s, struct es_append_run *run, struct state *st,
 			*slot = i;
 			/* A stream new in this run has only ids the run stored:
 			 * ask the index only when the run's set may hold it. */
-			if (!fresh || es_hashset_has(&run->ids, idh[i])) {
+			if (s && (!fresh || es_hashset_has(&run->ids, idh[i]))) {
 				int r = es_index_find_id(s->index, stream, ev->stream_len,
 							 es_batch_str(b, ev->id), ev->id_len, &found);
 				if (r < 0)
@@ -313,14 +265,42 @@ static int plan(struct es_store *s, struct es_append_run *run, struct state *st,
 			e = o->expect;
 			want = o->expect_version;
 		}
-		if (!expect_ok(e, want, cur))
-			return conflict(ev, stream, e, want, cur, err);
+		if (!expect_ok(e, want, cur)) {
+			char buf[32];
+			return es_fail(err, ES_CONFLICT,
+				       "line %llu: stream '%s': expected version %s, actual %llu",
+				       (unsigned long long)ev->lineno, stream,
+				       expect_name(e, want, buf, sizeof(buf)),
+				       (unsigned long long)cur);
+		}
 		ver[i] = cur + 1;
 		if (!sv && !(sv = es_strmap_put(&st->versions, stream, ev->stream_len, &added)))
 			return es_fail(err, ES_IO, "out of memory");
 		*sv = 2 * (cur + 1) + (uint64_t)fresh;
 	}
 	return 0;
+}
+
+int es_append_check_empty(const struct es_batch *b, size_t n, const struct es_append_opts *o,
+			  struct es_error *err)
+{
+	struct state st = {ES_STRMAP_INIT, ES_STRMAP_INIT, ES_BUF_INIT};
+	unsigned char *fate = malloc(n ? n : 1);
+	uint64_t *ver = calloc(n ? n : 1, sizeof(*ver));
+	size_t *dup_of = calloc(n ? n : 1, sizeof(*dup_of));
+	uint64_t *idh = calloc(n ? n : 1, sizeof(*idh));
+	int rc = !fate || !ver || !dup_of || !idh
+			 ? es_fail(err, ES_IO, "out of memory")
+			 : plan(NULL, NULL, &st, b, 0, n, o, fate, ver, dup_of, idh, err);
+
+	es_strmap_release(&st.versions);
+	es_strmap_release(&st.ids);
+	es_buf_release(&st.key);
+	free(fate);
+	free(ver);
+	free(dup_of);
+	free(idh);
+	return rc;
 }
 
 /* Build the lines of the stored events; offsets of each line in lines. */
