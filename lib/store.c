@@ -116,8 +116,10 @@ static int take_lock(struct es_store *s, struct es_error *err)
 			if (errno != EINTR)
 				return es_fail_errno(err, ES_IO, "cannot lock '%s/lock'", s->dir);
 		/* A lock on a file that is no longer the store's "lock" (removed
-		 * or replaced, as a stale-lock clean-up might) excludes nobody:
-		 * the next writer locks the new file. Lock that one. */
+		 * or replaced, as a stale-lock clean-up might) is not the one
+		 * readers take shared (es_store_visible_end) nor the one older
+		 * binaries take: lock the file that is named now. (Writers of
+		 * this version also exclude each other by the directory, below.) */
 		int named_rc = fstat(s->lock_fd, &held) == 0 ? stat(path, &named) : -1;
 		if (named_rc == 0 && named.st_ino == held.st_ino && named.st_dev == held.st_dev)
 			break;
