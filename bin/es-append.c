@@ -90,6 +90,7 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 	struct es_append_opts ao = c->ao;
 	unsigned char *fate = malloc(chunk ? chunk : 1);
 	struct es_append_run *run = es_append_run_new();
+	char where[512];
 	int rc = 0;
 
 	if (!fate || !run) {
@@ -109,8 +110,8 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 		if (rc) {
 			report(&err);
 			if (done > 0)
-				es_cli_error("stored before line %llu: %zu event%s%s",
-					     (unsigned long long)b->ev[done].lineno, stored,
+				es_cli_error("stored before %s: %zu event%s%s",
+					     es_event_where(b, &b->ev[done], where, sizeof(where)), stored,
 					     stored == 1 ? "" : "s",
 					     stored < done ? " (the others were stored already)" : "");
 			break;
@@ -119,8 +120,8 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 			stored += fate[i] == ES_STORED;
 		for (size_t i = 0; i < n && !com->quiet; i++)
 			if (fate[i] == ES_DUPLICATE)
-				es_cli_error("line %llu: event id '%s' already stored in stream '%s'",
-					     (unsigned long long)b->ev[done + i].lineno,
+				es_cli_error("%s: event id '%s' already stored in stream '%s'",
+					     es_event_where(b, &b->ev[done + i], where, sizeof(where)),
 					     es_batch_str(b, b->ev[done + i].id),
 					     es_batch_str(b, b->ev[done + i].stream));
 		if (!com->quiet && (es_cli_stdout_closed() ? (errno = EBADF, 1)

@@ -266,10 +266,10 @@ static int plan(struct es_store *s, struct es_append_run *run, struct state *st,
 			want = o->expect_version;
 		}
 		if (!expect_ok(e, want, cur)) {
-			char buf[32];
+			char buf[32], where[512];
 			return es_fail(err, ES_CONFLICT,
-				       "line %llu: stream '%s': expected version %s, actual %llu",
-				       (unsigned long long)ev->lineno, stream,
+				       "%s: stream '%s': expected version %s, actual %llu",
+				       es_event_where(b, ev, where, sizeof(where)), stream,
 				       expect_name(e, want, buf, sizeof(buf)),
 				       (unsigned long long)cur);
 		}
@@ -324,16 +324,12 @@ static int build(struct es_store *s, const struct es_batch *b, size_t from, size
 		if (fate[i] != ES_STORED)
 			continue;
 		if (o->import_ts) {
-			if (ev->ts < 0 && h->seq == 0)
-				return es_fail(err, ES_DATA, "line %llu: \"ts\" is before "
-					       "1970-01-01T00:00:00Z, the earliest time a store holds",
-					       (unsigned long long)ev->lineno);
 			if (ev->ts < h->ts) {
-				char prev[ES_TS_LEN + 1];
+				char prev[ES_TS_LEN + 1], where[512];
 				es_ts_format(h->ts, prev);
 				return es_fail(err, ES_DATA,
-					       "line %llu: \"ts\" is before the last stored ts %s",
-					       (unsigned long long)ev->lineno, prev);
+					       "%s: \"ts\" is before the last stored ts %s",
+					       es_event_where(b, ev, where, sizeof(where)), prev);
 			}
 			h->ts = ev->ts;
 			es_ts_format(ev->ts, ts);

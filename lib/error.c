@@ -51,6 +51,22 @@ int es_error_prefix(struct es_error *err, const char *fmt, ...)
 	return err->code;
 }
 
+char *es_line_where(char *buf, unsigned long n, const char *file, unsigned long long lineno)
+{
+	if (strcmp(file, "-") == 0)
+		snprintf(buf, n, "line %llu", lineno);
+	else
+		snprintf(buf, n, "%s: line %llu", file, lineno);
+	return buf;
+}
+
+int es_error_at_line(struct es_error *err, const char *file, unsigned long long lineno)
+{
+	char where[512];
+
+	return es_error_prefix(err, "%s", es_line_where(where, sizeof(where), file, lineno));
+}
+
 void es_error_clear(struct es_error *err)
 {
 	err->code = 0;

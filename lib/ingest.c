@@ -42,6 +42,7 @@ static void *run_half(void *arg)
 			h->bad = i;
 			break;
 		}
+		h->b->ev[h->b->n - 1].file = l->file;
 	}
 	return NULL;
 }
@@ -80,11 +81,7 @@ static int block_add(struct block *k, const char *line, size_t len, uint64_t lin
 
 static void name_line(struct es_error *err, char **files, const struct line *l)
 {
-	if (strcmp(files[l->file], "-") == 0)
-		es_error_prefix(err, "line %llu", (unsigned long long)l->lineno);
-	else
-		es_error_prefix(err, "%s: line %llu", files[l->file],
-				(unsigned long long)l->lineno);
+	es_error_at_line(err, files[l->file], (unsigned long long)l->lineno);
 }
 
 /* With --import-ts the input gives the times, and the log's ts never
@@ -154,6 +151,7 @@ int es_ingest(struct es_batch *b, char **files, int nfiles, int flags, struct es
 		files = dash;
 		nfiles = 1;
 	}
+	b->files = files;
 	for (int f = 0; f < nfiles && rc == 0; f++) {
 		struct es_input in;
 		const char *line;

@@ -186,12 +186,8 @@ static ssize_t fill(struct es_input *in, struct es_error *err)
 /* Standard input has no name in messages: "line N: ...", as elsewhere. */
 static void too_long(const struct es_input *in, struct es_error *err)
 {
-	if (strcmp(in->name, "-") == 0)
-		es_fail(err, ES_DATA, "line %llu: longer than %zu bytes",
-			(unsigned long long)in->lineno + 1, in->line_max);
-	else
-		es_fail(err, ES_DATA, "%s: line %llu: longer than %zu bytes", in->name,
-			(unsigned long long)in->lineno + 1, in->line_max);
+	es_fail(err, ES_DATA, "longer than %zu bytes", in->line_max);
+	es_error_at_line(err, in->name, (unsigned long long)in->lineno + 1);
 }
 
 int es_input_next(struct es_input *in, const char **line, size_t *len, struct es_error *err)

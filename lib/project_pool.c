@@ -100,8 +100,13 @@ static int parse_raw(const struct es_proj *p, struct pbatch *b, struct pev *e,
 	const char *why;
 
 	if (es_rec_parse(e->line, e->len, 0, &e->rec, &why)) {
-		es_fail(err, p->raw_code, "%s: %s %llu: %s", e->name, b->blen ? "offset" : "line",
-			(unsigned long long)e->lineno, why);
+		if (b->blen) {
+			es_fail(err, p->raw_code, "%s: offset %llu: %s", e->name,
+				(unsigned long long)e->lineno, why);
+		} else {
+			es_fail(err, p->raw_code, "%s", why);
+			es_error_at_line(err, e->name, (unsigned long long)e->lineno);
+		}
 		return -1;
 	}
 	b->last_seq = e->rec.seq;

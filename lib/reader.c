@@ -394,8 +394,8 @@ static int bad_line(struct es_log *lg, const char *why, struct es_error *err)
 		return es_fail(err, ES_CORRUPT, "log/%020llu.ndjson: offset %llu: after seq %llu: %s",
 			       (unsigned long long)lg->seg, (unsigned long long)lg->off,
 			       (unsigned long long)lg->last_seq, why);
-	return es_fail(err, ES_DATA, "%s: line %llu: %s", lg->name, (unsigned long long)lg->in.lineno,
-		       why);
+	es_fail(err, ES_DATA, "%s", why);
+	return es_error_at_line(err, lg->name, (unsigned long long)lg->in.lineno);
 }
 
 int es_log_next(struct es_log *lg, const char **line, size_t *len, struct es_rec *r,

@@ -17,6 +17,12 @@ void es_batch_init(struct es_batch *b)
 	memset(b, 0, sizeof(*b));
 }
 
+char *es_event_where(const struct es_batch *b, const struct es_event *ev, char *buf, size_t n)
+{
+	return es_line_where(buf, n, b->files ? b->files[ev->file] : "-",
+			     (unsigned long long)ev->lineno);
+}
+
 void es_batch_release(struct es_batch *b)
 {
 	es_buf_release(&b->text);
@@ -174,6 +180,11 @@ static int check_fields(const struct es_jv_member **f, struct es_event *ev, int 
 		if (f[K_TS]->val[0] != '"' || decode(tmp, f[K_TS]) ||
 		    es_ts_parse(tmp->p ? tmp->p : "", tmp->len, &ev->ts))
 			return es_fail(err, ES_DATA, "\"ts\" must be an RFC 3339 time");
+		/* refused here, with the input, and not when the batch is
+		 * stored: by then a store that did not exist has been created */
+		if (ev->ts < 0)
+			return es_fail(err, ES_DATA, "\"ts\" is before 1970-01-01T00:00:00Z, "
+				       "the earliest time a store holds");
 	}
 	return 0;
 }

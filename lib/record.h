@@ -35,6 +35,7 @@ enum es_expect {
 /* One validated input event. Offsets point into the owning batch's text. */
 struct es_event {
 	uint64_t lineno;
+	int file;                      /* of the line: index in es_batch.files */
 	size_t stream, stream_len;     /* decoded UTF-8 */
 	size_t stream_js, stream_js_len; /* canonical JSON literal */
 	size_t type_js, type_js_len;
@@ -54,7 +55,12 @@ struct es_batch {
 	struct es_buf text;
 	struct es_event *ev;
 	size_t n, cap;
+	char *const *files;  /* input names by es_event.file ("-": standard
+			      * input), for messages; NULL: no names */
 };
+/* Where ev's line is, for messages (es_line_where): "FILE: line N" or
+ * "line N". Returns buf. */
+char *es_event_where(const struct es_batch *b, const struct es_event *ev, char *buf, size_t n);
 
 #define ES_PARSE_TS 1 /* accept an input "ts" (imports) */
 

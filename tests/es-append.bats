@@ -709,8 +709,17 @@ big_line() { # big_line N: an event line of exactly N bytes, newline not counted
 }
 
 @test "--import-ts: a leap second is stored as the second before it; 1969 is refused" {
+	[ ! -e "$ES_STORE" ]
 	run -3 --separate-stderr es-append --import-ts <<<'{"stream":"a","type":"T","ts":"1969-12-31T23:59:59Z"}'
 	assert_equal "$stderr" 'es-append: line 1: "ts" is before 1970-01-01T00:00:00Z, the earliest time a store holds'
+	# regression: refused with the input, before a store is created (it
+	# left an empty store behind)
+	[ ! -e "$ES_STORE" ]
+	printf '%s\n' '{"stream":"a","type":"T","ts":"2020-01-01T00:00:00Z"}' \
+		'{"stream":"b","type":"T","ts":"1969-12-31T23:59:59Z"}' >"$TMP/in"
+	run -3 --separate-stderr es-append --import-ts "$TMP/in"
+	assert_equal "$stderr" "es-append: $TMP/in: line 2: \"ts\" is before 1970-01-01T00:00:00Z, the earliest time a store holds"
+	[ ! -e "$ES_STORE" ]
 	run -0 --separate-stderr es-append --import-ts <<<'{"stream":"a","type":"T","ts":"2016-12-31T23:59:60.5Z"}'
 	assert_equal "$(field ts <<<"$output")" "2016-12-31T23:59:59.500000Z"
 }
@@ -742,14 +751,14 @@ big_line() { # big_line N: an event line of exactly N bytes, newline not counted
 	before=$(log_sum)
 	run -5 --separate-stderr es-append --expect none "$TMP/in"
 	assert_output ""
-	assert_equal "$stderr" "es-append: line 1: stream 'a': expected version none, actual 1"
+	assert_equal "$stderr" "es-append: $TMP/in: line 1: stream 'a': expected version none, actual 1"
 	assert_equal "$(log_sum)" "$before"
 }
 
 @test "--expect exists: the stream must have events" {
 	ev a T >"$TMP/in"
 	run -5 --separate-stderr es-append --expect exists "$TMP/in"
-	assert_equal "$stderr" "es-append: line 1: stream 'a': expected version exists, actual 0"
+	assert_equal "$stderr" "es-append: $TMP/in: line 1: stream 'a': expected version exists, actual 0"
 	[ ! -s "$ES_STORE/log/$SEG1" ]
 	append "$(ev a T)"
 	run -0 --separate-stderr es-append --expect exists "$TMP/in"
@@ -760,9 +769,9 @@ big_line() { # big_line N: an event line of exactly N bytes, newline not counted
 	ev a T >"$TMP/in"
 	run -0 --separate-stderr es-append -q --expect 0 "$TMP/in"
 	run -5 --separate-stderr es-append --expect 0 "$TMP/in"
-	assert_equal "$stderr" "es-append: line 1: stream 'a': expected version 0, actual 1"
+	assert_equal "$stderr" "es-append: $TMP/in: line 1: stream 'a': expected version 0, actual 1"
 	run -5 --separate-stderr es-append --expect 2 "$TMP/in"
-	assert_equal "$stderr" "es-append: line 1: stream 'a': expected version 2, actual 1"
+	assert_equal "$stderr" "es-append: $TMP/in: line 1: stream 'a': expected version 2, actual 1"
 	printf '%s\n' "$(ev a T)" "$(ev a T)" "$(ev a T)" >"$TMP/in3"
 	run -0 --separate-stderr es-append --expect 1 "$TMP/in3"
 	assert_equal "$(envelope <<<"$output")" "2 a 2
@@ -1136,7 +1145,7 @@ closed_pipe() {
 		rm -rf "$ES_STORE"
 		ES_FAULT=$fault run -4 --separate-stderr es-append -q --batch-size 1000 "$TMP/in"
 		[[ $stderr == "es-append: not stored: "*"
-es-append: stored before line 1001: 1000 events" ]]
+es-append: stored before $TMP/in: line 1001: 1000 events" ]]
 		assert_equal "$(log_all | wc -l)" 1000
 		run -0 es-verify -q
 		# the whole input again: the first chunk's events are already
@@ -1726,4 +1735,29 @@ teardown() {
 	run -0 --separate-stderr es-replay --events
 	[ "$(jq -r .seq <<<"$output" | tr '\n' ' ')" = "1 2 3 " ]
 	[ "$(jq -r .stream <<<"$output" | tr '\n' ' ')" = "a a b " ]
+}
+
+@test "regression: with several input files, messages about a line name its file" {
+	# they said "line N" alone, which line 2 of which file?
+	printf '%s\n' "$(ev a T)" >"$TMP/one"
+	printf '%s\n' "$(ev b T)" '{"stream":"a","type":"T","expect":5}' >"$TMP/two"
+	run -5 --separate-stderr es-append "$TMP/one" "$TMP/two"
+	assert_equal "$stderr" "es-append: $TMP/two: line 2: stream 'a': expected version 5, actual 1"
+	[ ! -e "$ES_STORE" ]
+	# standard input among files is "line N", as when it is alone
+	run -5 --separate-stderr es-append "$TMP/one" - <"$TMP/two"
+	assert_equal "$stderr" "es-append: line 2: stream 'a': expected version 5, actual 1"
+	# a later chunk's conflict, and what was stored before it
+	run -5 --separate-stderr es-append -q --batch-size 2 "$TMP/one" "$TMP/two"
+	assert_equal "$stderr" "es-append: $TMP/two: line 2: stream 'a': expected version 5, actual 1
+es-append: stored before $TMP/two: line 2: 2 events"
+	# a retried id
+	printf '%s\n' '{"stream":"a","type":"T","id":"x"}' >"$TMP/three"
+	run -0 es-append -q "$TMP/three"
+	run -0 --separate-stderr es-append "$TMP/one" "$TMP/three"
+	assert_equal "$stderr" "es-append: $TMP/three: line 1: event id 'x' already stored in stream 'a'"
+	# --import-ts behind the store's last time
+	printf '%s\n' '{"stream":"a","type":"T","ts":"2000-01-01T00:00:00Z"}' >"$TMP/four"
+	run -3 --separate-stderr es-append --import-ts "$TMP/four"
+	assert_equal "$stderr" "es-append: $TMP/four: line 1: \"ts\" is before the last stored ts $(log_all | tail -n 1 | jq -r .ts)"
 }

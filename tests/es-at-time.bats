@@ -355,6 +355,8 @@ Try 'es-at-time --help' for more information."
 	echo '{"stream":"x","type":"y"}' >> all.ndjson
 	run -3 --separate-stderr es-at-time 2030-01-01 all.ndjson
 	[[ "$stderr" == "es-at-time: all.ndjson: line 7: "* ]]
+	run -3 --separate-stderr es-at-time 2030-01-01 - <all.ndjson
+	assert_equal "$stderr" "es-at-time: line 7: not a stored record"
 	# a scan that stops before it never sees it
 	run -0 --separate-stderr es-at-time 2025-11-26T09:00:00Z all.ndjson
 }

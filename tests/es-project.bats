@@ -548,6 +548,8 @@ fault_skip() {
 	echo '{"not":"a record"}' > junk.ndjson
 	run -3 --separate-stderr es-project obc.json junk.ndjson
 	[[ "$stderr" == *"junk.ndjson: line 1"* ]]
+	run -3 --separate-stderr es-project obc.json - <junk.ndjson
+	assert_equal "$stderr" "es-project: line 1: not a stored record"
 }
 
 @test "regression: no store selected and stdin a terminal: not a store, exit 4, as es-replay" {

@@ -369,6 +369,9 @@ JSON
 	echo '{"stream":"x","type":"y"}' >> all.ndjson
 	run -3 --separate-stderr es-replay all.ndjson
 	[[ "$stderr" == *"all.ndjson: line 7:"* ]]
+	# standard input has no name, as in es-append's messages (it was "-: line 7")
+	run -3 --separate-stderr es-replay - <all.ndjson
+	assert_equal "$stderr" "es-replay: line 7: not a stored record"
 }
 
 @test "a closed pipe ends quietly" {

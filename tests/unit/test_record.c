@@ -204,6 +204,29 @@ int main(void)
 	CHECK(add(&b, "{\"stream\":\"a\",\"type\":\"T\",\"ts\":\"2026-01-01T01:00:00+01:00\"}",
 		  ES_PARSE_TS, &err) == 0);
 	CHECK(b.ev[b.n - 1].ts == 1767225600LL * 1000000);
+	/* before 1970 is refused with the input, before any store exists */
+	{
+		size_t n = b.n;
+		CHECK(add(&b, "{\"stream\":\"a\",\"type\":\"T\",\"ts\":\"1969-12-31T23:59:59.999999Z\"}",
+			  ES_PARSE_TS, &err) == ES_DATA);
+		CHECK(strstr(err.msg, "before 1970-01-01T00:00:00Z") != NULL && b.n == n);
+		CHECK(add(&b, "{\"stream\":\"a\",\"type\":\"T\",\"ts\":\"1970-01-01T00:00:00Z\"}",
+			  ES_PARSE_TS, &err) == 0);
+	}
+
+	/* where an event's line is: standard input has no name */
+	{
+		char where[512], *names[] = {(char *)"-", (char *)"in.ndjson"};
+		struct es_event ev = b.ev[b.n - 1];
+		CHECK_STR(es_event_where(&b, &ev, where, sizeof(where)), "line 1");
+		b.files = names;
+		ev.file = 1;
+		ev.lineno = 42;
+		CHECK_STR(es_event_where(&b, &ev, where, sizeof(where)), "in.ndjson: line 42");
+		ev.file = 0;
+		CHECK_STR(es_event_where(&b, &ev, where, sizeof(where)), "line 42");
+		b.files = NULL;
+	}
 
 	CHECK(parse_rest_differential());
 
