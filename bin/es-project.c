@@ -86,6 +86,11 @@ static int handle(int key, const char *arg, void *p)
 }
 
 static int out_errno; /* why writing to stdout failed, once it did */
+/* The run only prints (pipe mode, --stdout): a closed pipe ends it quietly
+ * with 0, as it ends every reader. A store run's alerts come with its
+ * commit, which their loss undoes, and --status answers with its exit
+ * status: for those it stays an error. */
+static int pure_output;
 
 static int out(void *arg, const char *s, size_t n)
 {
@@ -105,6 +110,8 @@ static int report(const struct es_error *err)
 {
 	if (!out_errno)
 		return es_cli_report(err);
+	if (out_errno == EPIPE && pure_output)
+		return 0;
 	if (out_errno != EPIPE)
 		es_cli_error("write error on standard output: %s", strerror(out_errno));
 	es_cli_stdout_reported();
@@ -247,10 +254,13 @@ int main(int argc, char **argv)
 	c.o.note = note;
 	pipe = c.act == RUN && (nops > 1 || (nops == 1 && !store_mode(&com)));
 	check_usage(&c, nops, pipe);
+	pure_output = c.act == RUN && (pipe || c.o.to_stdout);
 	if (c.act != RUN)
 		rc = control(&c, nops ? argv[first] : NULL);
 	else
 		rc = run(&c, argv[first], argv + first + 1, nops - 1, pipe);
+	if (pure_output && out_errno == EPIPE)
+		return rc; /* (stdout's error flag is that closed pipe) */
 	{
 		int crc = es_cli_close_stdout();
 		if (!rc)

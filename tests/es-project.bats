@@ -591,6 +591,36 @@ fault_skip() {
 	[[ "$stderr" == *"write"* ]]
 }
 
+@test "regression: with SIGPIPE ignored, a closed pipe ends a run that only prints with 0, quietly" {
+	# (--stdout exited 4, as if it had failed; es-replay and the others exit 0)
+	export ES_STORE="$TMP/big"
+	gen-events -n 3000 -s 5 | es-append -q --import-ts
+	es-replay --events > ev.ndjson
+	printf '{"name":"s","key":"id","on":{"*":[{"op":"count","path":"n"}]}}' > s.json
+	# the reader closes its end before the writer starts: every write fails
+	# with EPIPE
+	closed() {
+		bash -c 'trap "" PIPE
+			{ until [ -e closed ]; do sleep 0.01; done; "$@"; echo "exit $?" >&2; } |
+				{ exec 0<&-; : > closed; }' closed "$@"
+		rm -f closed
+	}
+	run -0 --separate-stderr closed es-project --stdout s.json
+	assert_equal "$stderr" "exit 0"
+	run -0 --separate-stderr closed es-project s.json ev.ndjson
+	assert_equal "$stderr" "exit 0"
+	# es-replay does the same
+	run -0 --separate-stderr closed es-replay --events
+	assert_equal "$stderr" "exit 0"
+	# a store run's alerts go with its commit: not printed, not committed
+	printf '%s' '{"name":"a","key":"data.warehouse","on":{"*":[{"op":"count","path":"n"}]},
+		"windows":[{"name":"w","size":"1d","threshold":1}]}' > a.json
+	run -0 --separate-stderr closed es-project a.json
+	assert_equal "$stderr" "exit 4"
+	run -1 --separate-stderr es-project --status a.json
+	assert_equal "$stderr" "es-project: no projection 'a' in '$ES_STORE'"
+}
+
 @test "regression: a full stdout is one message, exit 4: --status, --stdout, pipes, alerts" {
 	local full="es-project: write error on standard output: No space left on device"
 	export ES_STORE="$TMP/f"
