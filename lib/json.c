@@ -684,7 +684,48 @@ static int add_real(struct es_buf *out, double d)
 	return es_buf_add(out, buf, n);
 }
 
-static int dump_fast(struct es_buf *out, const json_t *v, int depth, int exact)
+#define DUMP_EXACT 1  /* reals by add_real, not at jansson's precision */
+#define DUMP_SORTED 2 /* object keys in byte order, not insertion order */
+
+struct member {
+	const char *key;
+	size_t len;
+	const json_t *v;
+};
+
+static int member_cmp(const void *a, const void *b)
+{
+	const struct member *x = a, *y = b;
+	int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static int dump_fast(struct es_buf *out, const json_t *v, int depth, int how);
+
+/* An object's members in byte order of their keys. */
+static int dump_sorted_object(struct es_buf *out, const json_t *v, int depth, int how)
+{
+	size_t n = json_object_size(v), i = 0;
+	struct member *m = es_malloc((n ? n : 1) * sizeof(*m));
+	int rc = 0;
+
+	if (!m)
+		return -1;
+	for (void *it = json_object_iter((json_t *)v); it && i < n;
+	     it = json_object_iter_next((json_t *)v, it), i++)
+		m[i] = (struct member){json_object_iter_key(it), json_object_iter_key_len(it),
+				       json_object_iter_value(it)};
+	qsort(m, i, sizeof(*m), member_cmp);
+	rc = es_buf_addc(out, '{');
+	for (size_t j = 0; rc == 0 && j < i; j++)
+		rc = (j && es_buf_addc(out, ',')) || add_string(out, m[j].key, m[j].len) ||
+		     es_buf_addc(out, ':') || dump_fast(out, m[j].v, depth + 1, how);
+	free(m);
+	return rc || es_buf_addc(out, '}') ? -1 : 0;
+}
+
+static int dump_fast(struct es_buf *out, const json_t *v, int depth, int how)
 {
 	char num[24], *p;
 	size_t i = 0;
@@ -693,13 +734,15 @@ static int dump_fast(struct es_buf *out, const json_t *v, int depth, int exact)
 		return -1; /* (jansson's own limit is lower; states are never this deep) */
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: {
+		if (how & DUMP_SORTED)
+			return dump_sorted_object(out, v, depth, how);
 		void *it = json_object_iter((json_t *)v);
 		if (es_buf_addc(out, '{'))
 			return -1;
 		for (; it; it = json_object_iter_next((json_t *)v, it), i++)
 			if ((i && es_buf_addc(out, ',')) ||
 			    add_string(out, json_object_iter_key(it), json_object_iter_key_len(it)) ||
-			    es_buf_addc(out, ':') || dump_fast(out, json_object_iter_value(it), depth + 1, exact))
+			    es_buf_addc(out, ':') || dump_fast(out, json_object_iter_value(it), depth + 1, how))
 				return -1;
 		return es_buf_addc(out, '}');
 	}
@@ -707,7 +750,7 @@ static int dump_fast(struct es_buf *out, const json_t *v, int depth, int exact)
 		if (es_buf_addc(out, '['))
 			return -1;
 		for (; i < json_array_size(v); i++)
-			if ((i && es_buf_addc(out, ',')) || dump_fast(out, json_array_get(v, i), depth + 1, exact))
+			if ((i && es_buf_addc(out, ',')) || dump_fast(out, json_array_get(v, i), depth + 1, how))
 				return -1;
 		return es_buf_addc(out, ']');
 	case JSON_STRING:
@@ -725,21 +768,21 @@ static int dump_fast(struct es_buf *out, const json_t *v, int depth, int exact)
 	case JSON_FALSE: return es_buf_add(out, "false", 5);
 	case JSON_NULL: return es_buf_add(out, "null", 4);
 	default:
-		if (exact)
+		if (how & DUMP_EXACT)
 			return add_real(out, json_real_value(v));
 		/* jansson's own text, REAL_PRECISION and all */
 		return json_dump_callback(v, add_cb, out, ES_JSON_DUMP_FLAGS | JSON_ENCODE_ANY);
 	}
 }
 
-static int dump_add(struct es_buf *out, const json_t *v, int exact)
+static int dump_add(struct es_buf *out, const json_t *v, int how)
 {
 	size_t start = out->len;
 	unsigned long failures = es_alloc_failures(); /* see es_json_dumps() */
 
 	/* jansson's text, written here: its dumper formats every integer with
 	 * snprintf and was most of the time of printing 50,000 states */
-	if (dump_fast(out, v, 0, exact) != 0 || es_alloc_failures() != failures) {
+	if (dump_fast(out, v, 0, how) != 0 || es_alloc_failures() != failures) {
 		out->len = start;
 		if (out->p)
 			out->p[start] = '\0';
@@ -755,7 +798,12 @@ int es_json_dump_add(struct es_buf *out, const json_t *v)
 
 int es_json_dump_exact_add(struct es_buf *out, const json_t *v)
 {
-	return dump_add(out, v, 1);
+	return dump_add(out, v, DUMP_EXACT);
+}
+
+int es_json_dump_canon_add(struct es_buf *out, const json_t *v)
+{
+	return dump_add(out, v, DUMP_EXACT | DUMP_SORTED);
 }
 
 static size_t skip_ws(const char *s, size_t len, size_t i)

@@ -105,9 +105,12 @@ int es_json_dump_add(struct es_buf *out, const json_t *v);
 /* The same, but each real in the fewest of 15, 16 or 17 significant digits
  * that read back as the very same double: for states, which must be valid
  * JSON (15 digits can round past DBL_MAX) and keep numbers that no
- * arithmetic touched as they came. Keys and other spellings compared with
- * text written before keep es_json_dump_add. 0 or -1. */
+ * arithmetic touched as they came. 0 or -1. */
 int es_json_dump_exact_add(struct es_buf *out, const json_t *v);
+/* The same with every object's keys in byte order: the one spelling of a
+ * value, for es-project's grouping keys, where two values must never share
+ * a text (15 digits gave 1.0 and 1.0000000000000002 one key). 0 or -1. */
+int es_json_dump_canon_add(struct es_buf *out, const json_t *v);
 
 
 

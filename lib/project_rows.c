@@ -188,19 +188,12 @@ int es_proj_write(struct es_proj *p, int what, int (*out)(void *arg, const char 
 	return rc;
 }
 
+/* The spelling of a key that project_spec.c's canon_raw gives it. */
 static int canon_key(json_t *k, struct es_buf *out)
 {
-	char *d;
-	int rc;
-
 	if (json_is_string(k))
 		return es_json_add_string(out, json_string_value(k), json_string_length(k));
-	d = es_json_dumps(k, ES_JSON_DUMP_FLAGS | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-	if (!d)
-		return -1;
-	rc = es_buf_adds(out, d);
-	free(d);
-	return rc;
+	return es_json_dump_canon_add(out, k);
 }
 
 /* Each line of text: parse it and hand the key's row to cb. */

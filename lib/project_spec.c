@@ -56,20 +56,6 @@ int es_pfield_compile(struct es_pfield *f, const char *text)
 	return 0;
 }
 
-/* Objects, also inside arrays, with their keys sorted: the spelling that
- * es-project writes to model.ndjson and finds again when it loads it. */
-static int dump_sorted(const json_t *v, struct es_buf *out)
-{
-	char *d = es_json_dumps(v, ES_JSON_DUMP_FLAGS | JSON_SORT_KEYS);
-	int rc;
-
-	if (!d)
-		return -1;
-	rc = es_buf_adds(out, d);
-	free(d);
-	return rc;
-}
-
 /* Canonical text of one raw JSON value: strings without escapes are
  * already canonical (a raw string cannot hold '"', '\\' or controls);
  * everything else goes through jansson once. */
@@ -85,12 +71,12 @@ static int canon_raw(const char *s, size_t n, struct es_buf *out)
 	v = es_json_from_raw(s, n);
 	if (!v)
 		return -1;
+	/* (the spelling es-project writes to model.ndjson and finds again
+	 * when it loads it: project_rows.c's canon_key) */
 	if (json_is_string(v))
 		rc = es_json_add_string(out, json_string_value(v), json_string_length(v));
-	else if (json_is_object(v) || json_is_array(v))
-		rc = dump_sorted(v, out);
 	else
-		rc = es_json_dump_add(out, v);
+		rc = es_json_dump_canon_add(out, v);
 	json_decref(v);
 	return rc;
 }
@@ -102,7 +88,7 @@ static int canon_object(const char *s, size_t n, struct es_buf *out)
 
 	if (!v)
 		return 1;
-	rc = dump_sorted(v, out);
+	rc = es_json_dump_canon_add(out, v);
 	json_decref(v);
 	return rc;
 }
@@ -259,7 +245,7 @@ static int compile_alert(struct es_pwin *w, json_t *a, const char *where, struct
 		if (among(reserved, key) >= 0)
 			return es_fail(err, ES_DATA, "spec: %s.alert: \"%s\" is filled in by es-project",
 				       where, key);
-	if (es_json_dump_add(&w->prefix, a))
+	if (es_json_dump_exact_add(&w->prefix, a))
 		return es_fail(err, ES_IO, "out of memory");
 	w->prefix.len--; /* drop the '}' */
 	w->prefix.p[w->prefix.len] = '\0';

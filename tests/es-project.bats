@@ -853,3 +853,35 @@ EOF
 	cmp want "$(P obc)/model.ndjson"
 	run -0 es-project -q obc.json
 }
+
+@test "regression: real keys that differ only past 15 digits are different keys, in every mode" {
+	# they were spelled with 15 digits, so 1.0 and 1.0000000000000002 were
+	# one key (n 2), and 3.141592653589793 was printed as 3.14159265358979
+	printf '%s\n' '{"stream":"a","type":"T","data":{"k":1.0}}' \
+		'{"stream":"a","type":"T","data":{"k":1.0000000000000002}}' \
+		'{"stream":"a","type":"T","data":{"k":3.141592653589793}}' \
+		'{"stream":"a","type":"T","data":{"k":{"y":[0.1],"x":1.0000000000000002}}}' | es-append -q
+	printf '%s' '{"name":"rk","key":"data.k","on":{"*":[{"op":"count","path":"n"}]}}' > rk.json
+	local want='{"key":1.0,"state":{"n":1}}
+{"key":1.0000000000000002,"state":{"n":1}}
+{"key":3.141592653589793,"state":{"n":1}}
+{"key":{"x":1.0000000000000002,"y":[0.1]},"state":{"n":1}}'
+	run -0 --separate-stderr es-project --stdout rk.json
+	assert_output "$want"
+	run -0 --separate-stderr es-project --stdout -j 2 rk.json
+	assert_output "$want"
+	es-replay --events > ev.ndjson
+	run -0 --separate-stderr es-project rk.json ev.ndjson
+	assert_output "$want"
+	# an incremental run finds the keys of the model it loads
+	es-project -q rk.json
+	printf '%s\n' '{"stream":"a","type":"T","data":{"k":1.0000000000000002}}' \
+		'{"stream":"a","type":"T","data":{"k":{"x":1.0000000000000002,"y":[0.1]}}}' | es-append -q
+	es-project -q rk.json
+	run -0 --separate-stderr es-project --stdout --rebuild rk.json
+	assert_output '{"key":1.0,"state":{"n":1}}
+{"key":1.0000000000000002,"state":{"n":2}}
+{"key":3.141592653589793,"state":{"n":1}}
+{"key":{"x":1.0000000000000002,"y":[0.1]},"state":{"n":2}}'
+	assert_equal "$(cat "$(P rk)/model.ndjson")" "$output"
+}

@@ -110,6 +110,48 @@ static void check_exact_reals(struct es_buf *b)
 	CHECK(bad == 0);
 }
 
+static const char *canon(struct es_buf *b, const char *text)
+{
+	json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+
+	es_buf_reset(b);
+	if (!v || es_json_dump_canon_add(b, v))
+		es_buf_adds(b, "(failed)");
+	json_decref(v);
+	return b->p;
+}
+
+/* es_json_dump_canon_add: es-project's grouping keys. Object keys in byte
+ * order at every depth, reals exact: two different values never share a
+ * text, two spellings of one value always do. */
+static void check_canon(struct es_buf *b)
+{
+	CHECK_STR(canon(b, "1.0000000000000002"), "1.0000000000000002");
+	CHECK_STR(canon(b, "1.0"), "1.0");
+	CHECK_STR(canon(b, "1.00"), "1.0");
+	CHECK_STR(canon(b, "0.1"), "0.1");
+	CHECK_STR(canon(b, "3.141592653589793"), "3.141592653589793");
+	CHECK_STR(canon(b, "{\"b\":1,\"a\":{\"d\":[{\"y\":1,\"x\":2.50}],\"c\":null}}"),
+		  "{\"a\":{\"c\":null,\"d\":[{\"x\":2.5,\"y\":1}]},\"b\":1}");
+	/* byte order: a key that is a prefix of another comes first; UTF-8
+	 * sorts by code point, an escaped key by its decoded bytes */
+	CHECK_STR(canon(b, "{\"ab\":1,\"\\u00e9\":2,\"a\":3,\"B\":4,\"a\\t\":5}"),
+		  "{\"B\":4,\"a\":3,\"a\\t\":5,\"ab\":1,\"\u00e9\":2}");
+	/* without reals, the text jansson's sorted dump gave keys before */
+	{
+		const char *t = "{\"z\":[1,{\"b\":\"x\\u0001\",\"a\":true}],\"\\u00e9t\u00e9\":-3,\"A\":{}}";
+		json_t *v = json_loads(t, 0, NULL);
+		char *old = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+		CHECK(old != NULL);
+		CHECK_STR(canon(b, t), old ? old : "");
+		free(old);
+		json_decref(v);
+	}
+	CHECK_STR(canon(b, "{}"), "{}");
+	CHECK_STR(canon(b, "[]"), "[]");
+	CHECK_STR(canon(b, "-12"), "-12");
+}
+
 int main(void)
 {
 	struct es_buf b = ES_BUF_INIT;
@@ -310,6 +352,7 @@ int main(void)
 		json_decref(arr);
 	}
 	check_exact_reals(&b);
+	check_canon(&b);
 	es_buf_release(&b);
 	return unit_done("json");
 }
