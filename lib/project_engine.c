@@ -82,19 +82,6 @@ void es_ppart_fail(struct es_ppart *pt, int code, uint64_t seq, const char *msg)
 
 /* How many rules an event of this type runs: with more than one, a
  * failure may leave some applied, so skip mode works on a copy. */
-static size_t rules_for(const struct es_pspec *sp, const struct es_rec *r)
-{
-	json_t *t;
-	size_t n;
-
-	if (!sp->on)
-		return 0;
-	n = json_array_size(json_object_get(sp->on, "*"));
-	if (r->type_len >= 2 && (t = json_object_getn(sp->on, r->type + 1, r->type_len - 2)))
-		n += json_array_size(t);
-	return n;
-}
-
 static int dead_letter(struct es_ppart *pt, const char *line, size_t len, const struct es_rec *r,
 		       const char *why)
 {
@@ -116,9 +103,12 @@ static int reduce(struct es_proj *p, struct es_ppart *pt, json_t **state, const 
 	const struct es_pspec *sp = p->spec;
 	struct es_error err = {0, ""};
 	json_t *backup = NULL;
+	size_t nrules = 0;
 
-	if (p->on_error == ES_ON_ERROR_SKIP && rules_for(sp, r) > 1 &&
-	    !(backup = json_deep_copy(*state))) {
+	/* (one rule changes nothing when it fails: no copy needed) */
+	if (p->on_error == ES_ON_ERROR_SKIP &&
+	    (es_reducer_nrules(sp->red, r, &nrules) ||
+	     (nrules > 1 && !(backup = json_deep_copy(*state))))) {
 		es_ppart_fail(pt, ES_IO, r->seq, "out of memory");
 		return -1;
 	}

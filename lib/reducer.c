@@ -807,6 +807,19 @@ int es_reducer_apply(const struct es_reducer *r, json_t **state, const struct es
 	return apply_set(&r->star, state, rec, err);
 }
 
+int es_reducer_nrules(const struct es_reducer *r, const struct es_rec *rec, size_t *n)
+{
+	const struct ruleset *typed;
+
+	*n = 1;
+	if (r->is_default)
+		return 0;
+	if (typed_set(r, rec, &typed))
+		return -1;
+	*n = r->star.n + (typed ? typed->n : 0);
+	return 0;
+}
+
 static int set_reads(const struct ruleset *rs)
 {
 	int need = 0;
