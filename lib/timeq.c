@@ -156,13 +156,20 @@ int es_ts_parse(const char *s, size_t len, int64_t *us)
 
 int es_duration_parse(const char *s, int64_t *us)
 {
-	char *end;
-	double v;
-	int64_t unit;
+	const char *end, *frac = NULL;
+	int64_t unit, whole = 0, part = 0;
+	size_t nfrac = 0;
 
 	if (!s || !isdigit((unsigned char)*s))
 		return -1;
-	v = strtod(s, &end);
+	/* decimal digits, read exactly: "4.1s" is 4100000 us, where a double
+	 * made it 4099999 */
+	for (end = s; isdigit((unsigned char)*end); end++)
+		if ((whole = whole * 10 + (*end - '0')) > 9000000000000000000LL / 10)
+			return -1;
+	if (*end == '.')
+		for (frac = ++end; isdigit((unsigned char)*end); end++)
+			nfrac++;
 	if (strcmp(end, "us") == 0) unit = 1;
 	else if (strcmp(end, "ms") == 0) unit = 1000;
 	else if (strcmp(end, "s") == 0) unit = 1000000;
@@ -171,9 +178,14 @@ int es_duration_parse(const char *s, int64_t *us)
 	else if (strcmp(end, "d") == 0) unit = 86400LL * 1000000;
 	else if (strcmp(end, "w") == 0) unit = 7 * 86400LL * 1000000;
 	else return -1;
-	if (v < 0 || v * (double)unit > 9.0e18)
+	if (whole > 9000000000000000000LL / unit)
 		return -1;
-	*us = (int64_t)(v * (double)unit);
+	/* the fraction times unit, rounded down: a decimal fraction multiplied
+	 * by an integer from its last digit up, keeping only the carry (each
+	 * step is below 10 * unit, far from overflow) */
+	while (nfrac > 0)
+		part = ((frac[--nfrac] - '0') * unit + part) / 10;
+	*us = whole * unit + part;
 	return 0;
 }
 

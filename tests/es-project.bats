@@ -907,3 +907,15 @@ EOF
 	assert_equal "$(cat "$(P q)/model.ndjson")" "$want"
 	assert_equal "$(jq -r .seq "$(P q)/dead.ndjson" | tr '\n' ' ')" "3 4 "
 }
+
+@test "regression: a window of 4.1s is 4100ms exactly (a double made it a microsecond shorter)" {
+	export ES_STORE="$TMP/frac"
+	printf '%s\n' '{"stream":"s","type":"T","ts":"2026-01-01T00:00:00.000000Z"}' \
+		'{"stream":"s","type":"T","ts":"2026-01-01T00:00:04.099999Z"}' | es-append -q --import-ts
+	local size
+	for size in 4100ms 4.1s; do
+		printf '{"name":"f","windows":[{"name":"w","size":"%s","threshold":1}]}' "$size" > f.json
+		run -0 --separate-stderr es-project --stdout --alerts-only f.json
+		assert_equal "$(jq -r .window_start <<<"$output")" "2025-12-31T23:59:59.999999Z"
+	done
+}

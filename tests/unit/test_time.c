@@ -48,5 +48,23 @@ int main(void)
 	CHECK(t("") == -1);
 	CHECK(es_duration_parse("10m", &us) == 0 && us == 600000000);
 	CHECK(es_duration_parse("-1s", &us) == -1);
+	/* fractions are decimal, exact: a double made 4.1s 4099999 us */
+	CHECK(es_duration_parse("4.1s", &us) == 0 && us == 4100000);
+	CHECK(es_duration_parse("1.005s", &us) == 0 && us == 1005000);
+	CHECK(es_duration_parse("8.2s", &us) == 0 && us == 8200000);
+	CHECK(es_duration_parse("0.7d", &us) == 0 && us == 60480000000LL);
+	CHECK(es_duration_parse("1.5us", &us) == 0 && us == 1); /* rounded down */
+	CHECK(es_duration_parse("0.0000015ms", &us) == 0 && us == 0);
+	CHECK(es_duration_parse("0.99999999999999999999999w", &us) == 0 && us == 604799999999LL);
+	CHECK(es_duration_parse("2.w", &us) == 0 && us == 1209600000000LL);
+	CHECK(es_duration_parse("14880952w", &us) == 0 && us == 14880952LL * 604800000000LL);
+	CHECK(es_duration_parse("14880953w", &us) == -1); /* past 9e18 us */
+	CHECK(es_duration_parse("9000000000000000000us", &us) == -1);
+	CHECK(es_duration_parse("900000000000000000us", &us) == 0 && us == 900000000000000000LL);
+	CHECK(es_duration_parse("99999999999999999999999s", &us) == -1);
+	CHECK(es_duration_parse("1e3s", &us) == -1);
+	CHECK(es_duration_parse(".5s", &us) == -1);
+	CHECK(es_duration_parse("5", &us) == -1);
+	CHECK(es_duration_parse("5 s", &us) == -1);
 	return unit_done("time");
 }
