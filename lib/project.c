@@ -395,6 +395,11 @@ static int run_store(struct run *r, struct es_error *err)
 	if (o->from != INT64_MIN) {
 		es_ts_format(o->from, r->p.since);
 		r->p.has_since = 1;
+	} else if (!r->fresh && r->pd.cp.from[0]) {
+		/* a model built --from goes on with the same from: an event
+		 * appended later with an earlier ts (--import-ts) stays out */
+		memcpy(r->p.since, r->pd.cp.from, sizeof(r->p.since));
+		r->p.has_since = 1;
 	}
 	if (o->to_stdout && !o->quiet) {
 		r->p.alert_sink = o->out;

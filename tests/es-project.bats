@@ -919,3 +919,23 @@ EOF
 		assert_equal "$(jq -r .window_start <<<"$output")" "2025-12-31T23:59:59.999999Z"
 	done
 }
+
+@test "regression: runs after a --from build keep its from: an event appended later with an earlier ts stays out" {
+	export ES_STORE="$TMP/from"
+	printf '%s' '{"name":"f","on":{"*":[{"op":"push","path":"ts","from":"ts"}]}}' > f.json
+	tev s T 2026-01-01T00:00:00Z | es-append -q --import-ts
+	es-project -q --from 2026-06-01 f.json
+	tev s T 2026-02-01T00:00:00Z | es-append -q --import-ts
+	tev s T 2026-07-01T00:00:00Z | es-append -q --import-ts
+	local want='{"key":"s","state":{"ts":["2026-07-01T00:00:00.000000Z"]}}'
+	run -0 --separate-stderr es-project --stdout f.json
+	assert_output "$want"
+	es-project -q f.json
+	assert_equal "$(cat "$(P f)/model.ndjson")" "$want"
+	assert_equal "$(jq -r .from "$(P f)/checkpoint.json")" "2026-06-01T00:00:00.000000Z"
+	run -0 --separate-stderr es-project --stdout --from 2026-06-01 f.json
+	assert_output "$want"
+	# --rebuild builds from the start again
+	es-project -q --rebuild f.json
+	assert_equal "$(jq -c .state.ts "$(P f)/model.ndjson")" '["2026-01-01T00:00:00.000000Z","2026-02-01T00:00:00.000000Z","2026-07-01T00:00:00.000000Z"]'
+}
