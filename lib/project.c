@@ -110,6 +110,26 @@ static int verify_base(struct run *r, struct es_error *err)
 	return 0;
 }
 
+/* The checkpoint's record was purged: the purge anchor (the last purged
+ * record's seq and hash) stands for it when it is that record. A
+ * checkpoint before the anchor lacks purged events it never applied. */
+static int purged_base(struct run *r, struct es_error *err)
+{
+	const struct es_archive_purge *pg = &r->s.archive->purge;
+
+	if (r->base.seq < pg->last_seq)
+		return es_fail(err, ES_NOMATCH, "projection '%s': its checkpoint (seq %llu) is "
+			       "before the history es-archive purged (up to seq %llu): the events "
+			       "between were never applied; run with --rebuild (a rebuild covers "
+			       "what is left)", r->spec->name, (unsigned long long)r->base.seq,
+			       (unsigned long long)pg->last_seq);
+	if (memcmp(pg->last_hash, r->base.hash, ES_HASH_HEX) != 0)
+		return es_fail(err, ES_NOMATCH, "projection '%s': seq %llu: the purge anchor's hash "
+			       "is not the checkpoint's: the log changed under the projection; run "
+			       "with --rebuild", r->spec->name, (unsigned long long)r->base.seq);
+	return 0;
+}
+
 static void close_source(struct run *r)
 {
 	if (r->lg_open)
@@ -141,11 +161,20 @@ static int open_source(struct run *r, int raw, struct es_error *err)
 	close_source(r);
 	r->next_seg = r->next_off = 0;
 	r->arc_until = 0;
-	if (es_log_open_store(&r->lg, &r->s, r->base.seq ? r->base.seq : 1, err))
-		return err->code;
-	r->lg_open = 1;
-	if (r->base.seq && verify_base(r, err))
-		return err->code;
+	if (r->base.seq && r->base.seq <= es_archive_purged_seq(&r->s)) {
+		/* es-archive --purge-before deleted the checkpoint's record */
+		if (purged_base(r, err))
+			return err->code;
+		if (es_log_open_store(&r->lg, &r->s, r->base.seq + 1, err))
+			return err->code;
+		r->lg_open = 1;
+	} else {
+		if (es_log_open_store(&r->lg, &r->s, r->base.seq ? r->base.seq : 1, err))
+			return err->code;
+		r->lg_open = 1;
+		if (r->base.seq && verify_base(r, err))
+			return err->code;
+	}
 	if (!raw)
 		return 0;
 	arc = es_pscan_archive_end(&r->s);

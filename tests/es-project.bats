@@ -939,3 +939,41 @@ EOF
 	es-project -q --rebuild f.json
 	assert_equal "$(jq -c .state.ts "$(P f)/model.ndjson")" '["2026-01-01T00:00:00.000000Z","2026-02-01T00:00:00.000000Z","2026-07-01T00:00:00.000000Z"]'
 }
+
+@test "regression: a projection whose checkpoint es-archive purged goes on from the purge anchor" {
+	# it was refused ("the log has no seq N"), and --rebuild lost the purged events
+	command -v es-archive >/dev/null || skip "es-archive is not built"
+	export ES_STORE="$TMP/pa"
+	local i
+	for i in $(seq 0 79); do
+		printf '{"stream":"s%d","type":"T","ts":"%s"}\n' $((i % 4)) \
+			"$(date -u -d "2026-01-01 + $i days" +%Y-%m-%dT12:00:00Z)"
+	done >ev.ndjson
+	printf '%s' '{"name":"f","on":{"*":[{"op":"count","path":"n"}]}}' > f.json
+	sed 's/"f"/"g"/' f.json > g.json
+	head -n 20 ev.ndjson | es-append -q --import-ts
+	sed -i 's/"segment_size":[0-9]*/"segment_size":4096/' "$ES_STORE/store.json"
+	es-project -q g.json
+	sed -n 21,40p ev.ndjson | es-append -q --import-ts --batch-size 3
+	es-project -q f.json
+	# everything up to seq 40, the checkpoint of f, is archived and purged
+	es-archive -q --before 2026-02-15 --purge-before 2026-02-15
+	run -1 --separate-stderr es-replay --events
+	assert_output ""
+	run -0 --separate-stderr es-project f.json
+	assert_equal "$(jq -c .state "$(P f)/model.ndjson" | tr '\n' ' ')" '{"n":10} {"n":10} {"n":10} {"n":10} '
+	# new events, some of them archived (not purged) before the next run
+	tail -n +41 ev.ndjson | es-append -q --import-ts --batch-size 3
+	es-archive -q --before 2026-03-10
+	local want='{"key":"s0","state":{"n":20}}
+{"key":"s1","state":{"n":20}}
+{"key":"s2","state":{"n":20}}
+{"key":"s3","state":{"n":20}}'
+	run -0 --separate-stderr es-project --stdout f.json
+	assert_output "$want"
+	run -0 --separate-stderr es-project -q -j 2 f.json
+	assert_equal "$(cat "$(P f)/model.ndjson")" "$want"
+	# g stopped at seq 20: the purged events 21..40 were never applied to it
+	run -1 --separate-stderr es-project g.json
+	assert_equal "$stderr" "es-project: projection 'g': its checkpoint (seq 20) is before the history es-archive purged (up to seq 40): the events between were never applied; run with --rebuild (a rebuild covers what is left)"
+}
