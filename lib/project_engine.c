@@ -80,8 +80,6 @@ void es_ppart_fail(struct es_ppart *pt, int code, uint64_t seq, const char *msg)
 	snprintf(pt->fail, sizeof(pt->fail), "%s", msg);
 }
 
-/* How many rules an event of this type runs: with more than one, a
- * failure may leave some applied, so skip mode works on a copy. */
 static int dead_letter(struct es_ppart *pt, const char *line, size_t len, const struct es_rec *r,
 		       const char *why)
 {
@@ -105,7 +103,9 @@ static int reduce(struct es_proj *p, struct es_ppart *pt, json_t **state, const 
 	json_t *backup = NULL;
 	size_t nrules = 0;
 
-	/* (one rule changes nothing when it fails: no copy needed) */
+	/* with more than one rule for the event, a failure may leave the
+	 * earlier ones applied, so skip mode works on a copy (one rule that
+	 * fails changes nothing) */
 	if (p->on_error == ES_ON_ERROR_SKIP &&
 	    (es_reducer_nrules(sp->red, r, &nrules) ||
 	     (nrules > 1 && !(backup = json_deep_copy(*state))))) {
