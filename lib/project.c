@@ -156,13 +156,16 @@ static int open_scan(struct run *r, uint64_t seg, uint64_t off, struct es_error 
  * arc_until, and the blocks begin after it. */
 static int open_source(struct run *r, int raw, struct es_error *err)
 {
-	uint64_t arc;
+	uint64_t arc, purged;
 
 	close_source(r);
 	r->next_seg = r->next_off = 0;
 	r->arc_until = 0;
-	if (r->base.seq && r->base.seq <= es_archive_purged_seq(&r->s)) {
-		/* es-archive --purge-before deleted the checkpoint's record */
+	purged = es_archive_purged_seq(&r->s);
+	if (purged && r->base.seq <= purged && (r->base.seq || !r->fresh)) {
+		/* es-archive --purge-before deleted the checkpoint's record (a
+		 * checkpoint at seq 0, of a model built on an empty store, is
+		 * before it too; a fresh build reads what is left) */
 		if (purged_base(r, err))
 			return err->code;
 		if (es_log_open_store(&r->lg, &r->s, r->base.seq + 1, err))

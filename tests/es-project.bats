@@ -599,11 +599,15 @@ fault_skip() {
 	printf '{"name":"s","key":"id","on":{"*":[{"op":"count","path":"n"}]}}' > s.json
 	# the reader closes its end before the writer starts: every write fails
 	# with EPIPE
+	# (the writer's status is the pipeline's, and "exit N" on stderr shows
+	# that it ran to its end)
 	closed() {
-		bash -c 'trap "" PIPE
-			{ until [ -e closed ]; do sleep 0.01; done; "$@"; echo "exit $?" >&2; } |
-				{ exec 0<&-; : > closed; }' closed "$@"
+		local rc=0
+		bash -c 'trap "" PIPE; set -o pipefail
+			{ until [ -e closed ]; do sleep 0.01; done; "$@"; rc=$?; echo "exit $rc" >&2; exit $rc; } |
+				{ exec 0<&-; : > closed; }' closed "$@" || rc=$?
 		rm -f closed
+		return $rc
 	}
 	run -0 --separate-stderr closed es-project --stdout s.json
 	assert_equal "$stderr" "exit 0"
@@ -615,7 +619,7 @@ fault_skip() {
 	# a store run's alerts go with its commit: not printed, not committed
 	printf '%s' '{"name":"a","key":"data.warehouse","on":{"*":[{"op":"count","path":"n"}]},
 		"windows":[{"name":"w","size":"1d","threshold":1}]}' > a.json
-	run -0 --separate-stderr closed es-project a.json
+	run -4 --separate-stderr closed es-project a.json
 	assert_equal "$stderr" "exit 4"
 	run -1 --separate-stderr es-project --status a.json
 	assert_equal "$stderr" "es-project: no projection 'a' in '$ES_STORE'"
@@ -984,4 +988,20 @@ EOF
 	# g stopped at seq 20: the purged events 21..40 were never applied to it
 	run -1 --separate-stderr es-project g.json
 	assert_equal "$stderr" "es-project: projection 'g': its checkpoint (seq 20) is before the history es-archive purged (up to seq 40): the events between were never applied; run with --rebuild (a rebuild covers what is left)"
+	# and so did a model built while the store was empty (seq 0)
+	mkdir -p "$TMP/pa0"
+	cp -r "$ES_STORE"/store.json "$TMP/pa0/"
+	ES_STORE="$TMP/pa0" es-project -q g.json
+	assert_equal "$(jq .seq "$TMP/pa0/projections/g/checkpoint.json")" 0
+	cp -r "$TMP/pa0/projections" "$ES_STORE/projections.0"
+	rm -rf "$(P g)"
+	mv "$ES_STORE/projections.0/g" "$(P g)"
+	run -1 --separate-stderr es-project g.json
+	assert_equal "$stderr" "es-project: projection 'g': its checkpoint (seq 0) is before the history es-archive purged (up to seq 40): the events between were never applied; run with --rebuild (a rebuild covers what is left)"
+	# a fresh build reads what is left
+	run -0 --separate-stderr es-project --stdout --rebuild g.json
+	assert_output '{"key":"s0","state":{"n":10}}
+{"key":"s1","state":{"n":10}}
+{"key":"s2","state":{"n":10}}
+{"key":"s3","state":{"n":10}}'
 }
