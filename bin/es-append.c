@@ -90,7 +90,7 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 	struct es_append_opts ao = c->ao;
 	unsigned char *fate = malloc(chunk ? chunk : 1);
 	struct es_append_run *run = es_append_run_new();
-	char where[512];
+	char where[ES_WHERE_MAX];
 	int rc = 0;
 
 	if (!fate || !run) {

@@ -266,7 +266,7 @@ static int plan(struct es_store *s, struct es_append_run *run, struct state *st,
 			want = o->expect_version;
 		}
 		if (!expect_ok(e, want, cur)) {
-			char buf[32], where[512];
+			char buf[32], where[ES_WHERE_MAX];
 			return es_fail(err, ES_CONFLICT,
 				       "%s: stream '%s': expected version %s, actual %llu",
 				       es_event_where(b, ev, where, sizeof(where)), stream,
@@ -325,7 +325,7 @@ static int build(struct es_store *s, const struct es_batch *b, size_t from, size
 			continue;
 		if (o->import_ts) {
 			if (ev->ts < h->ts) {
-				char prev[ES_TS_LEN + 1], where[512];
+				char prev[ES_TS_LEN + 1], where[ES_WHERE_MAX];
 				es_ts_format(h->ts, prev);
 				return es_fail(err, ES_DATA,
 					       "%s: \"ts\" is before the last stored ts %s",

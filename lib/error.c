@@ -62,9 +62,13 @@ char *es_line_where(char *buf, unsigned long n, const char *file, unsigned long 
 
 int es_error_at_line(struct es_error *err, const char *file, unsigned long long lineno)
 {
-	char where[512];
+	char old[sizeof(err->msg)], where[ES_WHERE_MAX];
 
-	return es_error_prefix(err, "%s", es_line_where(where, sizeof(where), file, lineno));
+	/* (not es_error_prefix, whose prefix is shorter than a long path) */
+	memcpy(old, err->msg, sizeof(old));
+	snprintf(err->msg, sizeof(err->msg), "%s: %s",
+		 es_line_where(where, sizeof(where), file, lineno), old);
+	return err->code;
 }
 
 void es_error_clear(struct es_error *err)

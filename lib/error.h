@@ -31,9 +31,10 @@ int es_fail_errno(struct es_error *err, int code, const char *fmt, ...)
 /* Prefix an existing message ("prefix: old message"). Returns err->code. */
 int es_error_prefix(struct es_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Where a line of input is, for messages, in buf (n bytes; 512 hold any
- * that fits in a message): "FILE: line N", or "line N" for standard input
- * (file "-", which has no name in messages). Returns buf. */
+/* Where a line of input is, for messages, in buf (n bytes; ES_WHERE_MAX
+ * hold any that fits in a message): "FILE: line N", or "line N" for
+ * standard input (file "-", which has no name in messages). Returns buf. */
+#define ES_WHERE_MAX 1024
 char *es_line_where(char *buf, unsigned long n, const char *file, unsigned long long lineno);
 /* Prefix err's message with es_line_where. Returns err->code. */
 int es_error_at_line(struct es_error *err, const char *file, unsigned long long lineno);

@@ -59,7 +59,7 @@ struct es_batch {
 			      * input), for messages; NULL: no names */
 };
 /* Where ev's line is, for messages (es_line_where): "FILE: line N" or
- * "line N". Returns buf. */
+ * "line N", in buf of n bytes (ES_WHERE_MAX). Returns buf. */
 char *es_event_where(const struct es_batch *b, const struct es_event *ev, char *buf, size_t n);
 
 #define ES_PARSE_TS 1 /* accept an input "ts" (imports) */

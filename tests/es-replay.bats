@@ -372,6 +372,13 @@ JSON
 	# standard input has no name, as in es-append's messages (it was "-: line 7")
 	run -3 --separate-stderr es-replay - <all.ndjson
 	assert_equal "$stderr" "es-replay: line 7: not a stored record"
+	# a long path keeps its line number (it was cut at 511 bytes)
+	local d
+	d="$TMP/$(printf 'd%.0s' $(seq 200))/$(printf 'e%.0s' $(seq 200))/$(printf 'f%.0s' $(seq 200))"
+	mkdir -p "$d"
+	cp all.ndjson "$d/"
+	run -3 --separate-stderr es-replay "$d/all.ndjson"
+	assert_equal "$stderr" "es-replay: $d/all.ndjson: line 7: not a stored record"
 }
 
 @test "a closed pipe ends quietly" {
