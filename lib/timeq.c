@@ -164,9 +164,11 @@ int es_duration_parse(const char *s, int64_t *us)
 		return -1;
 	/* decimal digits, read exactly: "4.1s" is 4100000 us, where a double
 	 * made it 4099999 */
-	for (end = s; isdigit((unsigned char)*end); end++)
-		if ((whole = whole * 10 + (*end - '0')) > 9000000000000000000LL / 10)
+	for (end = s; isdigit((unsigned char)*end); end++) {
+		if (whole > (INT64_MAX - 9) / 10)
 			return -1;
+		whole = whole * 10 + (*end - '0');
+	}
 	if (*end == '.')
 		for (frac = ++end; isdigit((unsigned char)*end); end++)
 			nfrac++;
@@ -185,6 +187,9 @@ int es_duration_parse(const char *s, int64_t *us)
 	 * step is below 10 * unit, far from overflow) */
 	while (nfrac > 0)
 		part = ((frac[--nfrac] - '0') * unit + part) / 10;
+	/* (below 9e18 + unit: no overflow) */
+	if (whole * unit + part > 9000000000000000000LL)
+		return -1;
 	*us = whole * unit + part;
 	return 0;
 }

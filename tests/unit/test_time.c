@@ -59,8 +59,14 @@ int main(void)
 	CHECK(es_duration_parse("2.w", &us) == 0 && us == 1209600000000LL);
 	CHECK(es_duration_parse("14880952w", &us) == 0 && us == 14880952LL * 604800000000LL);
 	CHECK(es_duration_parse("14880953w", &us) == -1); /* past 9e18 us */
-	CHECK(es_duration_parse("9000000000000000000us", &us) == -1);
-	CHECK(es_duration_parse("900000000000000000us", &us) == 0 && us == 900000000000000000LL);
+	/* the limit is 9e18 us whatever the unit, fraction included */
+	CHECK(es_duration_parse("9000000000000000000us", &us) == 0 && us == 9000000000000000000LL);
+	CHECK(es_duration_parse("9000000000000000001us", &us) == -1);
+	CHECK(es_duration_parse("9000000000000s", &us) == 0 && us == 9000000000000000000LL);
+	CHECK(es_duration_parse("9000000000000.000001s", &us) == -1);
+	CHECK(es_duration_parse("14880952.9999w", &us) == -1);
+	CHECK(es_duration_parse("9223372036854775807us", &us) == -1);
+	CHECK(es_duration_parse("9223372036854775808us", &us) == -1);
 	CHECK(es_duration_parse("99999999999999999999999s", &us) == -1);
 	CHECK(es_duration_parse("1e3s", &us) == -1);
 	CHECK(es_duration_parse(".5s", &us) == -1);
