@@ -191,8 +191,6 @@ int es_proj_write(struct es_proj *p, int what, int (*out)(void *arg, const char 
 /* The spelling of a key that project_spec.c's canon_raw gives it. */
 static int canon_key(json_t *k, struct es_buf *out)
 {
-	if (json_is_string(k))
-		return es_json_add_string(out, json_string_value(k), json_string_length(k));
 	return es_json_dump_canon_add(out, k);
 }
 

@@ -73,10 +73,7 @@ static int canon_raw(const char *s, size_t n, struct es_buf *out)
 		return -1;
 	/* (the spelling es-project writes to model.ndjson and finds again
 	 * when it loads it: project_rows.c's canon_key) */
-	if (json_is_string(v))
-		rc = es_json_add_string(out, json_string_value(v), json_string_length(v));
-	else
-		rc = es_json_dump_canon_add(out, v);
+	rc = es_json_dump_canon_add(out, v);
 	json_decref(v);
 	return rc;
 }

@@ -147,6 +147,24 @@ static void check_canon(struct es_buf *b)
 		free(old);
 		json_decref(v);
 	}
+	/* a string key is spelled as es_json_add_string spells it (the
+	 * spelling of string keys in models written before) */
+	{
+		static const char *const strs[] = {"plain", "q\"uote", "back\\slash", "tab\t nl\n",
+						   "\x01\x1f\x7f", "/slash", "\xc3\xa9t\xc3\xa9",
+						   "\xe2\x80\xa8"};
+		struct es_buf want = ES_BUF_INIT;
+		for (size_t i = 0; i < sizeof(strs) / sizeof(*strs); i++) {
+			json_t *v = json_string(strs[i]);
+			es_buf_reset(&want);
+			es_buf_reset(b);
+			CHECK(v && es_json_add_string(&want, strs[i], strlen(strs[i])) == 0 &&
+			      es_json_dump_canon_add(b, v) == 0);
+			CHECK_STR(b->p, want.p ? want.p : "");
+			json_decref(v);
+		}
+		es_buf_release(&want);
+	}
 	CHECK_STR(canon(b, "{}"), "{}");
 	CHECK_STR(canon(b, "[]"), "[]");
 	CHECK_STR(canon(b, "-12"), "-12");
