@@ -100,30 +100,14 @@ static int reduce(struct es_proj *p, struct es_ppart *pt, json_t **state, const 
 {
 	const struct es_pspec *sp = p->spec;
 	struct es_error err = {0, ""};
-	json_t *backup = NULL;
-	size_t nrules = 0;
+	int skip = p->on_error == ES_ON_ERROR_SKIP;
 
-	/* with more than one rule for the event, a failure may leave the
-	 * earlier ones applied, so skip mode works on a copy (one rule that
-	 * fails changes nothing) */
-	if (p->on_error == ES_ON_ERROR_SKIP &&
-	    (es_reducer_nrules(sp->red, r, &nrules) ||
-	     (nrules > 1 && !(backup = json_deep_copy(*state))))) {
-		es_ppart_fail(pt, ES_IO, r->seq, "out of memory");
-		return -1;
-	}
-	if (es_reducer_apply(sp->red, state, r, &err) == 0) {
-		json_decref(backup);
+	if ((skip ? es_reducer_apply_whole(sp->red, state, r, &err)
+		  : es_reducer_apply(sp->red, state, r, &err)) == 0)
 		return 0;
-	}
-	if (p->on_error == ES_ON_ERROR_STOP || err.code != ES_DATA) {
-		json_decref(backup);
+	if (!skip || err.code != ES_DATA) {
 		es_ppart_fail(pt, err.code == ES_DATA ? ES_DATA : ES_IO, r->seq, err.msg);
 		return -1;
-	}
-	if (backup) {
-		json_decref(*state);
-		*state = backup;
 	}
 	if (dead_letter(pt, line, len, r, err.msg))
 		es_ppart_fail(pt, ES_IO, r->seq, "out of memory");

@@ -807,17 +807,29 @@ int es_reducer_apply(const struct es_reducer *r, json_t **state, const struct es
 	return apply_set(&r->star, state, rec, err);
 }
 
-int es_reducer_nrules(const struct es_reducer *r, const struct es_rec *rec, size_t *n)
+int es_reducer_apply_whole(const struct es_reducer *r, json_t **state, const struct es_rec *rec,
+			   struct es_error *err)
 {
 	const struct ruleset *typed;
+	json_t *backup = NULL;
+	int rc;
 
-	*n = 1;
-	if (r->is_default)
-		return 0;
+	if (r->is_default) /* (bad data fails before the merge changes anything) */
+		return es_reducer_apply(r, state, rec, err);
 	if (typed_set(r, rec, &typed))
-		return -1;
-	*n = r->star.n + (typed ? typed->n : 0);
-	return 0;
+		return es_fail(err, ES_IO, "out of memory");
+	/* one rule that fails changes nothing: a copy only for more */
+	if (r->star.n + (typed ? typed->n : 0) > 1 && !(backup = json_deep_copy(*state)))
+		return es_fail(err, ES_IO, "out of memory");
+	rc = typed && apply_set(typed, state, rec, err) ? err->code
+							: apply_set(&r->star, state, rec, err);
+	if (rc && backup) {
+		json_decref(*state);
+		*state = backup;
+	} else {
+		json_decref(backup);
+	}
+	return rc;
 }
 
 static int set_reads(const struct ruleset *rs)

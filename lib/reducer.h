@@ -51,16 +51,15 @@ json_t *es_reducer_init(const struct es_reducer *r);
  * ES_BODY_DATA_END when data is taken whole, ES_BODY_META for meta. */
 int es_reducer_reads(const struct es_reducer *r);
 
-/* How many rules es_reducer_apply would run for rec (its type's and the
- * "*" ones; the default reducer counts as one) in *n: 0, or -1 when out
- * of memory. More than one means a failure can come after a change. */
-int es_reducer_nrules(const struct es_reducer *r, const struct es_rec *rec, size_t *n);
-
 /* Apply one stored record (parsed with ES_REC_BODY) to *state. Errors
  * (ES_DATA) say which rule failed and why, e.g. a type mismatch. A failure
- * can leave the changes of the rules before it (es_reducer_nrules). */
+ * can leave the changes of the rules before it. */
 int es_reducer_apply(const struct es_reducer *r, json_t **state, const struct es_rec *rec,
 		     struct es_error *err);
+/* The same, all or nothing: after a failure *state is as it was (for
+ * es-project --on-error skip). */
+int es_reducer_apply_whole(const struct es_reducer *r, json_t **state, const struct es_rec *rec,
+			   struct es_error *err);
 
 /* Value of an event path in a record: a new reference, or NULL when the
  * path is absent. Used by filters and group keys too. */
