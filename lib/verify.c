@@ -538,6 +538,21 @@ static int tail_in_progress(const struct run *R, const struct unit *u)
 	return busy || (stat(u->path, &sb) == 0 && (uint64_t)sb.st_size > u->read_end);
 }
 
+/* An incomplete batch at the tail of active unit u, from offset off (the
+ * batch's first seq): a note when a writer may be at it (live, and
+ * tail_in_progress), else a warning, with why when there is one. */
+static void incomplete_tail(struct run *R, struct unit *u, int live, uint64_t off, uint64_t seq,
+			    const char *why)
+{
+	if (live && tail_in_progress(R, u))
+		es_ilist_add(&R->notes, u->name, 1, off, seq,
+			  "a batch was being written at the tail: left to the next run");
+	else
+		es_ilist_add(&u->warn, u->name, 1, off, seq,
+			  "incomplete batch at the tail (recovered by the next append)%s%s",
+			  why ? ": " : "", why ? why : "");
+}
+
 /* The end of a unit, once every unit ran: batches and tails. */
 static void finish_unit(struct run *R, struct unit *u)
 {
@@ -547,17 +562,9 @@ static void finish_unit(struct run *R, struct unit *u)
 
 	if (u->active && u->pending) {
 		if (!u->later || index_vouches(R, u, pend_closed)) {
-			if (!u->later && tail_in_progress(R, u))
-				es_ilist_add(&R->notes, u->name, 1,
-					  pend_closed->seg == u->segno ? pend_closed->end : 0,
-					  pend_closed->seq + 1, "a batch was being written at the "
-					  "tail: left to the next run");
-			else
-				es_ilist_add(&u->warn, u->name, 1,
-					  pend_closed->seg == u->segno ? pend_closed->end : 0,
-					  pend_closed->seq + 1,
-					  "incomplete batch at the tail (recovered by the next "
-					  "append): %s", pend->v[0].reason);
+			incomplete_tail(R, u, !u->later,
+					pend_closed->seg == u->segno ? pend_closed->end : 0,
+					pend_closed->seq + 1, pend->v[0].reason);
 			st->closed = *pend_closed;
 			st->in_batch = 0;
 			/* what readers see: the records up to the head */
@@ -576,12 +583,7 @@ static void finish_unit(struct run *R, struct unit *u)
 		return;
 	if (u->active) {
 		int here = st->closed.seq != u->start.closed.seq;
-		if (tail_in_progress(R, u))
-			es_ilist_add(&R->notes, u->name, 1, st->batch_off, st->batch_seq,
-				  "a batch was being written at the tail: left to the next run");
-		else
-			es_ilist_add(&u->warn, u->name, 1, st->batch_off, st->batch_seq,
-				  "incomplete batch at the tail (recovered by the next append)");
+		incomplete_tail(R, u, 1, st->batch_off, st->batch_seq, NULL);
 		u->records = here ? st->closed.records : 0;
 		u->bytes = here ? st->closed.bytes : 0;
 		u->digest = here ? st->closed.digest : 0;
