@@ -156,28 +156,24 @@ static int open_scan(struct run *r, uint64_t seg, uint64_t off, struct es_error 
  * arc_until, and the blocks begin after it. */
 static int open_source(struct run *r, int raw, struct es_error *err)
 {
-	uint64_t arc, purged;
+	uint64_t arc, purged = es_archive_purged_seq(&r->s);
+	/* es-archive --purge-before deleted the checkpoint's record (a
+	 * checkpoint at seq 0, of a model built on an empty store, is before
+	 * it too; a fresh build reads what is left): the anchor stands for it */
+	int anchored = purged && r->base.seq <= purged && (r->base.seq || !r->fresh);
 
 	close_source(r);
 	r->next_seg = r->next_off = 0;
 	r->arc_until = 0;
-	purged = es_archive_purged_seq(&r->s);
-	if (purged && r->base.seq <= purged && (r->base.seq || !r->fresh)) {
-		/* es-archive --purge-before deleted the checkpoint's record (a
-		 * checkpoint at seq 0, of a model built on an empty store, is
-		 * before it too; a fresh build reads what is left) */
-		if (purged_base(r, err))
-			return err->code;
-		if (es_log_open_store(&r->lg, &r->s, r->base.seq + 1, err))
-			return err->code;
-		r->lg_open = 1;
-	} else {
-		if (es_log_open_store(&r->lg, &r->s, r->base.seq ? r->base.seq : 1, err))
-			return err->code;
-		r->lg_open = 1;
-		if (r->base.seq && verify_base(r, err))
-			return err->code;
-	}
+	if (anchored && purged_base(r, err))
+		return err->code;
+	/* the checkpoint's record is read again, and checked, when it is there */
+	if (es_log_open_store(&r->lg, &r->s, anchored ? r->base.seq + 1 : r->base.seq ? r->base.seq : 1,
+			      err))
+		return err->code;
+	r->lg_open = 1;
+	if (!anchored && r->base.seq && verify_base(r, err))
+		return err->code;
 	if (!raw)
 		return 0;
 	arc = es_pscan_archive_end(&r->s);
