@@ -43,15 +43,21 @@ static const char *patched(const char *a, const char *p)
 	return out;
 }
 
-static const char *exact(struct es_buf *b, double d)
+/* v (taken) as dump writes it, in b; "(failed)" when v is NULL or dump
+ * fails. */
+static const char *dumped(struct es_buf *b, json_t *v,
+			  int (*dump)(struct es_buf *, const json_t *))
 {
-	json_t *v = json_real(d);
-
 	es_buf_reset(b);
-	if (!v || es_json_dump_exact_add(b, v))
+	if (!v || dump(b, v))
 		es_buf_adds(b, "(failed)");
 	json_decref(v);
 	return b->p;
+}
+
+static const char *exact(struct es_buf *b, double d)
+{
+	return dumped(b, json_real(d), es_json_dump_exact_add);
 }
 
 /* es_json_dump_exact_add: every real reads back as the same double, in
@@ -112,13 +118,7 @@ static void check_exact_reals(struct es_buf *b)
 
 static const char *canon(struct es_buf *b, const char *text)
 {
-	json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
-
-	es_buf_reset(b);
-	if (!v || es_json_dump_canon_add(b, v))
-		es_buf_adds(b, "(failed)");
-	json_decref(v);
-	return b->p;
+	return dumped(b, json_loads(text, JSON_DECODE_ANY, NULL), es_json_dump_canon_add);
 }
 
 /* es_json_dump_canon_add: es-project's grouping keys. Object keys in byte
