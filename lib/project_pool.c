@@ -48,6 +48,12 @@ struct pbatch {
 	char *own;             /* the block, when it is a copy (es_pscan_copy) */
 	const char *block_name;
 	uint64_t block_off;
+	/* routing stopped at an event: the events before it are routed, and
+	 * each worker fails its partition after applying them (so a partition
+	 * still applying earlier batches loses nothing of them) */
+	int rfail, rfail_code;
+	uint64_t rfail_seq;
+	char rfail_msg[sizeof(((struct es_ppart *)0)->fail)];
 };
 
 struct es_pool {
@@ -141,9 +147,23 @@ static int split_block(struct pbatch *b)
 	return 0;
 }
 
-/* Extract every event's key and sort the events into partitions. A
- * failure goes to the routing worker's partition, at that event's seq. */
-static void route(struct es_pool *pl, int w, struct pbatch *b)
+/* Routing stops at an event of b. seq: the event's, or UINT64_MAX for a
+ * line that is no record (nothing after it is applied, so no alert or dead
+ * letter of the events before it is at or past the failure). The feeder
+ * stops reading at once. */
+static void route_fail(struct es_pool *pl, struct pbatch *b, int code, uint64_t seq,
+		       const char *msg)
+{
+	b->rfail = 1;
+	b->rfail_code = code;
+	b->rfail_seq = seq;
+	snprintf(b->rfail_msg, sizeof(b->rfail_msg), "%s", msg);
+	__atomic_store_n(&pl->failed, 1, __ATOMIC_RELAXED);
+}
+
+/* Extract every event's key and sort the events into partitions, up to
+ * the first failure (route_fail). */
+static void route(struct es_pool *pl, struct pbatch *b)
 {
 	struct es_proj *p = pl->p;
 	struct es_error err = {0, ""};
@@ -152,7 +172,7 @@ static void route(struct es_pool *pl, int w, struct pbatch *b)
 	for (int i = 0; i < pl->jobs; i++)
 		b->nidx[i] = 0;
 	if (b->blen && split_block(b)) {
-		es_ppart_fail(&p->part[w], ES_IO, 0, "out of memory");
+		route_fail(pl, b, ES_IO, UINT64_MAX, "out of memory");
 		return;
 	}
 	for (size_t i = 0; i < b->n; i++) {
@@ -161,7 +181,7 @@ static void route(struct es_pool *pl, int w, struct pbatch *b)
 		int part, rc;
 		if (e->raw && (rc = parse_raw(p, b, e, &err)) != 0) {
 			if (rc < 0) {
-				es_ppart_fail(&p->part[w], err.code, 0, err.msg);
+				route_fail(pl, b, err.code, UINT64_MAX, err.msg);
 				return;
 			}
 			continue; /* filtered out */
@@ -170,7 +190,7 @@ static void route(struct es_pool *pl, int w, struct pbatch *b)
 		if (rc > 0)
 			continue;
 		if (rc < 0) {
-			es_ppart_fail(&p->part[w], err.code, e->rec.seq, err.msg);
+			route_fail(pl, b, err.code, e->rec.seq, err.msg);
 			return;
 		}
 		e->key = at;
@@ -179,7 +199,7 @@ static void route(struct es_pool *pl, int w, struct pbatch *b)
 		part = es_ppart_of(p, e->hash);
 		if (grow_to((void **)&b->idx[part], &b->capidx[part], b->nidx[part] + 1,
 			    sizeof(uint32_t))) {
-			es_ppart_fail(&p->part[w], ES_IO, e->rec.seq, "out of memory");
+			route_fail(pl, b, ES_IO, e->rec.seq, "out of memory");
 			return;
 		}
 		b->idx[part][b->nidx[part]++] = (uint32_t)i;
@@ -195,6 +215,8 @@ static void apply_batch(struct es_pool *pl, int w, struct pbatch *b)
 		es_ppart_apply(pl->p, pt, e->line, e->len, &e->rec, b->keys.p + e->key, e->klen,
 			       e->hash);
 	}
+	if (b->rfail)
+		es_ppart_fail(pt, b->rfail_code, b->rfail_seq, b->rfail_msg);
 	if (pt->failed)
 		__atomic_store_n(&pl->failed, 1, __ATOMIC_RELAXED);
 }
@@ -243,7 +265,7 @@ static void *worker(void *arg)
 		}
 		if ((b = to_route(pl, w))) {
 			pthread_mutex_unlock(&pl->mu);
-			route(pl, w, b);
+			route(pl, b);
 			pthread_mutex_lock(&pl->mu);
 			b->routed = 1;
 			pthread_cond_broadcast(&pl->work);
@@ -351,6 +373,7 @@ static struct pbatch *take_batch(struct es_pool *pl)
 	b->n = 0;
 	b->cur = 0;
 	b->routing = b->routed = 0;
+	b->rfail = 0;
 	b->last_seq = 0;
 	b->blen = 0;
 	free(b->own); /* every worker is done with it */

@@ -1005,3 +1005,26 @@ EOF
 {"key":"s2","state":{"n":10}}
 {"key":"s3","state":{"n":10}}'
 }
+
+@test "regression: pipe mode, any -j: a bad line keeps the alerts of the lines before it" {
+	export ES_STORE="$TMP/every"
+	cat > every.json <<'SPEC'
+{"name": "every", "key": "stream", "on": {"E": [{"op": "count", "path": "n"}]},
+ "windows": [{"name": "w", "type": "E", "kind": "sliding", "size": "1m", "threshold": 0,
+              "alert": {"alert": "x"}}]}
+SPEC
+	# one alert per event: every event is the first of its own stream
+	seq 1 10000 | awk '{ printf "{\"stream\":\"s-%d\",\"type\":\"E\",\"data\":{}}\n", $1 }' |
+		es-append -q
+	es-replay --events > ev.ndjson
+	# -j N routes 4096 lines at a time: the bad line first in a batch, inside one, last
+	for at in 0 4096 6000 10000; do
+		{ head -n $at ev.ndjson; echo '{"not":"a record"}'; tail -n +$((at + 1)) ev.ndjson; } > bad.ndjson
+		head -n $at ev.ndjson | jq -c '{alert: "x", stream}' > want
+		for j in 1 2 3; do
+			run -3 --separate-stderr es-project -j $j every.json bad.ndjson
+			assert_equal "$stderr" "es-project: bad.ndjson: line $((at + 1)): not a stored record"
+			cmp want <(printf '%s' "$output${output:+$'\n'}" | jq -c '{alert, stream}')
+		done
+	done
+}
