@@ -77,7 +77,8 @@ struct es_pfield {
 struct es_pspec {
 	char *name;
 	int64_t version;
-	char sha[ES_HASH_HEX + 1];     /* sha256 of the canonical spec minus "description" */
+	char sha[ES_HASH_HEX + 1];     /* its identity: sha256 of the canonical spec (es_pspec_compile) */
+	char sha_written[ES_HASH_HEX + 1]; /* the identity before defaults were left out */
 	json_t *json;                  /* the spec itself */
 	json_t *on;                    /* rules by type (borrowed from json; may be NULL) */
 	struct es_pfield key;

@@ -338,7 +338,19 @@ static int reads(json_t *on)
 	return what;
 }
 
-static int spec_id(struct es_pspec *sp, struct es_error *err)
+/* Is the spec's top-level key its default, the same as leaving it out? */
+static int is_default(const char *key, json_t *v)
+{
+	if (strcmp(key, "version") == 0)
+		return json_is_integer(v) && json_integer_value(v) == 1;
+	if (strcmp(key, "key") == 0)
+		return json_is_string(v) && strcmp(json_string_value(v), "stream") == 0;
+	return 0;
+}
+
+/* The SHA-256 of the spec's canonical form: keys sorted, compact, without
+ * "description" and, unless written, without the keys at their defaults. */
+static int spec_hash(const struct es_pspec *sp, int written, char out[ES_HASH_HEX + 1])
 {
 	json_t *copy = json_object(), *v;
 	const char *key;
@@ -348,18 +360,29 @@ static int spec_id(struct es_pspec *sp, struct es_error *err)
 	/* not json_copy(), which drops a key it has no memory for: another
 	 * id, and the model looked built from another spec */
 	json_object_foreach(sp->json, key, v)
-		if (copy && strcmp(key, "description") != 0 && json_object_set(copy, key, v) != 0) {
+		if (copy && strcmp(key, "description") != 0 && (written || !is_default(key, v)) &&
+		    json_object_set(copy, key, v) != 0) {
 			json_decref(copy);
 			copy = NULL;
 		}
 	if (copy) {
 		canon = es_json_dumps(copy, JSON_SORT_KEYS | JSON_COMPACT);
 		if (canon)
-			rc = es_sha256_hex(canon, strlen(canon), sp->sha);
+			rc = es_sha256_hex(canon, strlen(canon), out);
 		free(canon);
 		json_decref(copy);
 	}
-	return rc ? es_fail(err, ES_IO, "out of memory") : 0;
+	return rc;
+}
+
+/* The identity leaves defaults out, so writing "version": 1 changes
+ * nothing. Models built before that was so recorded the hash of the spec
+ * as written (sha_written), which es-project still accepts. */
+static int spec_id(struct es_pspec *sp, struct es_error *err)
+{
+	if (spec_hash(sp, 0, sp->sha) || spec_hash(sp, 1, sp->sha_written))
+		return es_fail(err, ES_IO, "out of memory");
+	return 0;
 }
 
 static int compile_head(struct es_pspec *sp, json_t *spec, struct es_error *err)

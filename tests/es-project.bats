@@ -1028,3 +1028,41 @@ SPEC
 		done
 	done
 }
+
+@test "regression: a key at its default is not part of the spec's identity; an earlier checkpoint's still counts" {
+	# canon SPEC [KEY...]: the SHA-256 of SPEC sorted and compact, without description and KEYs
+	canon() {
+		local f=$1 k drop=.description
+		shift
+		for k; do drop+=", .$k"; done
+		jq -cS "del($drop)" "$f" | tr -d '\n' | sha256sum | cut -d' ' -f1
+	}
+	es-project -q obc.json
+	[ "$(jq -r .spec_sha256 "$(P obc)/checkpoint.json")" = "$(canon obc.json version)" ]
+	# "version": 1 written out or left out: the same spec
+	jq 'del(.version)' obc.json > nover.json
+	run -0 --separate-stderr es-project nover.json
+	# "key": "stream" written out or left out: the same spec
+	jq 'del(.key)' obc.json > bystream.json
+	run -0 --separate-stderr es-project --rebuild bystream.json
+	jq '.key = "stream"' bystream.json > keyed.json
+	run -0 --separate-stderr es-project keyed.json
+	# another key is another spec
+	jq '.key = "type"' bystream.json > bytype.json
+	run -1 --separate-stderr es-project bytype.json
+	[[ "$stderr" == *"spec changed"* ]]
+	# a checkpoint written before holds the hash of the spec as written: accepted,
+	# and the next commit records the canonical one
+	run -0 --separate-stderr es-project --rebuild obc.json
+	jq -c --arg h "$(canon obc.json)" '.spec_sha256 = $h' "$(P obc)/checkpoint.json" > cp
+	cat cp > "$(P obc)/checkpoint.json"
+	append "$(ev order-9 OrderCreated '{"customer":"dee"}')"
+	run -0 --separate-stderr es-project obc.json
+	[ "$(jq -r .spec_sha256 "$(P obc)/checkpoint.json")" = "$(canon obc.json version)" ]
+	grep -q '"key":"dee"' "$(P obc)/model.ndjson"
+	# any other hash is still refused
+	jq -c --arg h "$(canon bytype.json)" '.spec_sha256 = $h' "$(P obc)/checkpoint.json" > cp
+	cat cp > "$(P obc)/checkpoint.json"
+	run -1 --separate-stderr es-project obc.json
+	[[ "$stderr" == *"spec changed"* ]]
+}
