@@ -439,8 +439,8 @@ out:
 	return rc;
 }
 
-/* 0, a status in u->err, or -1 when u left log/ unarchived (a finding
- * in u->fail). */
+/* 0, a status in u->err, or -1 when u left log/ unarchived or its
+ * archive file is missing (a finding in u->fail). */
 static int lines_open(struct run *R, struct unit *u, struct lines *L)
 {
 	int fd, rc;
@@ -452,11 +452,10 @@ static int lines_open(struct run *R, struct unit *u, struct lines *L)
 		rc = es_archive_rd_open(&L->rd, u->dir, u->arc, ES_ARD_SHA256, &u->err);
 		es_archive_seg_path(u->dir, u->arc, path, sizeof(path));
 		if (rc && stat(path, &sb) != 0 && errno == ENOENT) {
-			struct es_error first = u->err;
-			int r2 = relocate(R, u, &u->err);
-			if (r2 < 0)
-				u->err = first; /* still listed: simply missing */
-			return r2 < 0 ? rc : r2;
+			rc = relocate(R, u, &u->err);
+			if (rc < 0) /* still listed: the store lost it */
+				es_ilist_add(&u->fail, u->name, 0, 0, u->arc->first_seq, "missing: %s",
+					     strerror(ENOENT));
 		}
 		return rc;
 	}

@@ -402,6 +402,12 @@ tree() {
 	run -1 --separate-stderr es-archive --verify
 	[[ $stderr == *"archive/00000000000000000001.ndjson.zst: seq 1: missing: No such file or directory"* ]]
 	run -4 --separate-stderr es-replay --events
+	# an audit's verdict, not "cannot open" and exit 4 (I/O), as es-verify said before
+	run -1 --separate-stderr es-verify
+	assert_equal "${stderr%%$'\n'*}" "es-verify: archive/00000000000000000001.ndjson.zst: seq 1: missing: No such file or directory"
+	run -1 --separate-stderr es-verify --json -j 2
+	assert_equal "$(jq -c '.failures[0]' <<<"$output")" \
+		'{"file":"archive/00000000000000000001.ndjson.zst","offset":null,"seq":1,"reason":"missing: No such file or directory"}'
 }
 
 @test "regression: --verify fails when the MANIFEST or archive/ is gone and log/ does not start at seq 1" {
