@@ -539,7 +539,7 @@ static int fold_stream(struct app *a, const char *stream, size_t slen, struct fo
 	es_fold_init(x->f, a->red);
 	if (snapshots_usable(a)) {
 		rc = es_snapshot_load(&a->store, stream, slen, a->red, x->s1, x->f, note, a, &a->err);
-		if (rc != 0 && rc != 1)
+		if (rc != 0 && rc != ES_SNAP_NO)
 			return rc;
 		if (rc == 0) {
 			from = x->f->version + 1;

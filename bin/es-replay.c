@@ -261,7 +261,7 @@ static int one_stream(struct app *a, const char *stream, size_t slen)
 	if (!a->events && whole_stream(a)) {
 		rc = es_snapshot_load(&a->store, stream, slen, a->red, a->sel.to_seq, &c.fold, note,
 				      a, &a->err);
-		if (rc != 0 && rc != 1) {
+		if (rc != 0 && rc != ES_SNAP_NO) {
 			es_fold_release(&c.fold);
 			return rc;
 		}

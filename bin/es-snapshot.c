@@ -175,19 +175,29 @@ static int take(struct app *a)
 	}
 	for (size_t i = 0; i < nm.n && rc == 0; i++) {
 		struct es_snapshot_take t = {a->every, a->com.to_seq, a->com.no_snapshots,
-					     a->stdout_set ? &out : NULL, note, a, 0, 0, 0};
+					     a->stdout_set ? &out : NULL, note, a, 0, 0, 0, 0};
 		es_buf_reset(&out);
 		rc = es_snapshot_take(&a->store, nm.v[i], nm.len[i], a->red, &t, &a->err);
-		if (rc == 1 && t.version == 0 && a->com.nstreams == 0) {
+		if (rc == ES_SNAP_NO && t.version == 0 && a->com.nstreams == 0) {
 			/* created after --to-seq: skipped */
-		} else if (rc == 1 && t.version == 0) {
+		} else if (rc == ES_SNAP_NO && t.version == 0) {
 			if (a->com.to_seq == UINT64_MAX)
 				es_cli_error("no stream '%s'", nm.v[i]);
 			else
 				es_cli_error("stream '%s' has no events at or before seq %llu", nm.v[i],
 					     (unsigned long long)a->com.to_seq);
 			worst = ES_NOMATCH;
-		} else if (rc == 1 && a->com.verbose) {
+		} else if (rc == ES_SNAP_NO && t.purged && a->com.verbose) {
+			/* (t.version is not exact: an index rebuilt since holds
+			 * no position for purged events) */
+			if (a->com.to_seq == UINT64_MAX)
+				es_cli_error("'%s': not taken: its last event was purged "
+					     "(es-archive --purge-before)", nm.v[i]);
+			else
+				es_cli_error("'%s': not taken: its last event at or before seq %llu was "
+					     "purged (es-archive --purge-before)", nm.v[i],
+					     (unsigned long long)a->com.to_seq);
+		} else if (rc == ES_SNAP_NO && a->com.verbose) {
 			es_cli_error("'%s': not due (version %llu, last snapshot at %llu)", nm.v[i],
 				     (unsigned long long)t.version, (unsigned long long)t.from);
 		} else if (rc == 0 && a->com.verbose) {
@@ -200,7 +210,7 @@ static int take(struct app *a)
 			taken++;
 			if (out.len && fwrite(out.p, 1, out.len, stdout) != out.len)
 				break; /* reported by es_cli_close_stdout */
-		} else if (rc == 1) {
+		} else if (rc == ES_SNAP_NO) {
 			skipped++;
 			rc = 0;
 		}

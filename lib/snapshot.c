@@ -473,7 +473,7 @@ static int check_log(struct es_store *s, const struct es_snapshot *sn, struct es
 
 	if (!s->index) {
 		*why = "no index to check it against the log";
-		return 1;
+		return ES_SNAP_NO;
 	}
 	if (es_index_begin(s->index, 0, err))
 		return err->code;
@@ -482,17 +482,17 @@ static int check_log(struct es_store *s, const struct es_snapshot *sn, struct es
 		rc = es_fail(err, ES_IO, "index: read error");
 	} else if (rc == 1 || pos.seq != sn->seq) {
 		*why = "seq/hash not in the log";
-		rc = 1;
+		rc = ES_SNAP_NO;
 	} else if (pos.seq <= es_archive_purged_seq(s)) {
 		/* nothing left to check it against; folds start after the anchor */
 		*why = "its event was purged (es-archive --purge-before)";
-		rc = 1;
+		rc = ES_SNAP_NO;
 	} else if ((rc = read_at(&rd, &pos, &r, 0, err)) == 0) {
 		if (r.version != sn->version || memcmp(r.hash, sn->hash, ES_HASH_HEX) != 0 ||
 		    memcmp(r.ts, sn->ts, ES_TS_LEN) != 0 ||
 		    !es_json_lit_is(r.stream, r.stream_len, sn->stream, sn->slen)) {
 			*why = "seq/hash not in the log";
-			rc = 1;
+			rc = ES_SNAP_NO;
 		} else if (f) {
 			es_buf_reset(&f->stream);
 			if (es_buf_add(&f->stream, r.stream, r.stream_len))
@@ -515,13 +515,15 @@ int es_snapshot_check_log(struct es_store *s, const struct es_snapshot *sn, cons
 /* Called after each event folded; non-zero stops (an error status). */
 typedef int (*at_cb)(void *arg, const struct es_fold *f, const char *hash, struct es_error *err);
 
-/* Fold versions [from, to] of stream into f through the index. hash gets
- * the hash of the last event folded. */
+/* Fold versions [from, to] of stream into f through the index, leaving out
+ * those es-archive --purge-before deleted (the fold goes on from the events
+ * left, as readers do). hash gets the hash of the last event folded. */
 static int fold_range(struct es_store *s, const char *stream, size_t slen,
 		      const struct es_reducer *r, struct es_fold *f, uint64_t from, uint64_t to,
 		      char hash[ES_HASH_HEX + 1], at_cb cb, void *arg, struct es_error *err)
 {
 	struct reader rd = {s, 0, -1, NULL, 0};
+	uint64_t purged = es_archive_purged_seq(s);
 	int rc = 0;
 
 	if (from > to)
@@ -534,6 +536,9 @@ static int fold_range(struct es_store *s, const char *stream, size_t slen,
 		struct es_pos pos;
 		struct es_rec rec;
 		int g = es_index_get_pos(s->index, stream, slen, v, &pos);
+		/* (an index rebuilt since the purge holds no position for them) */
+		if (purged > 0 && (g == 1 || (g == 0 && pos.seq <= purged)))
+			continue;
 		if (g != 0) {
 			rc = es_fail(err, g < 0 ? ES_IO : ES_CORRUPT, "index: no position for version %llu",
 				     (unsigned long long)v);
@@ -582,11 +587,11 @@ static int load(struct es_store *s, const char *stream, size_t slen, const struc
 	const char *rid = es_reducer_id(r);
 	struct es_snapshot *v;
 	size_t n;
-	int rc = 1;
+	int rc = ES_SNAP_NO;
 
 	if (es_snapshot_list(s, stream, slen, &v, &n, err))
 		return err->code;
-	for (size_t i = n; i-- > 0 && rc == 1;) {
+	for (size_t i = n; i-- > 0 && rc == ES_SNAP_NO;) {
 		struct es_snapshot *sn = &v[i];
 		const char *why = NULL;
 		if (sn->seq > max_seq)
@@ -596,17 +601,19 @@ static int load(struct es_store *s, const char *stream, size_t slen, const struc
 			continue;
 		}
 		rc = es_snapshot_read(sn, &why, err);
+		if (rc == 1)
+			rc = ES_SNAP_NO; /* not sound */
 		if (rc == 0 && strcmp(sn->reducer, rid) != 0) {
 			why = "reducer differs";
-			rc = 1;
+			rc = ES_SNAP_NO;
 		}
 		if (rc == 0 && (sn->slen != slen || memcmp(sn->stream, stream, slen) != 0)) {
 			why = "its stream does not match its directory";
-			rc = 1;
+			rc = ES_SNAP_NO;
 		}
 		if (rc == 0)
 			rc = check_log(s, sn, f, &why, err);
-		if (rc == 1) {
+		if (rc == ES_SNAP_NO) {
 			note_ignored(note, arg, stream, slen, sn->version, why);
 			es_snapshot_release(sn);
 			continue;
@@ -636,7 +643,7 @@ int es_snapshot_load(struct es_store *s, const char *stream, size_t slen,
 	if (stream_dir(s, stream, slen, dir, sizeof(dir)))
 		return es_fail(err, ES_IO, "out of memory");
 	if (stat(dir, &st) != 0)
-		return 1;
+		return ES_SNAP_NO;
 	rc = es_store_index_ready(s, err);
 	if (rc > 1)
 		return rc;
@@ -731,13 +738,32 @@ out:
 	return rc;
 }
 
+/* The seq of version v of stream. An index rebuilt since es-archive
+ * --purge-before holds no position for the purged versions: 0 for those
+ * (they come before every event left, and nothing can be taken at them). */
+static int seq_of(struct es_store *s, const char *stream, size_t slen, uint64_t v, uint64_t *seq,
+		  struct es_error *err)
+{
+	struct es_pos pos;
+	int g = es_index_get_pos(s->index, stream, slen, v, &pos);
+
+	if (g == 1 && es_archive_purged_seq(s) > 0) {
+		*seq = 0;
+		return 0;
+	}
+	if (g != 0)
+		return es_fail(err, g < 0 ? ES_IO : ES_CORRUPT, "index: no position for version %llu",
+			       (unsigned long long)v);
+	*seq = pos.seq;
+	return 0;
+}
+
 /* The stream's current version, or with max_seq the last version whose seq
  * is <= max_seq (binary search: seq grows with version). */
 static int target_version(struct es_store *s, const char *stream, size_t slen, uint64_t max_seq,
 			  uint64_t *version, uint64_t *seq, struct es_error *err)
 {
-	uint64_t cur, lo, hi;
-	struct es_pos pos;
+	uint64_t cur, lo, hi, at;
 	int rc = 0;
 
 	*version = *seq = 0;
@@ -753,23 +779,15 @@ static int target_version(struct es_store *s, const char *stream, size_t slen, u
 	hi = cur;
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo + 1) / 2;
-		if (es_index_get_pos(s->index, stream, slen, mid, &pos) != 0) {
-			rc = es_fail(err, ES_CORRUPT, "index: no position for version %llu",
-				     (unsigned long long)mid);
+		if ((rc = seq_of(s, stream, slen, mid, &at, err)) != 0)
 			break;
-		}
-		if (pos.seq <= max_seq)
+		if (at <= max_seq)
 			lo = mid;
 		else
 			hi = mid - 1;
 	}
-	if (rc == 0 && lo > 0) {
-		if (es_index_get_pos(s->index, stream, slen, lo, &pos) != 0)
-			rc = es_fail(err, ES_CORRUPT, "index: no position for version %llu",
-				     (unsigned long long)lo);
+	if (rc == 0 && lo > 0 && (rc = seq_of(s, stream, slen, lo, seq, err)) == 0)
 		*version = lo;
-		*seq = pos.seq;
-	}
 	es_index_abort(s->index);
 	return rc;
 }
@@ -784,23 +802,26 @@ int es_snapshot_take(struct es_store *s, const char *stream, size_t slen,
 	int rc;
 
 	t->version = t->seq = t->from = 0;
+	t->purged = 0;
 	if ((rc = target_version(s, stream, slen, t->max_seq, &target, &tseq, err)) != 0)
 		return rc;
 	t->version = target;
 	t->seq = tseq;
-	if (target == 0)
-		return 1;
+	/* (its event purged: no snapshot of it could be checked, or used) */
+	t->purged = target > 0 && tseq <= es_archive_purged_seq(s);
+	if (target == 0 || t->purged)
+		return ES_SNAP_NO;
 	es_fold_init(&f, r);
 	if (!f.state)
 		return es_fail(err, ES_IO, "out of memory");
 	if (!t->full) {
 		rc = load(s, stream, slen, r, tseq, &f, hash, t->note, t->arg, err);
-		if (rc > 1)
+		if (rc > 0)
 			goto out;
 		if (rc == 0)
 			t->from = f.version;
 	}
-	rc = 1;
+	rc = ES_SNAP_NO;
 	if (target <= t->from || target - t->from < (t->every ? t->every : 1))
 		goto out; /* up to date, or not due */
 	if ((rc = fold_range(s, stream, slen, r, &f, t->from + 1, target, hash, NULL, NULL, err)))
@@ -881,7 +902,7 @@ int es_snapshot_auto(struct es_store *s, const struct es_batch *b, size_t from, 
 		rc = es_snapshot_take(s, name, ev->stream_len, r, &t, err);
 		if (rc == 0)
 			(*taken)++;
-		else if (rc == 1)
+		else if (rc == ES_SNAP_NO)
 			rc = 0;
 		else
 			es_error_prefix(err, "auto-snapshot of '%s'", name);
@@ -946,7 +967,7 @@ int es_snapshot_verify(struct es_store *s, const struct es_reducer *r, struct es
 	for (size_t i = 0; i < n; i++) {
 		bad[i] = NULL;
 		rc = check_log(s, v[i], NULL, &bad[i], err);
-		if (rc > 1)
+		if (rc > 0)
 			return rc;
 		if (rc == 0 && v[i]->version > upto)
 			upto = v[i]->version;

@@ -34,13 +34,18 @@
 
 #define ES_SNAPSHOT_FORMAT 1
 
+/* The negative answer of es_snapshot_load, es_snapshot_check_log and
+ * es_snapshot_take (none usable, not in the log, not due). Apart from
+ * every error status: ES_CORRUPT, a damaged log, is 1. */
+#define ES_SNAP_NO (-1)
+
 /* Called with a reason for each snapshot that is ignored (for -v). */
 typedef void (*es_snapshot_note_cb)(void *arg, const char *note);
 
 /* Load the newest valid snapshot of stream (decoded name) taken at or
  * before max_seq (UINT64_MAX: any) under reducer r into f (state, version,
- * seq, ts, stream). Returns 0 when one was loaded, 1 when none is usable,
- * or an error status. */
+ * seq, ts, stream). Returns 0 when one was loaded, ES_SNAP_NO when none is
+ * usable, or an error status. */
 int es_snapshot_load(struct es_store *s, const char *stream, size_t slen,
 		     const struct es_reducer *r, uint64_t max_seq, struct es_fold *f,
 		     es_snapshot_note_cb note, void *arg, struct es_error *err);
@@ -82,7 +87,7 @@ int es_snapshot_read(struct es_snapshot *sn, const char **why, struct es_error *
 void es_snapshot_release(struct es_snapshot *sn);
 /* Check a read snapshot against the log through the index (which must be
  * ready): the event at its version must carry its seq, hash and ts. 0 when
- * it does, 1 when not (*why), or an error status. */
+ * it does, ES_SNAP_NO when not (*why), or an error status. */
 int es_snapshot_check_log(struct es_store *s, const struct es_snapshot *sn, const char **why,
 			  struct es_error *err);
 
@@ -99,9 +104,12 @@ struct es_snapshot_take {
 	/* results */
 	uint64_t version, seq;  /* of the snapshot taken (or the stream's, when none) */
 	uint64_t from;          /* version of the snapshot it started from; 0: none */
+	int purged;             /* not due: the event at the target was purged (version
+				 * is not exact when the index was rebuilt since) */
 };
-/* Snapshot one stream under r. 0 when taken, 1 when not due (up to date,
- * fewer than `every` new events, or no events), or an error status. */
+/* Snapshot one stream under r. 0 when taken, ES_SNAP_NO when not due (up
+ * to date, fewer than `every` new events, no events, or the event at the
+ * target version purged), or an error status. */
 int es_snapshot_take(struct es_store *s, const char *stream, size_t slen,
 		     const struct es_reducer *r, struct es_snapshot_take *t, struct es_error *err);
 

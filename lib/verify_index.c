@@ -532,7 +532,7 @@ static int snap_stream(struct run *R, struct es_store *s, const struct es_reduce
 				  (unsigned long long)v[i].version);
 		} else if (!part && strcmp(v[i].reducer, es_reducer_id(red)) == 0) {
 			mine[m++] = &v[i];
-		} else if ((rc = es_snapshot_check_log(s, &v[i], &why, err)) == 1) {
+		} else if ((rc = es_snapshot_check_log(s, &v[i], &why, err)) == ES_SNAP_NO) {
 			es_ilist_add(&R->post, v[i].path + v[i].rel, 0, 0, v[i].seq,
 				  "snapshot of '%s' at version %llu: %s", v[i].stream,
 				  (unsigned long long)v[i].version, why);

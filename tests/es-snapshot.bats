@@ -753,3 +753,49 @@ ignored() {
 	[[ "$stderr" == *"seq 4: envelope keys missing"* ]]
 	[ ! -d "$ES_STORE/snapshots" ] || [ -z "$(find "$ES_STORE/snapshots" -type f)" ]
 }
+
+@test "regression: damage only a read finds: taking names it and exits 1, never \"not due\"" {
+	# ES_CORRUPT is 1, which also meant "not due": es-snapshot exited 0 and
+	# took nothing, silently. The line keeps its length, so the index
+	# still matches the log.
+	sed -i '3s/^{"seq"/X"seq"/' "$ES_STORE"/log/*.ndjson
+	run -1 --separate-stderr es-snapshot --stream order-1 -v
+	err_line -n 0 --partial "offset $(head -n 2 "$ES_STORE"/log/*.ndjson | wc -c): seq 3: not the record the index names"
+	[ ! -d "$(snapdir order-1)" ]
+	run -1 --separate-stderr es-replay --stream order-1
+	[[ "$stderr" == *"seq 3: not the record the index names"* ]]
+}
+
+@test "regression: a stream whose first events were purged is snapshotted from the events left" {
+	# the fold started at version 1, in a purged segment: exit 4 "cannot
+	# open 'log/...'", and the streams after it went without; with an index
+	# rebuilt since the purge, "not due" and exit 0; es-append's
+	# snapshot_every warned on every append
+	export ES_STORE="$TMP/purged"
+	purged_store_events
+	es-archive -q --before 2026-03-01
+	es-archive -q --purge-before 2026-02-15
+	run -0 --separate-stderr es-snapshot -v
+	err_line "es-snapshot: 4 snapshots taken, 0 streams skipped"
+	for s in s0 s1 s2 s3; do
+		same_replay --stream $s
+		[[ "$notes" != *ignored* ]]
+	done
+	run -0 --separate-stderr es-snapshot --verify
+	# an index rebuilt since the purge holds no position for the purged versions
+	es-snapshot -q --prune --keep 0
+	rm -rf "$ES_STORE/index"
+	run -0 --separate-stderr es-snapshot -v
+	err_line "es-snapshot: 4 snapshots taken, 0 streams skipped"
+	same_replay --stream s2
+	# at a version whose event was purged there is nothing to take
+	run -0 --separate-stderr es-snapshot --stream s1 --to-seq 10 -v
+	err_line "es-snapshot: 's1': not taken: its last event at or before seq 10 was purged (es-archive --purge-before)"
+	# es-append's snapshot_every
+	es-snapshot -q --prune --keep 0
+	jq -c '.snapshot_every = 2' "$ES_STORE/store.json" > s.json && mv s.json "$ES_STORE/store.json"
+	run -0 --separate-stderr es-append <<<'{"stream":"s3","type":"T","data":{"i":80}}'
+	assert_equal "$stderr" ""
+	[ -n "$(ls "$(snapdir s3)")" ]
+	same_replay --stream s3
+}
