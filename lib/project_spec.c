@@ -348,13 +348,13 @@ static int is_default(const char *key, json_t *v)
 	return 0;
 }
 
-/* The SHA-256 of the spec's canonical form: keys sorted, compact, without
- * "description" and, unless written, without the keys at their defaults. */
+/* The spec's identity (es_reducer_spec_hash) without "description" and
+ * without the keys at their defaults; written: the identity before (the
+ * spec as written, its keys sorted). */
 static int spec_hash(const struct es_pspec *sp, int written, char out[ES_HASH_HEX + 1])
 {
 	json_t *copy = json_object(), *v;
 	const char *key;
-	char *canon;
 	int rc = -1;
 
 	/* not json_copy(), which drops a key it has no memory for: another
@@ -366,10 +366,7 @@ static int spec_hash(const struct es_pspec *sp, int written, char out[ES_HASH_HE
 			copy = NULL;
 		}
 	if (copy) {
-		canon = es_json_dumps(copy, JSON_SORT_KEYS | JSON_COMPACT);
-		if (canon)
-			rc = es_sha256_hex(canon, strlen(canon), out);
-		free(canon);
+		rc = es_reducer_spec_hash(copy, written, out);
 		json_decref(copy);
 	}
 	return rc;

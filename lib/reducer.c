@@ -136,15 +136,62 @@ void es_reducer_free(struct es_reducer *r)
 	free(r);
 }
 
-static int id_of(struct es_reducer *r, json_t *spec)
+/* Are the keys of every object in v in sorted order (as JSON_SORT_KEYS
+ * writes them)? */
+static int keys_sorted(const json_t *v)
 {
-	char *canon = es_json_dumps(spec, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
-	int rc;
+	const char *key, *prev = NULL;
+	json_t *m;
+	size_t i;
 
-	if (!canon)
-		return -1;
-	rc = es_sha256_hex(canon, strlen(canon), r->id);
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, m)
+			if (!keys_sorted(m))
+				return 0;
+		return 1;
+	}
+	if (!json_is_object(v))
+		return 1;
+	json_object_foreach((json_t *)v, key, m) {
+		if ((prev && strcmp(prev, key) > 0) || !keys_sorted(m))
+			return 0;
+		prev = key;
+	}
+	return 1;
+}
+
+/* Does the order of some keys make the states? */
+static int order_matters(const json_t *spec)
+{
+	const char *type;
+	json_t *rules, *rule;
+	size_t i;
+
+	if (!keys_sorted(json_object_get(spec, "init")))
+		return 1;
+	json_object_foreach(json_object_get(spec, "on"), type, rules)
+		json_array_foreach(rules, i, rule)
+			if (!keys_sorted(json_object_get(rule, "value")))
+				return 1;
+	return 0;
+}
+
+int es_reducer_spec_hash(const json_t *spec, int sorted_only, char out[ES_HASH_HEX + 1])
+{
+	const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+	char *canon = es_json_dumps(spec, JSON_SORT_KEYS | flags), *written = NULL;
+	struct es_buf b = ES_BUF_INIT;
+	int rc = -1;
+
+	if (canon && !sorted_only && order_matters(spec) && !(written = es_json_dumps(spec, flags)))
+		goto out;
+	if (canon && !es_buf_adds(&b, canon) &&
+	    (!written || (!es_buf_adds(&b, "\n") && !es_buf_adds(&b, written))))
+		rc = es_sha256_hex(b.p, b.len, out);
+out:
 	free(canon);
+	free(written);
+	es_buf_release(&b);
 	return rc;
 }
 
@@ -430,7 +477,7 @@ int es_reducer_compile(struct es_reducer **rp, json_t *spec, struct es_error *er
 	if (es_reducer_compile_rules(rp, json_object_get(spec, "on"), json_object_get(spec, "init"),
 				     "on", err))
 		return err->code;
-	if (id_of(*rp, spec)) {
+	if (es_reducer_spec_hash(spec, 0, (*rp)->id)) {
 		es_reducer_free(*rp);
 		*rp = NULL;
 		return es_fail(err, ES_IO, "out of memory");
