@@ -450,5 +450,9 @@ static int last_seq(struct es_seek *k, uint64_t *seq, struct es_error *err)
 		*seq = r.seq;
 		return 0;
 	}
+	/* No record in log/: all of it before its first segment, named by its
+	 * first seq, is archived (or purged). */
+	if (k->nsegs > 0)
+		*seq = k->segs[0] - 1;
 	return 0;
 }

@@ -89,7 +89,7 @@ int es_seek_seq(struct es_seek *k, uint64_t seq, struct es_seek_pos *pos,
  * older (see above), by a sequential read. */
 int es_seek_seq_at(struct es_seek *k, const char ts[ES_TS_LEN + 1], uint64_t *seq,
 		   struct es_error *err);
-/* Seq of the last visible record (0: empty log). */
+/* Seq of the last visible record (0: empty log), from the archive too. */
 int es_seek_last_seq(struct es_seek *k, uint64_t *seq, struct es_error *err);
 
 #endif

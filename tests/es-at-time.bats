@@ -459,3 +459,22 @@ Try 'es-at-time --help' for more information."
 	run -2 --separate-stderr es-at-time --seq 1 --after 2
 	[[ "$stderr" == "es-at-time: --seq and --after do not go together"$'\n'* ]]
 }
+
+@test "regression: --seq with --stream or --category when all history is archived" {
+	# the last seq came from log/ alone: with only an empty active segment
+	# there, "nothing matched" and exit 1
+	export ES_STORE="$TMP/all-archived"
+	printf '%s\n' '{"stream":"acct-7","type":"Opened","ts":"2026-11-26T08:00:00Z","data":{"balance":0}}' \
+		'{"stream":"acct-7","type":"Deposited","ts":"2026-11-26T09:00:00Z","data":{"balance":250}}' |
+		es-append -q --import-ts
+	es-archive -q --before 2026-12-01
+	[ -z "$(cat "$ES_STORE"/log/*.ndjson)" ]
+	run -0 --separate-stderr es-at-time --seq 2
+	local want=$output
+	run -0 --separate-stderr es-at-time --seq 2 --stream acct-7
+	assert_equal "$output" "$want"
+	run -0 --separate-stderr es-at-time --seq 9 --category acct-
+	assert_equal "$output" "$want"
+	run -0 --separate-stderr es-at-time --seq 1 --stream acct-7
+	[ "$(jq -c .state <<<"$output")" = '{"balance":0}' ]
+}
