@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -577,6 +578,40 @@ int es_merge_patch(json_t **target, json_t *patch)
 	return 0;
 }
 
+/* json_equal, but 0.0 and -0.0 differ (they print differently). */
+static int identical(json_t *a, json_t *b)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (json_typeof(a) != json_typeof(b))
+		return 0;
+	switch (json_typeof(a)) {
+	case JSON_OBJECT:
+		if (json_object_size(a) != json_object_size(b))
+			return 0;
+		json_object_foreach(a, key, v) {
+			json_t *w = json_object_get(b, key);
+			if (!w || !identical(v, w))
+				return 0;
+		}
+		return 1;
+	case JSON_ARRAY:
+		if (json_array_size(a) != json_array_size(b))
+			return 0;
+		json_array_foreach(a, i, v)
+			if (!identical(v, json_array_get(b, i)))
+				return 0;
+		return 1;
+	case JSON_REAL:
+		return json_real_value(a) == json_real_value(b) &&
+		       signbit(json_real_value(a)) == signbit(json_real_value(b));
+	default:
+		return json_equal(a, b);
+	}
+}
+
 json_t *es_merge_diff(json_t *a, json_t *b)
 {
 	const char *key;
@@ -593,7 +628,7 @@ json_t *es_merge_diff(json_t *a, json_t *b)
 	}
 	json_object_foreach(b, key, val) {
 		json_t *old = json_object_get(a, key);
-		if (old && json_equal(old, val))
+		if (old && identical(old, val))
 			continue;
 		if (old && json_is_object(old) && json_is_object(val))
 			json_object_set_new(out, key, es_merge_diff(old, val));

@@ -306,6 +306,16 @@ int main(void)
 	json_decref(a);
 	json_decref(t);
 	json_decref(d);
+	/* 0.0 and -0.0 are equal to json_equal, but print differently: a change */
+	a = json_loads("{\"x\":0.0,\"y\":[0.0],\"z\":{\"r\":-0.0},\"same\":-0.0}", 0, NULL);
+	t = json_loads("{\"x\":-0.0,\"y\":[-0.0],\"z\":{\"r\":0.0},\"same\":-0.0}", 0, NULL);
+	d = es_merge_diff(a, t);
+	ds = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+	CHECK_STR(ds, "{\"x\":-0.0,\"y\":[-0.0],\"z\":{\"r\":0.0}}");
+	free(ds);
+	json_decref(a);
+	json_decref(t);
+	json_decref(d);
 
 	/* paths set and unset through objects and arrays */
 	struct es_path p;
