@@ -449,6 +449,22 @@ static int lit(struct cur *c, const char *l, size_t n)
 }
 #define LIT(c, l) lit(c, l, sizeof(l) - 1)
 
+/* The stored form of a time, YYYY-MM-DDTHH:MM:SS.ffffffZ, with its fields
+ * in range (a day past the month's end is es-verify's to find): a damaged
+ * ts must not pass for a late or an early one in a time search. */
+static int stored_ts(const char *s)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+#define F2(i) ((s[i] - '0') * 10 + (s[i + 1] - '0'))
+
+	for (int i = 0; i < ES_TS_LEN; i++)
+		if (shape[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != shape[i])
+			return 0;
+	return F2(5) >= 1 && F2(5) <= 12 && F2(8) >= 1 && F2(8) <= 31 && F2(11) <= 23 &&
+	       F2(14) <= 59 && F2(17) <= 60;
+#undef F2
+}
+
 static int num(struct cur *c, uint64_t *v)
 {
 	const char *start = c->s;
@@ -557,7 +573,7 @@ int es_rec_parse_rest(const char *line, size_t len, int flags, const struct es_r
 	    num(&c, &r->version) || LIT(&c, ",\"type\":") || str(&c, &r->type, &r->type_len) ||
 	    LIT(&c, ",\"ts\":\""))
 		return -1;
-	if (c.end - c.s < ES_TS_LEN + 1 || c.s[ES_TS_LEN] != '"' || c.s[ES_TS_LEN - 1] != 'Z') {
+	if (c.end - c.s < ES_TS_LEN + 1 || c.s[ES_TS_LEN] != '"' || !stored_ts(c.s)) {
 		*why = "\"ts\" is not in the stored form";
 		return -1;
 	}

@@ -157,6 +157,28 @@ int main(void)
 	CHECK(es_rec_parse(out.p, out.len - 1, 0, &r, &why) == 0 && r.more == 1);
 	CHECK(es_rec_check(c, hash, out.p, &r) == 1);
 
+	/* a ts out of its stored form or out of range is no record: a time
+	 * search must not take it for a late or an early one */
+	{
+		static const char *const bad[] = {"2026-11-96T08", "2026-13-26T08", "2026-00-26T08",
+						  "2026-11-26T24", "2026-11-2xT08", "2026/11/26T08"};
+		char *ts = strstr(out.p, "2026-11-26T08:00:00.123456Z");
+		char keep[14];
+		CHECK(ts != NULL);
+		memcpy(keep, ts, 13);
+		for (size_t i = 0; ts && i < sizeof(bad) / sizeof(*bad); i++) {
+			memcpy(ts, bad[i], 13);
+			CHECK(es_rec_parse(out.p, out.len - 1, 0, &r, &why) != 0);
+			CHECK_STR(why, "\"ts\" is not in the stored form");
+		}
+		if (ts) {
+			memcpy(ts + 14, "59:60", 5); /* a leap second parses */
+			memcpy(ts, keep, 13);
+			CHECK(es_rec_parse(out.p, out.len - 1, 0, &r, &why) == 0);
+			memcpy(ts + 14, "00:00", 5);
+		}
+	}
+
 	/* a flipped byte is found */
 	out.p[20] ^= 1;
 	CHECK(es_rec_parse(out.p, out.len - 1, 0, &r, &why) != 0 || es_rec_check(c, hash, out.p, &r) == 0);
