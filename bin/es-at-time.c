@@ -699,9 +699,9 @@ int main(int argc, char **argv)
 	first = es_cli_parse(&prog, argc, argv, &a.com);
 	used = setup(&a, argc - first, argv + first);
 	first += used;
-	if (es_sel_init(&a.sel, &a.com, &a.err) ||
-	    ((a.mode != M_BETWEEN && a.mode != M_AFTER) &&
-	     es_reducer_load(&a.red, a.com.reducer, &a.err))) {
+	/* (--between and --after fold nothing, but a bad --reducer is an
+	 * error there too, as with es-replay --events) */
+	if (es_sel_init(&a.sel, &a.com, &a.err) || es_reducer_load(&a.red, a.com.reducer, &a.err)) {
 		rc = es_cli_report(&a.err);
 		goto out;
 	}

@@ -122,6 +122,13 @@ seqs() {
 	echo '{"init":{"n":0},"on":{"*":[{"op":"count","path":"n"},{"op":"set","path":"last","from":"type"}]}}' > spec.json
 	run -0 --separate-stderr es-at-time --reducer spec.json --stream acct-1 2025-11-26T10:00:00.000001Z
 	assert_equal "$(brief)" 'acct-1@3:{"n":3,"last":"Withdrawn"} '
+	# the forms that fold nothing still check it, as es-replay --events does
+	# (they exited 0 with a missing or an invalid spec)
+	run -4 --separate-stderr es-at-time --reducer missing.json --after 0
+	assert_equal "$stderr" "es-at-time: cannot open 'missing.json': No such file or directory"
+	echo '{"on":{"X":[{"op":"bogus"}]}}' > bad.json
+	run -3 --separate-stderr es-at-time --reducer bad.json --between 2025-11-26 2025-11-27
+	[[ "$stderr" == "es-at-time: bad.json: reducer: on.X[0].op: unknown op \"bogus\""* ]]
 }
 
 @test "--between T1 T2: the stored lines, untouched, with T1 <= ts <= T2" {
