@@ -1,6 +1,7 @@
 #include "reducer.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -742,6 +743,14 @@ static int apply_rule(const struct rule *ru, json_t **state, const struct es_rec
 		}
 		if (cur) {
 			nv = arith(cur, v, ru->op == OP_SUB);
+			/* (JSON has no infinity: jansson makes no such real) */
+			if (!nv && !isfinite(ru->op == OP_SUB ? num(cur) - num(v) : num(cur) + num(v))) {
+				rc = es_fail(err, ES_DATA, "reducer: %s (%s %s): seq %llu: the result is "
+					     "beyond the largest number", ru->where, op_names[ru->op],
+					     ru->path.n ? ru->path.text : "(root)",
+					     (unsigned long long)rec->seq);
+				break;
+			}
 		} else if (ru->op == OP_SUB) {
 			json_t *zero = json_integer(0);
 			nv = arith(zero, v, 1);

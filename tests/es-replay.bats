@@ -283,6 +283,13 @@ JSON
 	printf '{"on":{"ItemAdded":[{"op":"add","path":"n","from":"data.sku"}]}}' > r.json
 	run -3 --separate-stderr es-replay --reducer r.json --stream order-1
 	[[ "$stderr" == *"on.ItemAdded[0] (add n): seq 3: data.sku is a string, not a number"* ]]
+	# a sum past the largest double (JSON has no infinity) says so, not
+	# "cannot apply at this path"
+	export ES_STORE="$TMP/big"
+	append "$(ev b T '{"x":1.7976931348623157e308}')" "$(ev b T '{"x":1e308}')"
+	printf '{"on":{"T":[{"op":"add","path":"s","from":"data.x"}]}}' > r.json
+	run -3 --separate-stderr es-replay --reducer r.json
+	assert_equal "$stderr" "es-replay: reducer: on.T[0] (add s): seq 2: the result is beyond the largest number"
 }
 
 @test "the reducer spec is identified by content, not formatting" {
