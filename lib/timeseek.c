@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "input.h"
 #include "io.h"
 #include "reader.h"
@@ -321,6 +322,28 @@ static int seek_log(struct es_seek *k, const struct key *key, struct es_seek_pos
 	return last_seq(k, &pos->prev_seq, err);
 }
 
+/* Whether no record before log/'s first segment satisfies key: the
+ * archive, as the MANIFEST read with the listing has it, ends right
+ * before that segment, and its last record does not (seq and ts only
+ * grow, so no earlier one does). */
+static int archive_below(const struct es_seek *k, const struct key *key, uint64_t first)
+{
+	struct es_head h;
+	struct es_rec last;
+	char ts[ES_TS_LEN + 1];
+
+	if (!k->store->archive)
+		return 0;
+	es_archive_end(k->store->archive, &h);
+	if (h.seq == 0 || h.seq != first - 1)
+		return 0;
+	es_ts_format(h.ts, ts);
+	memset(&last, 0, sizeof(last));
+	last.seq = h.seq;
+	last.ts = ts;
+	return !holds(key, &last);
+}
+
 static int seek(struct es_seek *k, const struct key *key, struct es_seek_pos *pos,
 		struct es_error *err)
 {
@@ -329,8 +352,9 @@ static int seek(struct es_seek *k, const struct key *key, struct es_seek_pos *po
 	if (seek_log(k, key, pos, err))
 		return err->code;
 	/* Nothing of log/ comes before the answer, and log/ does not hold the
-	 * start of the log: what came before it is not searched here. */
-	pos->older = first > 1 && pos->prev_seq < first;
+	 * start of the log: what came before it is not searched here, unless
+	 * the MANIFEST says it holds no answer. */
+	pos->older = first > 1 && pos->prev_seq < first && !archive_below(k, key, first);
 	return 0;
 }
 

@@ -485,3 +485,39 @@ Try 'es-at-time --help' for more information."
 	run -0 --separate-stderr es-at-time --seq 1 --stream acct-7
 	[ "$(jq -c .state <<<"$output")" = '{"balance":0}' ]
 }
+
+@test "regression: a time or seq after the archive's end starts in log/, without reading the archive" {
+	# the search saw only log/: an answer at log/'s first record might have
+	# been archived, so the whole archive was read from its start
+	command -v es-archive >/dev/null || skip "es-archive is not built yet"
+	export ES_STORE="$TMP/archived"
+	echo '{"stream":"seed","type":"T","ts":"2025-11-26T23:00:00Z"}' | es-append -q --import-ts
+	jq -c '.segment_size=4096' "$ES_STORE/store.json" > s.json && mv s.json "$ES_STORE/store.json"
+	awk 'BEGIN { for (i = 1; i <= 150; i++)
+		printf "{\"stream\":\"acct-%d\",\"type\":\"T\",\"ts\":\"2025-11-27T00:%02d:%02dZ\",\"data\":{\"n\":%d,\"pad\":\"%080d\"}}\n",
+		i % 4, int(i / 60), i % 60, i, 0 }' | es-append -q --import-ts --batch-size 2
+	cat "$ES_STORE"/log/*.ndjson > all.ndjson
+	es-archive -q --before 2025-11-27T00:01:20Z
+	local first fseq t tarc args
+	first=$(ls "$ES_STORE/log" | head -n 1)
+	fseq=$((10#${first%.ndjson}))
+	[ "$fseq" -gt 1 ]
+	t=$(head -n 1 "$ES_STORE/log/$first" | jq -r .ts)
+	tarc=$(sed -n "$((fseq - 1))p" all.ndjson | jq -r .ts)
+	[[ "$tarc" < "$t" ]]
+	for args in "--between $t 2099-01-01" "--after $((fseq - 1)) --limit 3"; do
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-at-time -v $args
+		[[ "$stderr" == "es-at-time: start: seq $fseq, log/$first offset 0 ("* ]]
+		local got=$output
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-at-time $args all.ndjson
+		assert_equal "$got" "$output"
+	done
+	# at the archive's last time, or a seq in it: read from the archive
+	run -0 --separate-stderr es-at-time -v --between "$tarc" 2099-01-01
+	[[ "$stderr" == "es-at-time: start: before log/ (older history)"* ]]
+	run -0 --separate-stderr es-at-time -v --after $((fseq - 2)) --limit 1
+	[[ "$stderr" == "es-at-time: start: before log/ (older history)"* ]]
+	assert_equal "$output" "$(sed -n "$((fseq - 1))p" all.ndjson)"
+}
