@@ -726,12 +726,21 @@ static int store_record(struct es_store *s, const char *stream, size_t slen,
 		rc = es_fail(err, ES_IO, "zstd: %s", ZSTD_getErrorName(zlen));
 		goto out;
 	}
-	if ((rc = make_dirs(s, dir, err)) != 0)
-		goto out;
 	snprintf(path, sizeof(path), "%s/%020llu-%020llu-%.16s" SUFFIX, dir,
 		 (unsigned long long)f->version, (unsigned long long)f->seq, es_reducer_id(r));
-	if (es_write_file_atomic(path, z, zlen, 0644) != 0)
-		rc = es_fail_errno(err, ES_IO, "cannot write '%s'", path);
+	/* es-snapshot --prune removes a stream's directory once it empties it
+	 * (es_snapshot_remove): made again, a few times at most */
+	for (int tries = 0;; tries++) {
+		if ((rc = make_dirs(s, dir, err)) != 0)
+			break;
+		es_stop_point("snapshot-dir-made");
+		if (es_write_file_atomic(path, z, zlen, 0644) == 0)
+			break;
+		if (errno != ENOENT || tries == 8) {
+			rc = es_fail_errno(err, ES_IO, "cannot write '%s'", path);
+			break;
+		}
+	}
 out:
 	ZSTD_freeCCtx(c);
 	free(z);

@@ -823,3 +823,28 @@ ignored() {
 	[[ "$notes" != *ignored* ]]
 	assert_equal "$(ls "$(snapdir o)" | wc -l)" 2
 }
+
+@test "regression: --prune removing a stream's directory under a writer: the writer makes it again" {
+	# the writer had made the directory; --prune emptied and removed it
+	# before the writer's temp file: "cannot write ...", exit 4
+	es-snapshot -q --stream order-1 --to-seq 3
+	append "$(ev order-1 X)"
+	local w
+	ES_STOP=snapshot-dir-made es-snapshot --stream order-1 2>"$TMP/w.err" &
+	w=$!
+	for _ in $(seq 1 1000); do
+		[ "$(cut -d' ' -f3 "/proc/$w/stat" 2>/dev/null)" = T ] && break
+		sleep 0.01
+	done
+	[ "$(cut -d' ' -f3 "/proc/$w/stat")" = T ]
+	run -0 --separate-stderr es-snapshot --prune --keep 0 --stream order-1
+	[ ! -d "$(snapdir order-1)" ]
+	kill -CONT "$w"
+	local st=0
+	wait "$w" || st=$?
+	assert_equal "$st" 0
+	assert_equal "$(cat "$TMP/w.err")" ""
+	run -0 --separate-stderr es-snapshot --list --stream order-1
+	[ "$(jq -r .version <<<"$output")" = 4 ]
+	run -0 --separate-stderr es-snapshot --verify
+}
