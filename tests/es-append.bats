@@ -1715,11 +1715,7 @@ teardown() {
 	echo '{"stream":"a","type":"T"}' | es-append -q
 	echo '{"stream":"a","type":"T"}' | ES_STOP=writer-locked es-append -q &
 	a=$!
-	for _ in $(seq 1 1000); do
-		[ "$(cut -d' ' -f3 "/proc/$a/stat" 2>/dev/null)" = T ] && break
-		sleep 0.01
-	done
-	[ "$(cut -d' ' -f3 "/proc/$a/stat")" = T ]
+	stopped "$a"
 	rm "$ES_STORE/lock"
 	echo '{"stream":"b","type":"T"}' | es-append -q &
 	b=$!

@@ -832,11 +832,7 @@ ignored() {
 	local w
 	ES_STOP=snapshot-dir-made es-snapshot --stream order-1 2>"$TMP/w.err" &
 	w=$!
-	for _ in $(seq 1 1000); do
-		[ "$(cut -d' ' -f3 "/proc/$w/stat" 2>/dev/null)" = T ] && break
-		sleep 0.01
-	done
-	[ "$(cut -d' ' -f3 "/proc/$w/stat")" = T ]
+	stopped "$w"
 	run -0 --separate-stderr es-snapshot --prune --keep 0 --stream order-1
 	[ ! -d "$(snapdir order-1)" ]
 	kill -CONT "$w"

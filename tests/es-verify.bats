@@ -547,17 +547,6 @@ found_both_ways() {
 	[[ $stderr == "es-verify: archive/MANIFEST: "* ]]
 }
 
-# stopped PID: wait until the process is stopped (SIGSTOP, ES_STOP)
-stopped() {
-	local i
-	for i in $(seq 1 1000); do
-		[ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = T ] && return 0
-		sleep 0.01
-	done
-	echo "process $1 did not stop" >&2
-	return 1
-}
-
 # verify_under_archive POINT ARGS...: es-verify ARGS stopped at POINT
 # (ES_STOP), es-archive of every segment meanwhile, then on; its
 # exit status in $status, its stderr in $stderr

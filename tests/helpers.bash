@@ -132,3 +132,14 @@ purged_store_events() {
 	sed -i 's/"segment_size":[0-9]*/"segment_size":4096/' "$ES_STORE/store.json"
 	tail -n +2 ev.ndjson | es-append -q --import-ts --batch-size 3
 }
+
+# stopped PID: wait until the process is stopped (SIGSTOP, ES_STOP)
+stopped() {
+	local i
+	for i in $(seq 1 1000); do
+		[ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = T ] && return 0
+		sleep 0.01
+	done
+	echo "process $1 did not stop" >&2
+	return 1
+}
