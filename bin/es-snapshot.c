@@ -197,6 +197,9 @@ static int take(struct app *a)
 				es_cli_error("'%s': not taken: its last event at or before seq %llu was "
 					     "purged (es-archive --purge-before)", nm.v[i],
 					     (unsigned long long)a->com.to_seq);
+		} else if (rc == ES_SNAP_NO && a->com.verbose && !t.from) {
+			es_cli_error("'%s': not due (version %llu, no snapshot)", nm.v[i],
+				     (unsigned long long)t.version);
 		} else if (rc == ES_SNAP_NO && a->com.verbose) {
 			es_cli_error("'%s': not due (version %llu, last snapshot at %llu)", nm.v[i],
 				     (unsigned long long)t.version, (unsigned long long)t.from);

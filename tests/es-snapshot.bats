@@ -196,6 +196,7 @@ same_replay() {
 	run -0 --separate-stderr es-snapshot --every 2 -v
 	err_line "es-snapshot: 'order-1': not due (version 4, last snapshot at 3)"
 	err_line "es-snapshot: 'order-2': snapshot at version 2 (seq 7), folded from version 1"
+	err_line "es-snapshot: 'cust-ann': not due (version 1, no snapshot)"
 	append "$(ev order-1 X)"
 	run -0 --separate-stderr es-snapshot --every 2 --stream order-1 -v
 	err_line "es-snapshot: 'order-1': snapshot at version 5 (seq 8), folded from the snapshot at 3"
