@@ -463,7 +463,10 @@ static int store_lines(struct app *a)
 	}
 	if (rc)
 		return rc;
-	if (a->com.verbose && pos.older)
+	if (a->com.verbose && pos.older && a->mode == M_AFTER)
+		es_cli_error("start: before log/ (older history): reading from the archived segment "
+			     "that holds seq %llu", (unsigned long long)a->after);
+	else if (a->com.verbose && pos.older)
 		es_cli_error("start: before log/ (older history): reading the log from its start");
 	else if (a->com.verbose && pos.at_end)
 		es_cli_error("start: the end of the log (%u lines read to find it)", a->seek.probes);

@@ -516,8 +516,8 @@ Try 'es-at-time --help' for more information."
 	done
 	# at the archive's last time, or a seq in it: read from the archive
 	run -0 --separate-stderr es-at-time -v --between "$tarc" 2099-01-01
-	[[ "$stderr" == "es-at-time: start: before log/ (older history)"* ]]
+	[[ "$stderr" == "es-at-time: start: before log/ (older history): reading the log from its start"* ]]
 	run -0 --separate-stderr es-at-time -v --after $((fseq - 2)) --limit 1
-	[[ "$stderr" == "es-at-time: start: before log/ (older history)"* ]]
+	[[ "$stderr" == "es-at-time: start: before log/ (older history): reading from the archived segment that holds seq $((fseq - 2))"* ]]
 	assert_equal "$output" "$(sed -n "$((fseq - 1))p" all.ndjson)"
 }
