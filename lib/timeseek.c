@@ -324,18 +324,21 @@ static int seek_log(struct es_seek *k, const struct key *key, struct es_seek_pos
 
 /* Whether no record before log/'s first segment satisfies key: the
  * archive, as the MANIFEST read with the listing has it, ends right
- * before that segment, and its last record does not (seq and ts only
+ * before that segment with an archived segment (not a purge anchor,
+ * whose record is gone: readers position on the record before the
+ * answer), and its last record does not satisfy key (seq and ts only
  * grow, so no earlier one does). */
 static int archive_below(const struct es_seek *k, const struct key *key, uint64_t first)
 {
+	const struct es_archive *a = k->store->archive;
 	struct es_head h;
 	struct es_rec last;
 	char ts[ES_TS_LEN + 1];
 
-	if (!k->store->archive)
+	if (!a || a->n == 0 || a->segs[a->n - 1].last_seq != first - 1)
 		return 0;
-	es_archive_end(k->store->archive, &h);
-	if (h.seq == 0 || h.seq != first - 1)
+	es_archive_end(a, &h);
+	if (h.seq != first - 1)
 		return 0;
 	es_ts_format(h.ts, ts);
 	memset(&last, 0, sizeof(last));

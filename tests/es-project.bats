@@ -1075,3 +1075,19 @@ SPEC
 	run -1 --separate-stderr es-project sorted.json
 	[[ "$stderr" == *"spec changed"* ]]
 }
+
+@test "regression: --from after the whole archive was purged builds from what is left" {
+	# the time search took the purge anchor, whose record is gone, for the
+	# record before the answer: "not found where the time search put it", exit 1
+	export ES_STORE="$TMP/purged-all"
+	printf '%s\n' '{"stream":"a","type":"T","ts":"2026-01-01T00:00:00Z"}' \
+		'{"stream":"a","type":"T","ts":"2026-01-02T00:00:00Z"}' | es-append -q --import-ts
+	es-archive -q --before 2026-02-01
+	es-archive -q --purge-before 2026-02-01
+	echo '{"name":"p","on":{"T":[{"op":"count","path":"n"}]}}' > p.json
+	run -0 --separate-stderr es-project --stdout --from 2026-01-03 p.json
+	assert_equal "$output" ""
+	echo '{"stream":"a","type":"T","ts":"2026-03-01T00:00:00Z"}' | es-append -q --import-ts
+	run -0 --separate-stderr es-project --from 2026-02-15 p.json
+	assert_equal "$(cat "$(P p)/model.ndjson")" '{"key":"a","state":{"n":1}}'
+}
