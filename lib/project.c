@@ -80,7 +80,8 @@ static int check_spec(const struct run *r, struct es_error *err)
 		return es_fail(err, ES_NOMATCH, "projection '%s': the spec's version is %lld but the "
 			       "model was built by version %lld: run with --rebuild",
 			       r->spec->name, (long long)r->spec->version, (long long)cp->spec_version);
-	if (strcmp(cp->spec_sha, r->spec->sha) != 0 && strcmp(cp->spec_sha, r->spec->sha_written) != 0)
+	if (strcmp(cp->spec_sha, r->spec->sha) != 0 &&
+	    (!r->spec->sha_written[0] || strcmp(cp->spec_sha, r->spec->sha_written) != 0))
 		return es_fail(err, ES_NOMATCH, "projection '%s': the spec changed since the model was "
 			       "built, but its version (%lld) did not: bump \"version\" and run with "
 			       "--rebuild", r->spec->name, (long long)r->spec->version);

@@ -78,7 +78,7 @@ struct es_pspec {
 	char *name;
 	int64_t version;
 	char sha[ES_HASH_HEX + 1];     /* its identity: sha256 of the canonical spec (es_pspec_compile) */
-	char sha_written[ES_HASH_HEX + 1]; /* the identity before defaults were left out */
+	char sha_written[ES_HASH_HEX + 1]; /* the identity before (spec_id); "": none */
 	json_t *json;                  /* the spec itself */
 	json_t *on;                    /* rules by type (borrowed from json; may be NULL) */
 	struct es_pfield key;

@@ -350,8 +350,8 @@ static int is_default(const char *key, json_t *v)
 
 /* The spec's identity (es_reducer_spec_hash) without "description" and
  * without the keys at their defaults; written: the identity before (the
- * spec as written, its keys sorted). */
-static int spec_hash(const struct es_pspec *sp, int written, char out[ES_HASH_HEX + 1])
+ * spec with its defaults, every key sorted); sorted: every key sorted. */
+static int spec_hash(const struct es_pspec *sp, int written, int sorted, char out[ES_HASH_HEX + 1])
 {
 	json_t *copy = json_object(), *v;
 	const char *key;
@@ -366,7 +366,7 @@ static int spec_hash(const struct es_pspec *sp, int written, char out[ES_HASH_HE
 			copy = NULL;
 		}
 	if (copy) {
-		rc = es_reducer_spec_hash(copy, written, out);
+		rc = es_reducer_spec_hash(copy, written || sorted, out);
 		json_decref(copy);
 	}
 	return rc;
@@ -374,11 +374,19 @@ static int spec_hash(const struct es_pspec *sp, int written, char out[ES_HASH_HE
 
 /* The identity leaves defaults out, so writing "version": 1 changes
  * nothing. Models built before that was so recorded the hash of the spec
- * as written (sha_written), which es-project still accepts. */
+ * with its defaults and every key sorted (sha_written), which es-project
+ * still accepts, but only for a spec whose order does not count (its
+ * identity is its sorted text): one whose "init" is not sorted would pass
+ * for the same spec with it sorted, whatever built the model. */
 static int spec_id(struct es_pspec *sp, struct es_error *err)
 {
-	if (spec_hash(sp, 0, sp->sha) || spec_hash(sp, 1, sp->sha_written))
+	char sorted[ES_HASH_HEX + 1];
+
+	if (spec_hash(sp, 0, 0, sp->sha) || spec_hash(sp, 0, 1, sorted) ||
+	    spec_hash(sp, 1, 1, sp->sha_written))
 		return es_fail(err, ES_IO, "out of memory");
+	if (strcmp(sorted, sp->sha) != 0)
+		sp->sha_written[0] = '\0';
 	return 0;
 }
 

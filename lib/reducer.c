@@ -137,62 +137,87 @@ void es_reducer_free(struct es_reducer *r)
 	free(r);
 }
 
-/* Are the keys of every object in v in sorted order (as JSON_SORT_KEYS
- * writes them)? */
-static int keys_sorted(const json_t *v)
-{
-	const char *key, *prev = NULL;
-	json_t *m;
-	size_t i;
+/* Where a spec's objects keep the order their keys were written in: those
+ * in "init", in a rule's "value" and (es-project) in a window's "alert"
+ * make objects whose keys come in that order. */
+enum role { R_ANY, R_TOP, R_ON, R_RULES, R_RULE, R_WINDOWS, R_WINDOW, R_KEEP };
 
-	if (json_is_array(v)) {
-		json_array_foreach(v, i, m)
-			if (!keys_sorted(m))
-				return 0;
-		return 1;
+static enum role child(enum role r, const char *key)
+{
+	switch (r) {
+	case R_TOP:
+		if (!key)
+			return R_ANY;
+		return strcmp(key, "init") == 0 ? R_KEEP
+		       : strcmp(key, "on") == 0 ? R_ON
+		       : strcmp(key, "windows") == 0 ? R_WINDOWS : R_ANY;
+	case R_ON: return R_RULES;
+	case R_RULES: return R_RULE;
+	case R_RULE: return key && strcmp(key, "value") == 0 ? R_KEEP : R_ANY;
+	case R_WINDOWS: return R_WINDOW;
+	case R_WINDOW: return key && strcmp(key, "alert") == 0 ? R_KEEP : R_ANY;
+	default: return R_ANY;
 	}
-	if (!json_is_object(v))
-		return 1;
-	json_object_foreach((json_t *)v, key, m) {
-		if ((prev && strcmp(prev, key) > 0) || !keys_sorted(m))
-			return 0;
-		prev = key;
-	}
-	return 1;
 }
 
-/* Does the order of some keys make the states? */
-static int order_matters(const json_t *spec)
+static int by_key(const void *a, const void *b)
 {
-	const char *type;
-	json_t *rules, *rule;
-	size_t i;
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
-	if (!keys_sorted(json_object_get(spec, "init")))
-		return 1;
-	json_object_foreach(json_object_get(spec, "on"), type, rules)
-		json_array_foreach(rules, i, rule)
-			if (!keys_sorted(json_object_get(rule, "value")))
-				return 1;
-	return 0;
+/* A copy of v (in role r) with the keys of every object sorted, but for
+ * the objects kept as written. NULL: no memory. */
+static json_t *canon(json_t *v, enum role r)
+{
+	const char *key, **keys;
+	json_t *out, *m;
+	size_t i, n;
+
+	if (r == R_KEEP || (!json_is_object(v) && !json_is_array(v)))
+		return json_incref(v);
+	if (json_is_array(v)) {
+		if (!(out = json_array()))
+			return NULL;
+		json_array_foreach(v, i, m)
+			if (json_array_append_new(out, canon(m, child(r, NULL)))) {
+				json_decref(out);
+				return NULL;
+			}
+		return out;
+	}
+	n = json_object_size(v);
+	keys = malloc((n ? n : 1) * sizeof(*keys));
+	out = json_object();
+	if (keys && out) {
+		i = 0;
+		json_object_foreach(v, key, m)
+			keys[i++] = key;
+		qsort(keys, n, sizeof(*keys), by_key);
+		for (i = 0; i < n; i++)
+			if (json_object_set_new(out, keys[i],
+						canon(json_object_get(v, keys[i]), child(r, keys[i])))) {
+				json_decref(out);
+				out = NULL;
+				break;
+			}
+	} else {
+		json_decref(out);
+		out = NULL;
+	}
+	free(keys);
+	return out;
 }
 
 int es_reducer_spec_hash(const json_t *spec, int sorted_only, char out[ES_HASH_HEX + 1])
 {
 	const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
-	char *canon = es_json_dumps(spec, JSON_SORT_KEYS | flags), *written = NULL;
-	struct es_buf b = ES_BUF_INIT;
-	int rc = -1;
+	json_t *c = sorted_only ? NULL : canon((json_t *)spec, R_TOP);
+	char *text = sorted_only ? es_json_dumps(spec, JSON_SORT_KEYS | flags)
+				 : c ? es_json_dumps(c, flags) : NULL;
+	int rc = text ? es_sha256_hex(text, strlen(text), out) : -1;
 
-	if (canon && !sorted_only && order_matters(spec) && !(written = es_json_dumps(spec, flags)))
-		goto out;
-	if (canon && !es_buf_adds(&b, canon) &&
-	    (!written || (!es_buf_adds(&b, "\n") && !es_buf_adds(&b, written))))
-		rc = es_sha256_hex(b.p, b.len, out);
-out:
-	free(canon);
-	free(written);
-	es_buf_release(&b);
+	free(text);
+	json_decref(c);
 	return rc;
 }
 

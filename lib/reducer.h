@@ -43,11 +43,12 @@ int es_reducer_compile_rules(struct es_reducer **r, json_t *on, json_t *init,
 int es_reducer_load(struct es_reducer **r, const char *path, struct es_error *err);
 void es_reducer_free(struct es_reducer *r);
 /* The identity of a spec that holds rules ("init", "on"; es-project's
- * too): the sha256 of the spec with its keys sorted, compact. States take
- * the order of the keys of "init" and of a rule's "value", so when one of
- * those is not sorted, a newline and the spec as written (compact) follow
- * (no compact JSON text holds a newline). sorted_only: the first part
- * alone (the identity before the order counted). 0, or -1 (no memory). */
+ * too): the sha256 of its compact text, the keys of every object sorted
+ * but for those in "init", in a rule's "value" and in a window's "alert",
+ * which keep the order they were written in, since states (and alerts)
+ * take it. For a spec whose objects there are sorted, that is the sorted
+ * text. sorted_only: every object sorted (the identity before the order
+ * counted). 0, or -1 (no memory). */
 int es_reducer_spec_hash(const json_t *spec, int sorted_only, char out[ES_HASH_HEX + 1]);
 /* 64 hex digits identifying the reducer ("default" reducer included). */
 const char *es_reducer_id(const struct es_reducer *r);
