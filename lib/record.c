@@ -449,10 +449,8 @@ static int lit(struct cur *c, const char *l, size_t n)
 }
 #define LIT(c, l) lit(c, l, sizeof(l) - 1)
 
-/* The stored form of a time, YYYY-MM-DDTHH:MM:SS.ffffffZ, with its fields
- * in range (a day past the month's end is es-verify's to find): a damaged
- * ts must not pass for a late or an early one in a time search. */
-static int stored_ts(const char *s)
+/* A damaged ts must not pass for a late or an early one in a time search. */
+int es_ts_stored_ok(const char *s)
 {
 	static const char shape[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
 #define F2(i) ((s[i] - '0') * 10 + (s[i + 1] - '0'))
@@ -573,7 +571,8 @@ int es_rec_parse_rest(const char *line, size_t len, int flags, const struct es_r
 	    num(&c, &r->version) || LIT(&c, ",\"type\":") || str(&c, &r->type, &r->type_len) ||
 	    LIT(&c, ",\"ts\":\""))
 		return -1;
-	if (c.end - c.s < ES_TS_LEN + 1 || c.s[ES_TS_LEN] != '"' || !stored_ts(c.s)) {
+	if (c.end - c.s < ES_TS_LEN + 1 || c.s[ES_TS_LEN] != '"' ||
+	    (flags & ES_REC_ANY_TS ? c.s[ES_TS_LEN - 1] != 'Z' : !es_ts_stored_ok(c.s))) {
 		*why = "\"ts\" is not in the stored form";
 		return -1;
 	}

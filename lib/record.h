@@ -108,6 +108,15 @@ struct es_rec {
  * for one that compares it with a computed hash (es_rec_check), a match
  * proves it, so only a mismatch needs es_is_hash_hex. */
 #define ES_REC_HEX_LATER 2
+/* Leave the check of "ts" beyond its length and final 'Z' to the caller
+ * (es-verify, which reports a bad one beside its other findings, and goes
+ * on tracking the record's stream); without it, a ts that is not of the
+ * stored form with its fields in range (es_ts_stored_ok) is refused. */
+#define ES_REC_ANY_TS 4
+
+/* Is t (ES_TS_LEN bytes) of the stored form, YYYY-MM-DDTHH:MM:SS.ffffffZ,
+ * its fields in range? (A day past its month's end is not checked.) */
+int es_ts_stored_ok(const char *t);
 
 /* Parse a stored line (without its '\n'). 0, or -1 with a reason in *why. */
 int es_rec_parse(const char *line, size_t len, int flags, struct es_rec *r,

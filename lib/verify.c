@@ -129,19 +129,6 @@ static void progress(struct run *R, uint64_t add)
 	pthread_mutex_unlock(&R->plock);
 }
 
-static int ts_shape_ok(const char *t)
-{
-	static const char pat[] = "0000-00-00T00:00:00.000000Z";
-	unsigned bad = 0;
-
-	/* Without branches: digits are where pat has '0'. */
-	for (int i = 0; i < ES_TS_LEN; i++) {
-		unsigned c = (unsigned char)t[i], digit = pat[i] == '0';
-		bad |= digit ? c - '0' > 9u : c != (unsigned char)pat[i];
-	}
-	return !bad;
-}
-
 /* A failure's reasons, joined with "; ". */
 struct why {
 	char s[900];
@@ -234,7 +221,7 @@ static int check_record(struct run *R, struct unit *u, struct es_chain *chain, c
 	const char *k = NULL;
 	size_t kn = 0;
 	uint64_t kh = 0;
-	if (es_rec_parse(line, len, ES_REC_HEX_LATER, &r, &why) == 0) {
+	if (es_rec_parse(line, len, ES_REC_HEX_LATER | ES_REC_ANY_TS, &r, &why) == 0) {
 		/* Start loading the stream's slot: hidden behind the hash. */
 		key_rc = stream_key(&r, scratch, &k, &kn);
 		if (key_rc == 0) {
@@ -310,7 +297,7 @@ static int check_record(struct run *R, struct unit *u, struct es_chain *chain, c
 	if (u->store_seg && off == 0 && r.seq != u->segno)
 		why_add(&w, "first seq %llu does not match the segment name",
 			(unsigned long long)r.seq);
-	if (!ts_shape_ok(r.ts))
+	if (!es_ts_stored_ok(r.ts))
 		why_add(&w, "\"ts\" is not a valid stored time");
 	else if (st->has_ts && memcmp(r.ts, st->ts, ES_TS_LEN) < 0)
 		why_add(&w, "ts %.27s is before %.27s", r.ts, st->ts);
@@ -624,7 +611,7 @@ static void run_unit(struct run *R, struct unit *u, struct es_chain *chain)
 		if (u->pending) {
 			struct es_rec r;
 			const char *why;
-			if (!in.no_eol && es_rec_parse(line, len, 0, &r, &why) == 0)
+			if (!in.no_eol && es_rec_parse(line, len, ES_REC_ANY_TS, &r, &why) == 0)
 				u->later = 1;
 			if (!R->o->all_errors)
 				continue;
@@ -717,7 +704,7 @@ static int last_record(const char *path, uint64_t size, uint64_t segno, struct v
 			continue;
 		}
 		size_t s = nl ? (size_t)(nl - b) + 1 : 0;
-		if (es_rec_parse(b + s, n - 1 - s, 0, &r, &why) == 0) {
+		if (es_rec_parse(b + s, n - 1 - s, ES_REC_ANY_TS, &r, &why) == 0) {
 			memset(st, 0, sizeof(*st));
 			st->known = 1;
 			st->seq = r.seq;

@@ -785,3 +785,18 @@ purged_store() {
 		fi
 	done
 }
+
+@test "regression: a ts out of range is a finding of its record, and --all-errors goes on tracking its stream" {
+	# readers refuse such a record; es-verify parsed it the same way, so its
+	# stream's next version looked like a gap and one record went uncounted
+	export ES_STORE="$TMP/ts-range"
+	for i in 1 2 3 4 5 6; do printf '{"stream":"s%d","type":"T","data":{}}\n' $((i % 2)); done | es-append -q
+	sed -i '3s/"ts":"\(....-..-\)../"ts":"\196/' "$ES_STORE"/log/*.ndjson
+	run -1 --separate-stderr es-verify --all-errors
+	[ "${#stderr_lines[@]}" -eq 3 ]
+	[[ "${stderr_lines[0]}" == *": seq 3: hash mismatch; \"ts\" is not a valid stored time" ]]
+	[[ "${stderr_lines[1]}" == *": seq 4: ts "*" is before "*"-11-96T"* ]]
+	assert_equal "${stderr_lines[2]}" "es-verify: 2 failures in 6 records checked"
+	run -1 --separate-stderr es-replay
+	[[ "$stderr" == *"\"ts\" is not in the stored form"* ]]
+}

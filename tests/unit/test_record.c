@@ -170,6 +170,9 @@ int main(void)
 			memcpy(ts, bad[i], 13);
 			CHECK(es_rec_parse(out.p, out.len - 1, 0, &r, &why) != 0);
 			CHECK_STR(why, "\"ts\" is not in the stored form");
+			/* es-verify's: parsed, the ts left to it */
+			CHECK(es_rec_parse(out.p, out.len - 1, ES_REC_ANY_TS, &r, &why) == 0);
+			CHECK(!es_ts_stored_ok(r.ts));
 		}
 		if (ts) {
 			memcpy(ts + 14, "59:60", 5); /* a leap second parses */
