@@ -187,22 +187,35 @@ static int take(struct app *a)
 				es_cli_error("stream '%s' has no events at or before seq %llu", nm.v[i],
 					     (unsigned long long)a->com.to_seq);
 			worst = ES_NOMATCH;
-		} else if (rc == ES_SNAP_NO && t.purged && a->com.verbose) {
+		} else if (rc == ES_SNAP_NO && t.purged && (a->com.verbose || a->com.nstreams)) {
 			/* (t.version is not exact: an index rebuilt since holds
-			 * no position for purged events) */
+			 * no position for purged events. Named, the stream has no
+			 * events left to take, as when it has none: exit 1, also
+			 * when such an index no longer knows it) */
+			const char *named = a->com.nstreams ? "stream " : "", *what =
+				a->com.nstreams ? "" : ": not taken";
 			if (a->com.to_seq == UINT64_MAX)
-				es_cli_error("'%s': not taken: its last event was purged "
-					     "(es-archive --purge-before)", nm.v[i]);
+				es_cli_error("%s'%s'%s: its last event was purged (es-archive "
+					     "--purge-before)", named, nm.v[i], what);
 			else
-				es_cli_error("'%s': not taken: its last event at or before seq %llu was "
-					     "purged (es-archive --purge-before)", nm.v[i],
+				es_cli_error("%s'%s'%s: its last event at or before seq %llu was purged "
+					     "(es-archive --purge-before)", named, nm.v[i], what,
 					     (unsigned long long)a->com.to_seq);
+			if (a->com.nstreams)
+				worst = ES_NOMATCH;
 		} else if (rc == ES_SNAP_NO && a->com.verbose && !t.from) {
-			es_cli_error("'%s': not due (version %llu, no snapshot)", nm.v[i],
-				     (unsigned long long)t.version);
+			es_cli_error("'%s': not due (version %llu, %s)", nm.v[i],
+				     (unsigned long long)t.version,
+				     a->com.no_snapshots ? "counted from its first event: --no-snapshots"
+							 : "no snapshot");
 		} else if (rc == ES_SNAP_NO && a->com.verbose) {
 			es_cli_error("'%s': not due (version %llu, last snapshot at %llu)", nm.v[i],
 				     (unsigned long long)t.version, (unsigned long long)t.from);
+		} else if (rc == 0 && a->com.verbose && !t.from &&
+			   es_snapshot_history_purged(&a->store, nm.v[i], nm.len[i])) {
+			es_cli_error("'%s': snapshot at version %llu (seq %llu), folded from the events "
+				     "left after es-archive --purge-before", nm.v[i],
+				     (unsigned long long)t.version, (unsigned long long)t.seq);
 		} else if (rc == 0 && a->com.verbose) {
 			es_cli_error("'%s': snapshot at version %llu (seq %llu), folded from %s%llu",
 				     nm.v[i], (unsigned long long)t.version, (unsigned long long)t.seq,

@@ -187,6 +187,9 @@ same_replay() {
 	append "$(ev order-1 X)"
 	run -0 --separate-stderr es-snapshot --stream order-1 --no-snapshots -v
 	err_line -n 0 "es-snapshot: 'order-1': snapshot at version 4 (seq 6), folded from version 1"
+	# and counts what is due from the first event
+	run -0 --separate-stderr es-snapshot --stream order-1 --no-snapshots --every 5 -v
+	err_line -n 0 "es-snapshot: 'order-1': not due (version 4, counted from its first event: --no-snapshots)"
 }
 
 @test "--every N: only streams with N or more events since their last snapshot" {
@@ -778,6 +781,7 @@ ignored() {
 	es-archive -q --purge-before 2026-02-15
 	run -0 --separate-stderr es-snapshot -v
 	err_line "es-snapshot: 4 snapshots taken, 0 streams skipped"
+	err_line --partial "'s1': snapshot at version 20 (seq 78), folded from the events left after es-archive --purge-before"
 	for s in s0 s1 s2 s3; do
 		same_replay --stream $s
 		[[ "$notes" != *ignored* ]]
@@ -790,8 +794,11 @@ ignored() {
 	err_line "es-snapshot: 4 snapshots taken, 0 streams skipped"
 	same_replay --stream s2
 	# at a version whose event was purged there is nothing to take
-	run -0 --separate-stderr es-snapshot --stream s1 --to-seq 10 -v
+	# (named, that is a stream with no events to take: exit 1)
+	run -0 --separate-stderr es-snapshot --to-seq 10 -v
 	err_line "es-snapshot: 's1': not taken: its last event at or before seq 10 was purged (es-archive --purge-before)"
+	run -1 --separate-stderr es-snapshot --stream s1 --to-seq 10
+	assert_equal "$stderr" "es-snapshot: stream 's1': its last event at or before seq 10 was purged (es-archive --purge-before)"
 	# es-append's snapshot_every
 	es-snapshot -q --prune --keep 0
 	jq -c '.snapshot_every = 2' "$ES_STORE/store.json" > s.json && mv s.json "$ES_STORE/store.json"
