@@ -771,7 +771,8 @@ static int apply_rule(const struct rule *ru, json_t **state, const struct es_rec
 			/* (JSON has no infinity: jansson makes no such real) */
 			if (!nv && !isfinite(ru->op == OP_SUB ? num(cur) - num(v) : num(cur) + num(v))) {
 				rc = es_fail(err, ES_DATA, "reducer: %s (%s %s): seq %llu: the result is "
-					     "beyond the largest number", ru->where, op_names[ru->op],
+					     "out of range (beyond +/-1.7976931348623157e308)",
+					     ru->where, op_names[ru->op],
 					     ru->path.n ? ru->path.text : "(root)",
 					     (unsigned long long)rec->seq);
 				break;

@@ -289,7 +289,7 @@ JSON
 	append "$(ev b T '{"x":1.7976931348623157e308}')" "$(ev b T '{"x":1e308}')"
 	printf '{"on":{"T":[{"op":"add","path":"s","from":"data.x"}]}}' > r.json
 	run -3 --separate-stderr es-replay --reducer r.json
-	assert_equal "$stderr" "es-replay: reducer: on.T[0] (add s): seq 2: the result is beyond the largest number"
+	assert_equal "$stderr" "es-replay: reducer: on.T[0] (add s): seq 2: the result is out of range (beyond +/-1.7976931348623157e308)"
 }
 
 @test "the reducer spec is identified by content, not formatting" {
