@@ -255,6 +255,11 @@ Try 'es-at-time --help' for more information."
 	run -0 --separate-stderr es-at-time -v --after 150 --limit 1
 	[[ "$stderr" =~ "start: seq 151, log/"[0-9]+".ndjson offset "[0-9]+" ("([0-9]+)" lines read" ]]
 	[ "${BASH_REMATCH[1]}" -lt 40 ]
+	# every stream's state: a scan, which -v says too (it said nothing)
+	run -0 --separate-stderr es-at-time -v 2025-01-01T00:05:00Z
+	assert_equal "$stderr" "es-at-time: reading the log from its start: every stream (no --stream or --category)"
+	run -0 --separate-stderr es-at-time -v --from-seq 7 2025-01-01T00:05:00Z
+	assert_equal "$stderr" "es-at-time: reading the log from seq 7: every stream (no --stream or --category)"
 }
 
 @test "archived history (es-archive) answers the same as the whole log" {
