@@ -638,6 +638,8 @@ static int by_stream(struct app *a)
 	s1 = s2;
 	if (rc == 0 && a->mode == M_DIFF && es_seek_seq_at(&a->seek, a->ts1, &s1, &a->err))
 		rc = a->err.code;
+	else if (rc == 0 && a->mode == M_DIFF && a->com.verbose)
+		es_cli_error("T1 as of seq %llu", (unsigned long long)s1);
 	if (rc == 0)
 		rc = stream_names(a, &nm);
 	for (size_t i = 0; rc == 0 && s2 > 0 && i < nm.n; i++)

@@ -176,6 +176,9 @@ Try 'es-at-time --help' for more information."
 		'["acct-2",{"version":1,"seq":2},{"version":2,"seq":5},{"balance":null,"frozen":true},[5]]'
 	# the events are the stored records, byte for byte
 	diff <(jq -c '.events[]' <<<"${lines[0]}") <(sed -n 3,4p "$(seg)")
+	# through the index, -v says where both times fall (it said only T2's)
+	run -0 --separate-stderr es-at-time -v --diff 2025-11-26T09:00:00Z 2025-11-26T12:00:00Z --stream acct-1
+	[[ "$stderr" == *"as of seq 5 ("*"lines read to find it)"$'\n'"es-at-time: T1 as of seq 2" ]]
 	# a stream born in the window starts from version 0 and the empty state
 	run -0 --separate-stderr es-at-time --diff 2025-11-26T12:00:00Z 2030-01-01
 	assert_equal "$(jq -c '[.stream,.from,.patch]' <<<"$output")" \
