@@ -347,6 +347,8 @@ static int follow(struct app *a)
 	struct es_rec r;
 	int n;
 
+	if (a->printed >= a->com.limit)
+		return 0; /* --limit reached before following */
 	if (es_log_open_store(&lg, &a->store, a->last_seq + 1, &a->err))
 		return a->err.code;
 	for (;;) {
@@ -363,8 +365,9 @@ static int follow(struct app *a)
 				es_fail(&a->err, ES_IO, "out of memory");
 				goto out;
 			}
-			if (es_fold_apply(a->red, f, &r, &a->err) || print_fold(a, f) < 0)
-				goto out;
+			if (es_fold_apply(a->red, f, &r, &a->err) || print_fold(a, f) < 0 ||
+			    a->printed >= a->com.limit)
+				goto out; /* (the limit: states did not stop there) */
 		}
 		if (n < 0)
 			break;

@@ -357,6 +357,26 @@ JSON
 	[ "$(tail -n 1 follow.out | jq -c .state)" = '{"customer":"bob","paid":true}' ]
 }
 
+@test "regression: --follow --limit N ends after N records, states as events" {
+	# states never ended; events waited for one more when the first output
+	# had reached the limit (timeout 10 ends a hang with 124)
+	run -0 --separate-stderr timeout 10 es-replay --follow --limit 1
+	assert_equal "${#lines[@]}" 1
+	run -0 --separate-stderr timeout 10 es-replay --follow --events --limit 2
+	assert_equal "${#lines[@]}" 2
+	# and when the limit is reached by what is appended while following
+	local n
+	n=$(es-replay | wc -l)
+	timeout 10 es-replay --follow --limit $((n + 1)) > follow.out &
+	pid=$!
+	for _ in $(seq 50); do [ "$(wc -l < follow.out)" -ge "$n" ] && break; sleep 0.1; done
+	ev order-9 OrderCreated | es-append -q
+	local st=0
+	wait "$pid" || st=$?
+	assert_equal "$st" 0
+	assert_equal "$(wc -l < follow.out)" $((n + 1))
+}
+
 @test "reads stored records from plain and .zst files and stdin, no store needed" {
 	es-replay --events > all.ndjson
 	zstd -q all.ndjson -o all.ndjson.zst
