@@ -427,7 +427,9 @@ int main(int argc, char **argv)
 		if (rc == 0 && (a.com.nstreams || a.com.category) && !a.follow) {
 			rc = by_stream(&a);
 		} else if ((rc == 0 || rc == 1) && !a.events && !a.follow && a.com.from_seq <= 1 &&
-			   !sequential_scan()) {
+			   !a.com.nstreams && !a.com.category && !sequential_scan()) {
+			/* (in log order: the streams named, without the index, go
+			 * to scan(), which prints them in their order) */
 			rc = scan_parallel(&a);
 		} else if (rc == 0 || rc == 1) {
 			rc = es_log_open_store(&lg, &a.store, a.com.from_seq, &a.err) ? a.err.code

@@ -807,3 +807,21 @@ JSON
 		done
 	done
 }
+
+@test "regression: without a usable index, named streams print in their order, as with it" {
+	# the parallel scan printed them in log order, so --reverse and --limit
+	# picked other streams
+	export ES_STORE="$TMP/noindex"
+	append "$(ev b T '{"v":1}')" "$(ev a T '{"v":2}')" "$(ev c T '{"v":3}')"
+	local want_cat want_named
+	want_cat=$(es-replay --category '' | jq -r .stream | tr '\n' ' ')
+	want_named=$(es-replay --stream c --stream a | jq -r .stream | tr '\n' ' ')
+	assert_equal "$want_cat" "a b c "
+	assert_equal "$want_named" "c a "
+	rm -rf "$ES_STORE/index"
+	touch "$ES_STORE/index" # not a directory: it cannot be used or rebuilt
+	assert_equal "$(es-replay --category '' | jq -r .stream | tr '\n' ' ')" "$want_cat"
+	assert_equal "$(es-replay --stream c --stream a | jq -r .stream | tr '\n' ' ')" "$want_named"
+	assert_equal "$(es-replay --category '' --reverse --limit 1 | jq -r .stream)" c
+	assert_equal "$(es-replay | jq -r .stream | tr '\n' ' ')" "b a c "
+}
