@@ -1025,8 +1025,16 @@ static json_t *flat_object(const struct es_fold *f)
 int es_fold_apply(const struct es_reducer *r, struct es_fold *f, const struct es_rec *rec,
 		  struct es_error *err)
 {
-	int flat = f->is_flat ? flat_apply(r, f, rec) : 0;
+	int flat;
 
+	/* A store's versions only grow; FILEs in another order, or given
+	 * twice, would fold a stale state */
+	if (rec->version <= f->version)
+		return es_fail(err, ES_DATA, "seq %llu: stream %.*s: version %llu after version %llu: "
+			       "the records are not in log order (FILEs in another order, or twice?)",
+			       (unsigned long long)rec->seq, (int)rec->stream_len, rec->stream,
+			       (unsigned long long)rec->version, (unsigned long long)f->version);
+	flat = f->is_flat ? flat_apply(r, f, rec) : 0;
 	if (flat < 0)
 		return es_fail(err, ES_IO, "out of memory");
 	if (flat == 0 && f->is_flat) {

@@ -825,3 +825,22 @@ JSON
 	assert_equal "$(es-replay --category '' --reverse --limit 1 | jq -r .stream)" c
 	assert_equal "$(es-replay | jq -r .stream | tr '\n' ' ')" "b a c "
 }
+
+@test "regression: FILEs out of log order, or given twice, are bad input, not a stale state" {
+	# folded in the order given: version 2 then version 1 gave version 1's
+	# state, exit 0, and a file given twice counted every event twice
+	export ES_STORE="$TMP/order"
+	append "$(ev o T '{"s":"old"}')" "$(ev o T '{"s":"new"}')"
+	es-replay --events > all.ndjson
+	sed -n 1p all.ndjson > one.ndjson
+	sed -n 2p all.ndjson > two.ndjson
+	local want="es-replay: seq 1: stream \"o\": version 1 after version 2: the records are not in log order (FILEs in another order, or twice?)"
+	run -3 --separate-stderr es-replay two.ndjson one.ndjson
+	assert_equal "$stderr" "$want"
+	run -3 --separate-stderr es-replay -j 2 all.ndjson all.ndjson
+	assert_equal "$stderr" "$want"
+	run -3 --separate-stderr es-at-time 2099-01-01 two.ndjson one.ndjson
+	assert_equal "$stderr" "${want/es-replay/es-at-time}"
+	run -0 --separate-stderr es-replay one.ndjson two.ndjson
+	[ "$(jq -c .state <<<"$output")" = '{"s":"new"}' ]
+}
