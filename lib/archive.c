@@ -450,6 +450,13 @@ uint64_t es_archive_purged_seq(const struct es_store *s)
 	return s->archive && s->archive->purged ? s->archive->purge.last_seq : 0;
 }
 
+int es_archive_pos_purged(const struct es_store *s, int rc, const struct es_pos *pos)
+{
+	uint64_t purged = es_archive_purged_seq(s);
+
+	return purged > 0 && (rc == 1 || (rc == 0 && pos->seq <= purged));
+}
+
 int es_archive_head_matches(const struct es_store *s, const struct es_head *h)
 {
 	struct es_head e;

@@ -102,6 +102,11 @@ void es_archive_end(const struct es_archive *a, struct es_head *h);
 void es_archive_start(const struct es_archive *a, struct es_head *h);
 /* The last purged seq; 0 when nothing was purged. */
 uint64_t es_archive_purged_seq(const struct es_store *s);
+/* Whether a version's index lookup (rc of es_index_get_pos: 0 found, 1
+ * none; pos when found) names an event es-archive --purge-before deleted:
+ * at or before the anchor, or with no position in an index rebuilt since.
+ * Readers leave those out, on purpose. */
+int es_archive_pos_purged(const struct es_store *s, int rc, const struct es_pos *pos);
 /* Whether h (an index head) is exactly the end of the archive. */
 int es_archive_head_matches(const struct es_store *s, const struct es_head *h);
 /* The path of an archived file. */

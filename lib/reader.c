@@ -629,9 +629,7 @@ int es_store_read_stream(struct es_store *s, const char *stream, size_t slen, ui
 		struct es_rec r;
 		const char *why;
 		int gp = es_index_get_pos(s->index, stream, slen, v, &pos);
-		uint64_t purged = es_archive_purged_seq(s);
-		/* purged by es-archive --purge-before: gone, on purpose */
-		if (purged > 0 && (gp == 1 || (gp == 0 && pos.seq <= purged)))
+		if (es_archive_pos_purged(s, gp, &pos))
 			continue;
 		if (gp != 0) {
 			rc = es_fail(err, ES_CORRUPT, "index: no position for version %llu",

@@ -523,7 +523,6 @@ static int fold_range(struct es_store *s, const char *stream, size_t slen,
 		      char hash[ES_HASH_HEX + 1], at_cb cb, void *arg, struct es_error *err)
 {
 	struct reader rd = {s, 0, -1, NULL, 0};
-	uint64_t purged = es_archive_purged_seq(s);
 	int rc = 0;
 
 	if (from > to)
@@ -536,8 +535,7 @@ static int fold_range(struct es_store *s, const char *stream, size_t slen,
 		struct es_pos pos;
 		struct es_rec rec;
 		int g = es_index_get_pos(s->index, stream, slen, v, &pos);
-		/* (an index rebuilt since the purge holds no position for them) */
-		if (purged > 0 && (g == 1 || (g == 0 && pos.seq <= purged)))
+		if (es_archive_pos_purged(s, g, &pos))
 			continue;
 		if (g != 0) {
 			rc = es_fail(err, g < 0 ? ES_IO : ES_CORRUPT, "index: no position for version %llu",
@@ -756,14 +754,10 @@ static int seq_of(struct es_store *s, const char *stream, size_t slen, uint64_t 
 	struct es_pos pos;
 	int g = es_index_get_pos(s->index, stream, slen, v, &pos);
 
-	if (g == 1 && es_archive_purged_seq(s) > 0) {
-		*seq = 0;
-		return 0;
-	}
-	if (g != 0)
+	if (g != 0 && !es_archive_pos_purged(s, g, &pos))
 		return es_fail(err, g < 0 ? ES_IO : ES_CORRUPT, "index: no position for version %llu",
 			       (unsigned long long)v);
-	*seq = pos.seq;
+	*seq = g == 0 ? pos.seq : 0;
 	return 0;
 }
 
@@ -952,16 +946,15 @@ static int verify_at(void *arg, const struct es_fold *f, const char *hash, struc
 
 int es_snapshot_history_purged(struct es_store *s, const char *stream, size_t slen)
 {
-	uint64_t purged = es_archive_purged_seq(s);
 	struct es_error e = {0, ""};
 	struct es_pos p;
 	int rc;
 
-	if (purged == 0 || !s->index || es_index_begin(s->index, 0, &e))
+	if (es_archive_purged_seq(s) == 0 || !s->index || es_index_begin(s->index, 0, &e))
 		return 0;
 	rc = es_index_get_pos(s->index, stream, slen, 1, &p);
 	es_index_abort(s->index);
-	return rc == 1 || (rc == 0 && p.seq <= purged);
+	return es_archive_pos_purged(s, rc, &p);
 }
 
 int es_snapshot_verify(struct es_store *s, const struct es_reducer *r, struct es_snapshot **v,
