@@ -331,19 +331,13 @@ static int seek_log(struct es_seek *k, const struct key *key, struct es_seek_pos
 static int archive_below(const struct es_seek *k, const struct key *key, uint64_t first)
 {
 	const struct es_archive *a = k->store->archive;
-	struct es_head h;
 	struct es_rec last;
-	char ts[ES_TS_LEN + 1];
 
 	if (!a || a->n == 0 || a->segs[a->n - 1].last_seq != first - 1)
 		return 0;
-	es_archive_end(a, &h);
-	if (h.seq != first - 1)
-		return 0;
-	es_ts_format(h.ts, ts);
 	memset(&last, 0, sizeof(last));
-	last.seq = h.seq;
-	last.ts = ts;
+	last.seq = a->segs[a->n - 1].last_seq;
+	last.ts = a->segs[a->n - 1].last_ts;
 	return !holds(key, &last);
 }
 
