@@ -722,18 +722,29 @@ static int add_real(struct es_buf *out, double d)
 #define DUMP_EXACT 1  /* reals by add_real, not at jansson's precision */
 #define DUMP_SORTED 2 /* object keys in byte order, not insertion order */
 
-struct member {
-	const char *key;
-	size_t len;
-	const json_t *v;
-};
-
 static int member_cmp(const void *a, const void *b)
 {
-	const struct member *x = a, *y = b;
+	const struct es_json_member *x = a, *y = b;
 	int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
 
 	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+struct es_json_member *es_json_sorted_members(const json_t *obj, size_t *n)
+{
+	size_t cap = json_object_size(obj), i = 0;
+	struct es_json_member *m = es_malloc((cap ? cap : 1) * sizeof(*m));
+
+	*n = 0;
+	if (!m)
+		return NULL;
+	for (void *it = json_object_iter((json_t *)obj); it && i < cap;
+	     it = json_object_iter_next((json_t *)obj, it), i++)
+		m[i] = (struct es_json_member){json_object_iter_key(it), json_object_iter_key_len(it),
+					       json_object_iter_value(it)};
+	qsort(m, i, sizeof(*m), member_cmp);
+	*n = i;
+	return m;
 }
 
 static int dump_fast(struct es_buf *out, const json_t *v, int depth, int how);
@@ -741,17 +752,12 @@ static int dump_fast(struct es_buf *out, const json_t *v, int depth, int how);
 /* An object's members in byte order of their keys. */
 static int dump_sorted_object(struct es_buf *out, const json_t *v, int depth, int how)
 {
-	size_t n = json_object_size(v), i = 0;
-	struct member *m = es_malloc((n ? n : 1) * sizeof(*m));
-	int rc = 0;
+	size_t i;
+	struct es_json_member *m = es_json_sorted_members(v, &i);
+	int rc;
 
 	if (!m)
 		return -1;
-	for (void *it = json_object_iter((json_t *)v); it && i < n;
-	     it = json_object_iter_next((json_t *)v, it), i++)
-		m[i] = (struct member){json_object_iter_key(it), json_object_iter_key_len(it),
-				       json_object_iter_value(it)};
-	qsort(m, i, sizeof(*m), member_cmp);
 	rc = es_buf_addc(out, '{');
 	for (size_t j = 0; rc == 0 && j < i; j++)
 		rc = (j && es_buf_addc(out, ',')) || add_string(out, m[j].key, m[j].len) ||

@@ -112,6 +112,16 @@ int es_json_dump_exact_add(struct es_buf *out, const json_t *v);
  * a text (15 digits gave 1.0 and 1.0000000000000002 one key). 0 or -1. */
 int es_json_dump_canon_add(struct es_buf *out, const json_t *v);
 
+/* An object's members in byte order of their keys (keys may hold NUL),
+ * as JSON_SORT_KEYS writes them: n of them, in a malloc'd array (borrowed
+ * keys and values), or NULL when there is no memory. */
+struct es_json_member {
+	const char *key;
+	size_t len;
+	json_t *v;
+};
+struct es_json_member *es_json_sorted_members(const json_t *obj, size_t *n);
+
 
 
 /* Find the value at path segments p->seg[from..] inside the JSON text s (an

@@ -160,17 +160,12 @@ static enum role child(enum role r, const char *key)
 	}
 }
 
-static int by_key(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* A copy of v (in role r) with the keys of every object sorted, but for
  * the objects kept as written. NULL: no memory. */
 static json_t *canon(json_t *v, enum role r)
 {
-	const char *key, **keys;
-	json_t *out, *m;
+	struct es_json_member *m;
+	json_t *out, *e;
 	size_t i, n;
 
 	if (r == R_KEEP || (!json_is_object(v) && !json_is_array(v)))
@@ -178,33 +173,21 @@ static json_t *canon(json_t *v, enum role r)
 	if (json_is_array(v)) {
 		if (!(out = json_array()))
 			return NULL;
-		json_array_foreach(v, i, m)
-			if (json_array_append_new(out, canon(m, child(r, NULL)))) {
+		json_array_foreach(v, i, e)
+			if (json_array_append_new(out, canon(e, child(r, NULL)))) {
 				json_decref(out);
 				return NULL;
 			}
 		return out;
 	}
-	n = json_object_size(v);
-	keys = malloc((n ? n : 1) * sizeof(*keys));
-	out = json_object();
-	if (keys && out) {
-		i = 0;
-		json_object_foreach(v, key, m)
-			keys[i++] = key;
-		qsort(keys, n, sizeof(*keys), by_key);
-		for (i = 0; i < n; i++)
-			if (json_object_set_new(out, keys[i],
-						canon(json_object_get(v, keys[i]), child(r, keys[i])))) {
-				json_decref(out);
-				out = NULL;
-				break;
-			}
-	} else {
-		json_decref(out);
-		out = NULL;
-	}
-	free(keys);
+	m = es_json_sorted_members(v, &n);
+	out = m ? json_object() : NULL;
+	for (i = 0; out && i < n; i++)
+		if (json_object_setn_new(out, m[i].key, m[i].len, canon(m[i].v, child(r, m[i].key)))) {
+			json_decref(out);
+			out = NULL;
+		}
+	free(m);
 	return out;
 }
 
