@@ -668,12 +668,13 @@ static int run_store(struct app *a)
 		return store_lines(a);
 	if (idx == 0 && (a->com.nstreams || a->com.category))
 		return by_stream(a);
-	if (a->com.verbose && a->com.from_seq > 1)
-		es_cli_error("reading the log from seq %llu: %s", (unsigned long long)a->com.from_seq,
+	if (a->com.verbose) {
+		char from[40] = "its start";
+		if (a->com.from_seq > 1)
+			snprintf(from, sizeof(from), "seq %llu", (unsigned long long)a->com.from_seq);
+		es_cli_error("reading the log from %s: %s", from,
 			     idx ? "the index cannot be used" : "every stream (no --stream or --category)");
-	else if (a->com.verbose)
-		es_cli_error("reading the log from its start: %s",
-			     idx ? "the index cannot be used" : "every stream (no --stream or --category)");
+	}
 	if (es_log_open_store(&lg, &a->store, a->com.from_seq, &a->err))
 		return a->err.code;
 	rc = run_scan(a, &lg);

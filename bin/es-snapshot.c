@@ -192,15 +192,13 @@ static int take(struct app *a)
 			 * no position for purged events. Named, the stream has no
 			 * events left to take, as when it has none: exit 1, also
 			 * when such an index no longer knows it) */
-			const char *named = a->com.nstreams ? "stream " : "", *what =
-				a->com.nstreams ? "" : ": not taken";
-			if (a->com.to_seq == UINT64_MAX)
-				es_cli_error("%s'%s'%s: its last event was purged (es-archive "
-					     "--purge-before)", named, nm.v[i], what);
-			else
-				es_cli_error("%s'%s'%s: its last event at or before seq %llu was purged "
-					     "(es-archive --purge-before)", named, nm.v[i], what,
-					     (unsigned long long)a->com.to_seq);
+			char upto[48] = "";
+			if (a->com.to_seq != UINT64_MAX)
+				snprintf(upto, sizeof(upto), " at or before seq %llu",
+					 (unsigned long long)a->com.to_seq);
+			es_cli_error("%s'%s'%s: its last event%s was purged (es-archive --purge-before)",
+				     a->com.nstreams ? "stream " : "", nm.v[i],
+				     a->com.nstreams ? "" : ": not taken", upto);
 			if (a->com.nstreams)
 				worst = ES_NOMATCH;
 		} else if (rc == ES_SNAP_NO && a->com.verbose && !t.from) {
