@@ -88,14 +88,14 @@ static const char *human_bytes(uint64_t n, char *out, size_t len)
 
 static void print_issue(const char *kind, const struct es_verify_issue *is)
 {
-	fprintf(stderr, "%s: %s", es_progname, kind);
-	if (is->file)
-		fprintf(stderr, "%s: ", is->file);
+	char off[48] = "", seq[48] = "";
+
 	if (is->has_offset)
-		fprintf(stderr, "offset %llu: ", (unsigned long long)is->offset);
+		snprintf(off, sizeof(off), "offset %llu: ", (unsigned long long)is->offset);
 	if (is->seq)
-		fprintf(stderr, "seq %llu: ", (unsigned long long)is->seq);
-	fprintf(stderr, "%s\n", is->reason);
+		snprintf(seq, sizeof(seq), "seq %llu: ", (unsigned long long)is->seq);
+	es_cli_error("%s%s%s%s%s%s", kind, is->file ? is->file : "", is->file ? ": " : "", off,
+		     seq, is->reason);
 }
 
 static void print_human(const struct es_verify_report *rep, const struct es_common *com)

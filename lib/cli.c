@@ -62,26 +62,64 @@ void es_cli_init(const char *name)
 	es_json_init(out_of_memory);
 }
 
+/* Control characters come from names the user chose (a stream called
+ * "a\033[2J", a file name with a newline): shown raw they would move the
+ * cursor, clear the screen or forge a line of their own. They are written as
+ * C escapes instead, so one message stays one line of plain text. */
+void es_cli_put_text(FILE *f, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p >= 0x20 && *p != 0x7f)
+			putc(*p, f);
+		else if (*p == '\n')
+			fputs("\\n", f);
+		else if (*p == '\t')
+			fputs("\\t", f);
+		else if (*p == '\r')
+			fputs("\\r", f);
+		else
+			fprintf(f, "\\x%02x", *p);
+	}
+}
+
+static void verror(const char *fmt, va_list ap)
+{
+	char small[1024], *msg = small;
+	va_list ap2;
+
+	va_copy(ap2, ap);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	if (n >= (int)sizeof(small)) {
+		char *big = malloc((size_t)n + 1);
+		if (big) {
+			vsnprintf(big, (size_t)n + 1, fmt, ap2);
+			msg = big;
+		}
+	}
+	va_end(ap2);
+	fprintf(stderr, "%s: ", es_progname);
+	es_cli_put_text(stderr, n < 0 ? fmt : msg);
+	fputc('\n', stderr);
+	if (msg != small)
+		free(msg);
+}
+
 void es_cli_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", es_progname);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	verror(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 _Noreturn void es_cli_usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", es_progname);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	verror(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	es_cli_hint();
 	exit(ES_USAGE);
 }

@@ -88,8 +88,11 @@ void es_cli_init(const char *name);
  * --version, 2 on usage errors. */
 int es_cli_parse(const struct es_prog *p, int argc, char **argv, struct es_common *c);
 void es_cli_usage(const struct es_prog *p, FILE *f);
-/* "prog: message" on stderr. */
+/* "prog: message" on stderr, control characters escaped (es_cli_put_text). */
 void es_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* s on f with control characters written as C escapes (\n, \t, \r,
+ * \xNN): text from names the user chose cannot drive the terminal. */
+void es_cli_put_text(FILE *f, const char *s);
 /* Usage error: message, a hint to --help, exit 2. */
 _Noreturn void es_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The hint that follows a usage error: "Try 'prog --help' ...". */

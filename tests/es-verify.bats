@@ -230,6 +230,12 @@ before_archive() {
 	echo "$output" | jq -e '.ok == false and .failures[0].file == "log/'"$N2"'.bak" and .head == null'
 }
 
+@test "a stray file's name with control characters is shown escaped, one line" {
+	cp "$SEG2" "$SEG2$(printf '\033[2J\nes-verify: ok')"
+	run -1 --separate-stderr es-verify
+	assert_equal "$stderr" "es-verify: log/$N2\\x1b[2J\\nes-verify: ok: stray file in log/: not a segment name"
+}
+
 @test "tamper: a damaged store.json" {
 	echo '{"format":"es-store"' >"$ES_STORE/store.json"
 	run -1 --separate-stderr es-verify
