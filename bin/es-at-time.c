@@ -2,9 +2,11 @@
  * the events between two times or after a seq, and what changed in each
  * stream between two times. On a store, positions are found by binary
  * search (timeseek.h) and single streams are read through the index. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "json.h"
@@ -143,6 +145,12 @@ static int setup(struct app *a, int nops, char **ops)
 		if (a->t1 > a->t2)
 			es_cli_usage_error("--%s: T1 '%s' is after T2 '%s'", a->mode_opt, ops[0], ops[1]);
 		used = 2;
+	} else if (nops > 0 && access(ops[0], F_OK) != 0 && errno == ENOENT) {
+		/* --seq 5 2026-01-01: the time would be opened as a FILE */
+		int64_t us;
+		if (es_time_parse(ops[0], es_now_us(), &us) == 0)
+			es_cli_usage_error("'%s' is a time, not a FILE: --%s takes the place of TIME",
+					   ops[0], a->mode_opt);
 	}
 	a->seq_lim = a->com.to_seq;
 	if (a->mode == M_SEQ && a->seq_arg < a->seq_lim)

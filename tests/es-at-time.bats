@@ -475,6 +475,20 @@ Try 'es-at-time --help' for more information."
 	[[ "$stderr" == "es-at-time: --seq and --after do not go together"$'\n'* ]]
 }
 
+@test "a TIME given with --seq or --after is refused, not opened as a FILE" {
+	run -2 --separate-stderr es-at-time --seq 2 2025-11-26
+	assert_output ""
+	[[ "$stderr" == "es-at-time: '2025-11-26' is a time, not a FILE: --seq takes the place of TIME"$'\n'* ]]
+	run -2 --separate-stderr es-at-time --after 1 30d
+	[[ "$stderr" == "es-at-time: '30d' is a time, not a FILE: --after takes the place of TIME"$'\n'* ]]
+	# a FILE that exists is read, whatever its name
+	es-at-time --after 0 >"$TMP/30d"
+	run -0 --separate-stderr es-at-time --after 1 "$TMP/30d"
+	assert_equal "$output" "$(es-at-time --after 1)"
+	run -4 --separate-stderr es-at-time --after 1 "$TMP/nofile"
+	assert_equal "$stderr" "es-at-time: cannot open '$TMP/nofile': No such file or directory"
+}
+
 @test "regression: --seq with --stream or --category when all history is archived" {
 	# the last seq came from log/ alone: with only an empty active segment
 	# there, "nothing matched" and exit 1
