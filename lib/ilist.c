@@ -46,6 +46,28 @@ void es_ilist_add(struct es_ilist *l, const char *file, int has_off, uint64_t of
 	va_end(ap);
 }
 
+int es_ilist_join(struct es_ilist *l, const char *file, uint64_t off, uint64_t seq,
+		  const char *msg)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct es_verify_issue *is = &l->v[i];
+		if (!is->has_offset || is->offset != off || is->seq != seq || !is->file || !file ||
+		    strcmp(is->file, file) != 0)
+			continue;
+		size_t a = strlen(is->reason), b = strlen(msg);
+		char *nr = realloc(is->reason, a + 2 + b + 1);
+		if (!nr) {
+			l->oom = 1;
+			return 1;
+		}
+		memcpy(nr + a, "; ", 2);
+		memcpy(nr + a + 2, msg, b + 1);
+		is->reason = nr;
+		return 1;
+	}
+	return 0;
+}
+
 void es_ilist_release(struct es_ilist *l)
 {
 	for (size_t i = 0; i < l->n; i++) {

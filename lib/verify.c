@@ -301,6 +301,11 @@ static int check_record(struct run *R, struct unit *u, struct es_chain *chain, c
 		why_add(&w, "\"ts\" is not a valid stored time");
 	else if (st->has_ts && memcmp(r.ts, st->ts, ES_TS_LEN) < 0)
 		why_add(&w, "ts %.27s is before %.27s", r.ts, st->ts);
+	/* The MANIFEST's times are what --purge-before and time seeks go by. */
+	if (u->arc && r.seq == u->arc->first_seq && memcmp(r.ts, u->arc->first_ts, ES_TS_LEN) != 0)
+		why_add(&w, "ts %.27s, the MANIFEST's first_ts says %s", r.ts, u->arc->first_ts);
+	if (u->arc && r.seq == u->arc->last_seq && memcmp(r.ts, u->arc->last_ts, ES_TS_LEN) != 0)
+		why_add(&w, "ts %.27s, the MANIFEST's last_ts says %s", r.ts, u->arc->last_ts);
 	if (k)
 		check_version(u, &r, off, len, k, kn, kh, &w);
 	if (R->have_ih && r.seq == R->ih.seq) {
@@ -796,6 +801,23 @@ static void wait_done(struct run *R, struct unit *u)
 	pthread_mutex_unlock(&R->plock);
 }
 
+/* A finding at a joint, about u's line at off: part of what was found on
+ * that line already, if anything was (as a serial run says it), else a
+ * failure of its own. */
+__attribute__((format(printf, 4, 5))) static void joint_finding(struct unit *u, uint64_t off,
+								uint64_t seq, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!es_ilist_join(&u->pend, u->name, off, seq, msg) &&
+	    !es_ilist_join(&u->fail, u->name, off, seq, msg))
+		es_ilist_add(&u->fail, u->name, 1, off, seq, "%s", msg);
+}
+
 /* Merge unit u's map onto the global one, checking each stream's first
  * version in u against the last one before it. */
 static void stitch(struct run *R, struct unit *u)
@@ -820,13 +842,13 @@ static void stitch(struct run *R, struct unit *u)
 			g->h = h;
 			g->checked = R->gmap.complete;
 			if (g->checked && e->first_v != 1)
-				es_ilist_add(&u->fail, u->name, 1, e->first_off, e->first_seq,
+				joint_finding(u, e->first_off, e->first_seq,
 					  "stream '%.*s': version %llu is its first event (expected 1)",
 					  (int)e->klen, vkey(m, e), (unsigned long long)e->first_v);
 			continue;
 		}
 		if (e->first_v != g->last_v + 1)
-			es_ilist_add(&u->fail, u->name, 1, e->first_off, e->first_seq,
+			joint_finding(u, e->first_off, e->first_seq,
 				  "stream '%.*s': version %llu follows %llu", (int)e->klen,
 				  vkey(m, e), (unsigned long long)e->first_v,
 				  (unsigned long long)g->last_v);
@@ -851,6 +873,12 @@ static int run_parallel(struct run *R, size_t first, int jobs, struct es_error *
 		if (!u->map) {
 			rc = es_fail(err, ES_IO, "out of memory");
 			goto out;
+		}
+		if (p->store_seg && p->size == 0) {
+			/* empty (a failure of its own): u goes on from before it,
+			 * as in a serial run */
+			u->st = p->st;
+			continue;
 		}
 		int lr = prev_state(R, p, &u->st);
 		if (lr == -2) {

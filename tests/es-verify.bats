@@ -531,6 +531,50 @@ found_both_ways() {
 	[[ $stderr == "es-verify: archive/$(basename "$f"): offset "*": seq "*": "* ]]
 }
 
+@test "tamper: a MANIFEST entry's first_ts or last_ts is not its records' (the times purges go by)" {
+	command -v es-archive >/dev/null || skip "es-archive is not built"
+	es-archive -q --before 2100-01-01
+	cp "$ES_STORE/archive/MANIFEST" "$TMP/M"
+	local f2 f3 ts j
+	f2=$(jq -r 'select(.file) | .file' "$TMP/M" | sed -n 2p)
+	f3=$(jq -r 'select(.file) | .file' "$TMP/M" | sed -n 3p)
+	ts=$(jq -r "select(.file == \"$f2\") | .first_ts" "$TMP/M")
+	sed "/$f2/s/\"first_ts\":\"[^\"]*\"/\"first_ts\":\"2000-01-01T00:00:00.000000Z\"/" "$TMP/M" \
+		>"$ES_STORE/archive/MANIFEST"
+	for j in 1 2; do
+		run -1 --separate-stderr es-verify -j $j
+		assert_equal "$stderr" "es-verify: archive/$f2: offset 0: seq $((10#${f2%%.*})): ts $ts, the MANIFEST's first_ts says 2000-01-01T00:00:00.000000Z"
+	done
+	ts=$(jq -r "select(.file == \"$f2\") | .last_ts" "$TMP/M")
+	sed "/$f2/s/\"last_ts\":\"[^\"]*\"/\"last_ts\":\"2999-01-01T00:00:00.000000Z\"/" "$TMP/M" \
+		>"$ES_STORE/archive/MANIFEST"
+	for j in 1 2; do
+		run -1 --separate-stderr es-verify -j $j
+		[[ $stderr == "es-verify: archive/$f2: offset "*": seq $((10#${f3%%.*} - 1)): ts $ts, the MANIFEST's last_ts says 2999-01-01T00:00:00.000000Z" ]]
+	done
+	cp "$TMP/M" "$ES_STORE/archive/MANIFEST"
+	run -0 --separate-stderr es-verify
+}
+
+@test "-j 2 words a damaged segment's first line as -j 1 does, with a version gap and after an emptied segment" {
+	sed -i 1,2d "$SEG2" # a batch: the next line's stream skips a version
+	run -1 --separate-stderr es-verify -j 1
+	[[ $stderr == *"does not match the segment name; stream '"*"': version "*" follows "* ]]
+	local one=$stderr
+	run -1 --separate-stderr es-verify -j 2
+	assert_equal "$stderr" "$one"
+	run -1 --separate-stderr es-verify -j 1 --all-errors
+	one=$stderr
+	run -1 --separate-stderr es-verify -j 2 --all-errors
+	assert_equal "$stderr" "$one"
+	: >"$SEG2"
+	run -1 --separate-stderr es-verify -j 1 --all-errors
+	[[ $stderr == *"empty sealed segment"$'\n'*"follows"*"missing); hash mismatch"* ]]
+	one=$stderr
+	run -1 --separate-stderr es-verify -j 2 --all-errors
+	assert_equal "$stderr" "$one"
+}
+
 @test "a purged store chains on the purge anchor" {
 	command -v es-archive >/dev/null || skip "es-archive is not built"
 	es-archive -q --before 2100-01-01
