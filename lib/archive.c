@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -889,9 +890,23 @@ static int is_digits(const char *s, size_t n)
 	return 1;
 }
 
+/* Whether the temp name n ("...tmp.PID") is of a process still running. */
+static int tmp_owner_alive(const char *n, size_t len)
+{
+	const char *d = n + len;
+
+	while (d > n && d[-1] >= '0' && d[-1] <= '9')
+		d--;
+	long pid = strtol(d, NULL, 10);
+	return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
 /* Leftovers of interrupted runs in an archive directory: temps, and files
  * the MANIFEST does not list whose segment is still in log/ (archiving was
- * cut before the MANIFEST) or was purged (purging was cut after it). */
+ * cut before the MANIFEST) or was purged (purging was cut after it). A --to
+ * directory outside the store may be shared by other stores: there only
+ * temps of processes gone are removed, and unlisted files are left alone
+ * (check_existing replaces one of this store's own). */
 static int clean_dir(struct run *r, const char *dir, const char *rec)
 {
 	struct es_head start;
@@ -905,11 +920,13 @@ static int clean_dir(struct run *r, const char *dir, const char *rec)
 		const char *n = de[i]->d_name;
 		size_t len = strlen(n);
 		char path[PATH_MAX + 300], logp[PATH_MAX];
-		int drop = 0;
+		int drop = 0, shared = strcmp(rec, ES_ARCHIVE_DIR) != 0;
 		if (len > 13 && strncmp(n, "MANIFEST.tmp.", 13) == 0 && is_digits(n + 13, len - 13))
 			drop = 1;
 		else if (len > 35 && is_digits(n, 20) && strncmp(n + 20, ".ndjson.zst.tmp.", 16) == 0)
-			drop = 1;
+			drop = !shared || !tmp_owner_alive(n, len);
+		else if (shared)
+			continue;
 		else if (len == 31 && is_digits(n, 20) && strcmp(n + 20, ".ndjson.zst") == 0) {
 			uint64_t seq = strtoull(n, NULL, 10);
 			const struct es_archive_seg *e = es_archive_find(r->a, seq);
@@ -1038,12 +1055,43 @@ out:
 	return rc;
 }
 
+/* A file already where j's goes, in a --to directory (clean_dir leaves
+ * those alone: other stores may archive there too). Replaced only when it
+ * holds the very records j does, as this store's own interrupted run left
+ * it; anything else is another store's and is kept. */
+static int check_existing(struct run *r, struct job *j)
+{
+	struct es_archive_rd *rd;
+	struct es_error e2;
+	const char *line;
+	size_t len;
+	uint64_t off;
+	int rc;
+
+	if (strcmp(r->dest_rec, ES_ARCHIVE_DIR) == 0 || access(j->final, F_OK) != 0)
+		return 0;
+	rc = es_archive_rd_open_path(&rd, j->final, &j->e, 0, &e2);
+	if (rc == 0) {
+		while ((rc = es_archive_rd_next(rd, &line, &len, &off, &e2)) == 1)
+			;
+		es_archive_rd_close(rd);
+	}
+	if (rc == 0)
+		return 0;
+	unlink(j->tmp);
+	return es_fail(r->err, ES_IO, "'%s' is already there, holding other records: does another "
+		       "store archive to '%s'? Give each store a --to directory of its own",
+		       j->final, r->dest);
+}
+
 /* Rename into place, list in the MANIFEST, then remove the log/ copy. */
 static int commit_job(struct run *r, struct job *j)
 {
 	const struct es_archive_seg *e;
 
 	es_crash_point("archive-after-write");
+	if (check_existing(r, j))
+		return r->err->code;
 	if (es_rename(j->tmp, j->final) != 0) {
 		es_fail_errno(r->err, ES_IO, "cannot rename '%s'", j->tmp);
 		unlink(j->tmp);

@@ -266,6 +266,45 @@ tree() {
 	run -0 --separate-stderr es-archive --verify
 }
 
+@test "--to a directory shared with another store: its files are never removed or replaced" {
+	mkdir "$TMP/cold"
+	local other="$TMP/other"
+	# the same layout, so the same file names, but other records
+	gen-events -n 600 -s 4 >"$TMP/ev4"
+	head -n 1 "$TMP/ev4" | ES_STORE=$other es-append --import-ts -q
+	sed -i 's/"segment_size":[0-9]*/"segment_size":16384/' "$other/store.json"
+	tail -n +2 "$TMP/ev4" | ES_STORE=$other es-append --import-ts --batch-size 10 -q
+	ES_STORE=$other es-archive -q --to "$TMP/cold" --before $CUT
+	(cd "$TMP/cold" && md5sum -- *) >"$TMP/cold.sums"
+	tree >"$TMP/tree.before"
+	run -4 --separate-stderr es-archive --to "$TMP/cold" --before $CUT
+	assert_equal "$stderr" "es-archive: '$TMP/cold/00000000000000000001.ndjson.zst' is already there, holding other records: does another store archive to '$TMP/cold'? Give each store a --to directory of its own"
+	(cd "$TMP/cold" && md5sum -c --quiet "$TMP/cold.sums")
+	[ "$(ls "$TMP/cold" | wc -l)" -eq "$(wc -l <"$TMP/cold.sums")" ]
+	tree >"$TMP/tree.after"
+	cmp "$TMP/tree.before" "$TMP/tree.after"
+	ES_STORE=$other run -0 --separate-stderr es-verify
+	run -0 --separate-stderr es-verify
+	same
+}
+
+@test "--to: a file this store's interrupted run left is replaced; temps of live processes stay" {
+	mkdir "$TMP/cold"
+	run -137 env ES_CRASH=after-rename:1 es-archive -q --to "$TMP/cold" --before $CUT
+	[ -e "$TMP/cold/00000000000000000001.ndjson.zst" ]
+	[ ! -e "$ES_STORE/archive/MANIFEST" ]
+	: >"$TMP/cold/00000000000000000099.ndjson.zst.tmp.1"      # pid 1 runs
+	: >"$TMP/cold/00000000000000000099.ndjson.zst.tmp.999999999" # no such pid
+	run -0 --separate-stderr es-archive --to "$TMP/cold" --before $CUT
+	assert_line "remove $TMP/cold/00000000000000000099.ndjson.zst.tmp.999999999: left by an interrupted run"
+	refute_line --partial "tmp.1:"
+	assert_line --partial "archived log/00000000000000000001.ndjson to $TMP/cold/00000000000000000001.ndjson.zst:"
+	[ -e "$TMP/cold/00000000000000000099.ndjson.zst.tmp.1" ]
+	run -0 --separate-stderr es-verify
+	run -0 --separate-stderr es-archive --verify
+	same
+}
+
 @test "--to a directory that does not exist is an error and changes nothing" {
 	run -4 --separate-stderr es-archive --to "$TMP/nope" --before $CUT
 	assert_equal "$stderr" "es-archive: --to: cannot use '$TMP/nope': No such file or directory"
