@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,10 @@ static void out_of_memory(void)
 void es_cli_init(const char *name)
 {
 	es_progname = name;
+	/* Past a file size limit (ulimit -f), a write fails with EFBIG, which
+	 * is handled as a full disk is, rather than the signal killing the
+	 * program in the middle of a batch. */
+	signal(SIGXFSZ, SIG_IGN);
 	/* Keep fds 0-2 taken so no store file is ever opened as one of them. */
 	for (int fd = 0; fd < 3; fd++) {
 		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)

@@ -294,10 +294,7 @@ int es_batch_add_line(struct es_batch *b, const char *line, size_t len,
 
 	memset(&ev, 0, sizeof(ev));
 	ev.lineno = lineno;
-	if (lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
-		line += 3; /* a UTF-8 byte order mark at the very start is tolerated */
-		len -= 3;
-	}
+	/* (a byte order mark at the start of a file is the reader's: ingest.c) */
 	if (len == 0)
 		return es_fail(err, ES_DATA, "empty line");
 	if (memchr(line, '\0', len))

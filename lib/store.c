@@ -31,6 +31,8 @@ const char *es_store_dir(const char *opt)
 	return ES_STORE_DEFAULT;
 }
 
+#define ES_STORE_NAME_ROOM 128
+
 static void path_of(const struct es_store *s, const char *name, char *out, size_t n)
 {
 	snprintf(out, n, "%s/%s", s->dir, name);
@@ -421,6 +423,12 @@ int es_store_open(struct es_store *s, const char *dir, int flags, struct es_erro
 	s->read_fd = -1;
 	s->flags = flags;
 	s->segment_size = ES_SEGMENT_SIZE_DEFAULT;
+	/* Every file of the store is dir and a name of fewer than
+	 * ES_STORE_NAME_ROOM bytes: refuse a dir too long for those to fit
+	 * in PATH_MAX here, rather than find their names cut short later. */
+	if (strlen(dir) >= PATH_MAX - ES_STORE_NAME_ROOM)
+		return es_fail(err, ES_IO, "store '%.40s...': path too long (%zu bytes; at most %d)",
+			       dir, strlen(dir), PATH_MAX - ES_STORE_NAME_ROOM - 1);
 	s->dir = strdup(dir);
 	s->chain = es_chain_new();
 	if (!s->dir || !s->chain)

@@ -223,6 +223,11 @@ Try 'es-append --help' for more information."
 	assert_equal "$(envelope <<<"$output")" "1 a 1"
 	printf '%s\n\xef\xbb\xbf%s\n' "$(ev a T)" "$(ev a T)" >"$TMP/in"
 	rejected "*"
+	# one: a second is not JSON whitespace
+	printf '\xef\xbb\xbf\xef\xbb\xbf%s\n' "$(ev a T)" >"$TMP/in"
+	run -3 --separate-stderr es-append <"$TMP/in"
+	assert_output ""
+	[[ $stderr == "es-append: line 1: "* ]]
 }
 
 @test "a first line that holds only a UTF-8 BOM is a blank line" {
@@ -1081,6 +1086,29 @@ closed_pipe() {
 	assert_equal "$(envelope <<<"$output")" "2 a 2
 3 a 3"
 	chain_ok "$ES_STORE/log/$SEG1"
+}
+
+@test "regression: past a file size limit (ulimit -f) nothing is stored, exit 4, not killed by SIGXFSZ" {
+	append "$(ev a T)"
+	local before
+	before=$(log_sum)
+	for i in $(seq 3000); do ev a T '{"x":"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"}'; done >"$TMP/in"
+	run -4 --separate-stderr bash -c 'ulimit -f 100 && es-append "$1"' _ "$TMP/in"
+	assert_output ""
+	assert_equal "$stderr" "es-append: not stored: write failed: File too large"
+	assert_equal "$(log_sum)" "$before"
+	run -0 --separate-stderr es-verify
+}
+
+@test "regression: a store path too long for its files' names is refused before anything is written" {
+	local d=$TMP/p
+	while [ ${#d} -lt 4000 ]; do d=$d/$(printf 'a%.0s' $(seq 200)); done
+	mkdir -p "$d"
+	ev a T >"$TMP/in"
+	run -4 --separate-stderr es-append -d "$d/s" "$TMP/in"
+	assert_output ""
+	[[ $stderr == "es-append: not stored: store '$TMP/"*"...': path too long ("*" bytes; at most 3967)" ]]
+	[ ! -e "$d/s" ]
 }
 
 @test "a failing fdatasync stores nothing and is not retried" {
