@@ -506,6 +506,8 @@ struct run {
 	int lock_fd;
 	struct es_archive_stats *st;
 	struct es_error *err;
+	struct job *dry;              /* --dry-run: what would be archived */
+	size_t ndry;
 };
 
 static void act(struct run *r, enum es_archive_act what, const struct es_archive_seg *e,
@@ -644,6 +646,8 @@ struct job {
 	uint64_t seg;
 	char prev[ES_HASH_HEX + 1];
 	uint64_t raw_size;
+	uint64_t last_seq;            /* of the log segment (select_segments) */
+	int64_t last_ts;
 	struct es_archive_seg e;
 	char file[64];
 	char tmp[PATH_MAX + 32], final[PATH_MAX + 64];
@@ -1042,6 +1046,8 @@ static int select_segments(struct run *r, struct job **jobs, size_t *njobs)
 		j->r = r;
 		j->seg = seg;
 		j->raw_size = size;
+		j->last_seq = t.seq;
+		j->last_ts = t.ts;
 		memcpy(j->prev, prev, ES_HASH_HEX + 1);
 		memcpy(prev, t.hash, ES_HASH_HEX + 1);
 		next = t.seq + 1;
@@ -1139,10 +1145,17 @@ static int archive_segments(struct run *r)
 	}
 	if (r->o->dry_run) {
 		for (size_t i = 0; i < n; i++) {
-			jobs[i].e.first_seq = jobs[i].seg;
-			jobs[i].e.raw_bytes = jobs[i].raw_size;
-			act(r, ES_ACT_ARCHIVED, &jobs[i].e, jobs[i].final);
+			struct es_archive_seg *e = &jobs[i].e;
+			e->first_seq = jobs[i].seg;
+			e->raw_bytes = jobs[i].raw_size;
+			e->last_seq = jobs[i].last_seq;
+			e->events = jobs[i].last_seq - jobs[i].seg + 1;
+			es_ts_format(jobs[i].last_ts, e->last_ts);
+			act(r, ES_ACT_ARCHIVED, e, jobs[i].final);
 		}
+		r->dry = jobs; /* what purge() would find archived */
+		r->ndry = n;
+		jobs = NULL;
 		goto out;
 	}
 	for (size_t i = 0; i < n && rc == 0; i += jn) {
@@ -1193,16 +1206,22 @@ static int purge(struct run *r)
 			break;
 		k++;
 	}
-	if (k == 0)
-		return 0;
 	if (r->o->dry_run) {
 		for (size_t i = 0; i < k; i++) {
 			char path[PATH_MAX];
 			es_archive_seg_path(r->s->dir, &a->segs[i], path, sizeof(path));
 			act(r, ES_ACT_PURGED, &a->segs[i], path);
 		}
+		/* and what --before would have archived first */
+		for (size_t i = 0; k == a->n && i < r->ndry; i++) {
+			if (r->dry[i].last_ts >= r->o->purge_before)
+				break;
+			act(r, ES_ACT_PURGED, &r->dry[i].e, r->dry[i].final);
+		}
 		return 0;
 	}
+	if (k == 0)
+		return 0;
 	paths = malloc(k * sizeof(*paths));
 	if (!paths)
 		return es_fail(r->err, ES_IO, "out of memory");
@@ -1310,6 +1329,7 @@ int es_archive_run(struct es_store *s, const struct es_archive_opts *o,
 	if (o->has_purge)
 		rc = purge(&r);
 out:
+	free(r.dry);
 	es_archive_free(r.a);
 	if (r.lock_fd >= 0)
 		close(r.lock_fd);

@@ -311,6 +311,18 @@ tree() {
 	[ "$(narc)" -eq 0 ]
 }
 
+@test "regression: --dry-run with --before and --purge-before shows the purges the real run makes" {
+	tree >"$TMP/tree.before"
+	run -0 --separate-stderr es-archive --dry-run --before $CUT --purge-before 2026-02-01
+	grep '^would purge ' <<<"$output" | sed 's/^would //' >"$TMP/dry"
+	[ -s "$TMP/dry" ]
+	tree >"$TMP/tree.after"
+	cmp "$TMP/tree.before" "$TMP/tree.after"
+	run -0 --separate-stderr es-archive --before $CUT --purge-before 2026-02-01
+	grep '^purge ' <<<"$output" >"$TMP/real"
+	cmp "$TMP/dry" "$TMP/real"
+}
+
 @test "--purge-before: --dry-run shows, the real run deletes and leaves an anchor" {
 	es-archive -q --before $CUT
 	local n
