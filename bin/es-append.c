@@ -119,11 +119,15 @@ static int run(struct es_store *s, const struct es_batch *b, const struct ctx *c
 		for (size_t i = 0; i < n; i++)
 			stored += fate[i] == ES_STORED;
 		for (size_t i = 0; i < n && !com->quiet; i++)
-			if (fate[i] == ES_DUPLICATE)
-				es_cli_error("%s: event id '%s' already stored in stream '%s'",
+			if (fate[i] != ES_STORED)
+				es_cli_error("%s: event id '%s' already stored in stream '%s'%s",
 					     es_event_where(b, &b->ev[done + i], where, sizeof(where)),
 					     es_batch_str(b, b->ev[done + i].id),
-					     es_batch_str(b, b->ev[done + i].stream));
+					     es_batch_str(b, b->ev[done + i].stream),
+					     fate[i] == ES_DUPLICATE_PURGED
+						     ? ", since deleted by es-archive --purge-before: "
+						       "no line printed for it"
+						     : "");
 		if (!com->quiet && (es_cli_stdout_closed() ? (errno = EBADF, 1)
 				    : fwrite(out.p, 1, out.len, stdout) != out.len ||
 				      fflush(stdout) != 0)) {

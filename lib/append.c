@@ -1,6 +1,7 @@
 #include "append.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "io.h"
 #include "strmap.h"
 #include "timeq.h"
@@ -82,6 +84,8 @@ static int index_disagrees(struct es_store *s, const struct es_batch *b,
 		return 0;
 	if (es_index_get_pos(s->index, stream, ev->stream_len, version, &pos) != 0)
 		return 1;
+	if (es_archive_pos_purged(s, 0, &pos))
+		return 0; /* purged by es-archive: nothing to check by */
 	rc = es_store_read_pos(s, &pos, &line, &cap, &e);
 	if (rc == ES_CORRUPT)
 		bad = 1;
@@ -91,7 +95,13 @@ static int index_disagrees(struct es_store *s, const struct es_batch *b,
 		      memcmp(r.stream, es_batch_str(b, ev->stream_js), r.stream_len) != 0 ||
 		      (want_id && (r.id_len != ev->id_js_len ||
 				   memcmp(r.id, es_batch_str(b, ev->id_js), r.id_len) != 0));
-	/* else the segment cannot be read here (archived?): nothing to check by */
+	else if (rc == ES_IO && !es_archive_find(s->archive, pos.seg)) {
+		/* neither in log/ nor archived (read_pos looked): the log lost
+		 * it, and what the index says of it cannot be trusted */
+		char path[PATH_MAX];
+		es_store_seg_path(s, pos.seg, path, sizeof(path));
+		bad = access(path, F_OK) != 0 && errno == ENOENT;
+	}
 	free(line);
 	return bad;
 }
@@ -518,7 +528,7 @@ static int log_and_index(struct es_store *s, struct es_append_run *run, struct s
  * may fail that would make it "not stored". Events already in the log are
  * read through the open (write) index transaction. */
 static int emit(struct es_store *s, const struct es_batch *b, size_t from, size_t n,
-		const unsigned char *fate, const uint64_t *ver, const size_t *loff,
+		unsigned char *fate, const uint64_t *ver, const size_t *loff,
 		const size_t *dup_of, const struct es_buf *lines, struct es_buf *out,
 		struct es_error *err)
 {
@@ -541,6 +551,8 @@ static int emit(struct es_store *s, const struct es_batch *b, size_t from, size_
 		if (es_index_get_pos(s->index, es_batch_str(b, ev->stream), ev->stream_len, ver[i],
 				     &pos) != 0)
 			rc = es_fail(err, ES_IO, "index: lost the position of a stored event");
+		else if (es_archive_pos_purged(s, 0, &pos))
+			fate[i] = ES_DUPLICATE_PURGED; /* no line left to print */
 		else if ((rc = es_store_read_pos(s, &pos, &buf, &cap, err)) == 0 &&
 			 es_buf_add(out, buf, pos.len))
 			rc = es_fail(err, ES_IO, "out of memory");

@@ -23,8 +23,10 @@ struct es_append_opts {
 	int import_ts;           /* take ts from the input (non-decreasing) */
 };
 
-/* What became of each input event. */
-enum es_fate { ES_STORED = 0, ES_DUPLICATE = 1 };
+/* What became of each input event: stored; or not, its id being stored in
+ * its stream already, as a record that can be printed or (only told when
+ * out is given) as one es-archive --purge-before deleted since. */
+enum es_fate { ES_STORED = 0, ES_DUPLICATE = 1, ES_DUPLICATE_PURGED = 2 };
 
 /* What a run of batches under one lock has learnt: each stream's version
  * (once the index's answer was checked against the log, or once the run

@@ -131,7 +131,9 @@ void es_archive_rd_close(struct es_archive_rd *rd);
 
 /* es_store_read_pos() for a segment that left log/: restores the segment
  * once (kept in a small cache on s, ES_ARCHIVE_CACHE_MB, default 256) and
- * copies the line. 0, 1 when pos is in no archived segment, or a status. */
+ * copies the line. 0; -1 when pos is in no archived segment; ES_NOMATCH
+ * when it was purged; or another status (ES_CORRUPT: the archive is
+ * damaged). */
 int es_archive_read_pos(struct es_store *s, const struct es_pos *pos, char **buf,
 			size_t *cap, struct es_error *err);
 

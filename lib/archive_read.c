@@ -375,7 +375,11 @@ int es_archive_restore_all(const char *storedir, const struct es_archive_seg *e,
 
 	if (es_archive_rd_open(&rd, storedir, e, flags, err))
 		return err->code;
-	if (es_buf_grow(&b, (size_t)e->raw_bytes + 1)) {
+	/* The MANIFEST's size, to grow once; but no more than 64 MiB on its
+	 * word: a damaged entry is found at the end (rd_finish), not by a
+	 * huge allocation failing first. */
+	uint64_t want = e->raw_bytes < ((uint64_t)64 << 20) ? e->raw_bytes : (uint64_t)64 << 20;
+	if (es_buf_grow(&b, (size_t)want + 1)) {
 		es_archive_rd_close(rd);
 		return es_fail(err, ES_IO, "out of memory");
 	}
@@ -472,7 +476,7 @@ int es_archive_read_pos(struct es_store *s, const struct es_pos *pos, char **buf
 		if (pos->seq <= es_archive_purged_seq(s))
 			return es_fail(err, ES_NOMATCH, "seq %llu was purged by es-archive "
 				       "--purge-before", (unsigned long long)pos->seq);
-		return 1;
+		return -1;
 	}
 	if (cache_get(s, e, &ce, err))
 		return err->code;

@@ -687,6 +687,7 @@ static int scan_segment(struct es_store *s, uint64_t seg, uint64_t from, struct 
 				sc->later_record = 1;
 			continue;
 		}
+		uint64_t at = sc->cur.seq + 1; /* the record's seq, once parsed */
 		why = NULL;
 		if (in.no_eol)
 			why = "incomplete last line";
@@ -694,7 +695,7 @@ static int scan_segment(struct es_store *s, uint64_t seg, uint64_t from, struct 
 			why = "carriage return in record";
 		else if (es_rec_parse(line, len, 0, &r, &pwhy) != 0)
 			why = pwhy; /* pwhy is also set on success: keep why NULL then */
-		else if (r.seq != sc->cur.seq + 1)
+		else if ((at = r.seq) != sc->cur.seq + 1)
 			why = off == 0 && r.seq == seg ? gap_before : "seq is not the next one";
 		else if (off == 0 && r.seq != seg)
 			why = "first seq does not match the segment name";
@@ -718,7 +719,7 @@ static int scan_segment(struct es_store *s, uint64_t seg, uint64_t from, struct 
 			sc->bad = 1;
 			sc->why = why;
 			sc->bad_off = off;
-			sc->bad_seq = sc->cur.seq + 1;
+			sc->bad_seq = at;
 			continue;
 		}
 		sc->cur.seq = r.seq;
@@ -1190,6 +1191,10 @@ int es_store_read_pos(struct es_store *s, const struct es_pos *pos, char **buf,
 		*buf = nb;
 		*cap = (size_t)pos->len + 1;
 	}
+	/* Listed in the MANIFEST: read from the archive, even when a copy is
+	 * still in log/ (an interrupted es-archive; es-store(5)). */
+	if (es_archive_find(s->archive, pos->seg))
+		return es_archive_read_pos(s, pos, buf, cap, err);
 	if (s->read_fd >= 0 && s->read_seg == pos->seg) {
 		fd = s->read_fd;
 	} else {
@@ -1197,8 +1202,8 @@ int es_store_read_pos(struct es_store *s, const struct es_pos *pos, char **buf,
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
 			int e = errno, rc;
-			/* Archived (es-archive): restored from archive/. */
-			if (e == ENOENT && (rc = es_archive_read_pos(s, pos, buf, cap, err)) != 1)
+			/* Archived since the MANIFEST was read: restored from there. */
+			if (e == ENOENT && (rc = es_archive_read_pos(s, pos, buf, cap, err)) != -1)
 				return rc;
 			errno = e;
 			return es_fail_errno(err, ES_IO, "cannot open '%s'", path);

@@ -129,7 +129,10 @@ int es_store_reset_index(struct es_store *s, struct es_error *err);
 /* 1 when err says that index/ is damaged (LMDB's own checks, a failed
  * read, or an answer the log contradicts): es_store_reset_index() helps. */
 int es_store_index_damaged(const struct es_error *err);
-/* Read one line at pos into buf (with its '\n'). 0 or es_status. */
+/* Read one line at pos into buf (with its '\n'), from the archive when
+ * the MANIFEST lists its segment. 0 or es_status: ES_CORRUPT when it is not
+ * where the index says or the archive is damaged, ES_NOMATCH when it was
+ * purged. */
 int es_store_read_pos(struct es_store *s, const struct es_pos *pos, char **buf,
 		      size_t *cap, struct es_error *err);
 

@@ -1556,6 +1556,28 @@ es-append: stored before $TMP/in: line 1001: 1000 events" ]]
 	assert_equal "$(ls "$ES_STORE/quarantine" | wc -l)" 0
 }
 
+@test "regression: a sealed segment gone from log/ is damage: a retry of an event it held is not 'already stored'" {
+	append "$(ev a T)"
+	sed -i 's/"segment_size":[0-9]*/"segment_size":4096/' "$ES_STORE/store.json"
+	for i in $(seq 40); do
+		append "{\"stream\":\"s\",\"type\":\"T\",\"id\":\"id$i\",\"data\":{\"pad\":\"$(printf '%0200d' 0)\"}}"
+	done
+	local gone before
+	gone=$(ls "$ES_STORE/log" | sed -n 2p)
+	grep -q '"id":"id15"' "$ES_STORE/log/$gone"
+	rm "$ES_STORE/log/$gone"
+	before=$(log_sum)
+	echo '{"stream":"s","type":"T","id":"id15"}' >"$TMP/in"
+	for q in -q ""; do
+		run -1 --separate-stderr es-append $q "$TMP/in"
+		assert_output ""
+		[[ $stderr == "es-append: log/"*": offset 0: seq "*": seq is not the next one: the segment before lost its end; not writing past it (es-verify tells more)" ]]
+	done
+	ev m T >"$TMP/in"
+	run -1 --separate-stderr es-append -q "$TMP/in"
+	assert_equal "$(log_sum)" "$before"
+}
+
 @test "damage followed by valid records in the active segment is corruption, not a torn tail" {
 	append "$(ev a T)" "$(ev a T)"
 	append "$(ev a T)"

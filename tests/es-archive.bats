@@ -252,6 +252,79 @@ tree() {
 	[ -e "$ES_STORE/log/00000000000000000001.ndjson" ]
 }
 
+@test "regression: a forged log/ copy of an archived segment is never read: the archive is, by every reader" {
+	run -137 env ES_CRASH=archive-after-manifest:1 es-archive -q --before $CUT
+	local stream
+	stream=$(head -n 1 "$ES_STORE/log/00000000000000000001.ndjson" | jq -r .stream)
+	es-replay --stream "$stream" >"$TMP/one.before"
+	es-replay --stream "$stream" --events >"$TMP/ev.before"
+	sed -i '1s/"data":{/"data":{"forged":1,/' "$ES_STORE/log/00000000000000000001.ndjson"
+	run -0 --separate-stderr es-replay --stream "$stream" --events
+	assert_output "$(cat "$TMP/ev.before")"
+	run -0 --separate-stderr es-replay --stream "$stream"
+	assert_output "$(cat "$TMP/one.before")"
+	run -0 --separate-stderr es-replay --events
+	refute_output --partial forged
+}
+
+@test "regression: a damaged archive read through the index is exit 1, naming the archive file" {
+	es-archive -q --before $CUT
+	local f stream
+	f=$(ls "$ES_STORE"/archive/*.zst | head -n 1)
+	stream=$(es-replay --events --to-seq 1 | jq -r .stream)
+	truncate -s -10 "$f"
+	run -1 --separate-stderr es-replay --stream "$stream"
+	assert_equal "$stderr" "es-replay: archive/$(basename "$f"): offset 0: seq 1: the zstd frame is cut short"
+	run -1 --separate-stderr es-replay --events
+	assert_equal "$stderr" "es-replay: archive/$(basename "$f"): offset 0: seq 1: the zstd frame is cut short"
+}
+
+@test "regression: purging every archived segment keeps the index: versions go on, a purged id is not stored again" {
+	local stream v id
+	stream=$(es-replay --events --to-seq 1 | jq -r .stream)
+	id=$(es-replay --events --to-seq 1 | jq -r .id)
+	v=$(es-replay --stream "$stream" | jq .version)
+	es-archive -q --before 2100-01-01
+	[ "$(ls "$ES_STORE"/log)" = "$(printf '%020d.ndjson' 601)" ]
+	es-archive -q --purge-before 2100-01-01
+	[ "$(narc)" -eq 0 ]
+	printf '{"stream":"%s","type":"T","id":"again"}\n{"stream":"%s","type":"T","id":"%s"}\n' \
+		"$stream" "$stream" "$id" >"$TMP/in"
+	run -0 --separate-stderr es-append "$TMP/in"
+	assert_equal "$(jq -r '"\(.seq) \(.version)"' <<<"$output")" "601 $((v + 1))"
+	assert_equal "$stderr" "es-append: $TMP/in: line 2: event id '$id' already stored in stream '$stream', since deleted by es-archive --purge-before: no line printed for it"
+	run -0 --separate-stderr es-append -q "$TMP/in"
+	assert_equal "$stderr" ""
+	run -0 --separate-stderr es-replay --events
+	assert_equal "$(wc -l <<<"$output")" 1
+	run -0 --separate-stderr es-verify
+}
+
+@test "regression: --verify waits while an archiving run holds archive/lock, then checks what it left" {
+	ES_STOP=archive-locked es-archive -q --before $CUT &
+	local apid=$! vpid st=0
+	stopped "$apid"
+	es-archive --verify 2>"$TMP/verify.err" &
+	vpid=$!
+	sleep 0.3
+	kill -0 "$vpid" # still waiting for the lock
+	kill -CONT "$apid"
+	wait "$apid"
+	wait "$vpid" || st=$?
+	[ "$st" -eq 0 ] || { cat "$TMP/verify.err"; return 1; }
+	[ "$(narc)" -gt 0 ]
+}
+
+@test "regression: a MANIFEST entry with a huge raw_bytes is damage (exit 1), not a huge allocation" {
+	es-archive -q --before $CUT
+	local stream
+	stream=$(es-replay --events --to-seq 1 | jq -r .stream)
+	sed -i '2s/"raw_bytes":[0-9]*/"raw_bytes":999999999999/' "$ES_STORE/archive/MANIFEST"
+	run -1 --separate-stderr es-replay --stream "$stream"
+	[[ $stderr == "es-replay: archive/00000000000000000001.ndjson.zst: "*" bytes restored, the MANIFEST says 999999999999" ]]
+	run -1 --separate-stderr es-verify
+}
+
 @test "--to DIR writes the cold tier elsewhere; the MANIFEST records where" {
 	mkdir "$TMP/cold"
 	run -0 --separate-stderr es-archive --to "$TMP/cold" --before $CUT
