@@ -156,6 +156,10 @@ static void __attribute__((format(printf, 2, 3))) why_add(struct why *w, const c
 static void check_version(struct unit *u, const struct es_rec *r, uint64_t off, size_t len,
 			  const char *k, size_t n, uint64_t h, struct why *w)
 {
+	/* The batch of this line, by its place in the log (not by the seq it
+	 * claims: a torn tail may repeat an old record). */
+	const struct vstate *st = &u->st;
+	uint64_t batch = st->in_batch ? st->batch_seq : st->seq + 1;
 	int isnew;
 	struct vent *e;
 
@@ -164,6 +168,13 @@ static void check_version(struct unit *u, const struct es_rec *r, uint64_t off, 
 		u->fail.oom = 1;
 		return;
 	}
+	if (!isnew && e->batch != batch) {
+		/* the stream's first event in this batch: what it had is what
+		 * the index has, until this batch closes */
+		e->closed_v = e->last_v;
+		e->closed = e->last;
+	}
+	e->batch = batch;
 	if (isnew) {
 		e->first_v = r->version;
 		e->first_seq = r->seq;
@@ -238,7 +249,10 @@ static int check_record(struct run *R, struct unit *u, struct es_chain *chain, c
 		hash_ok = -2;
 	}
 	if (hash_ok == -2) {
-		es_ilist_add(out, u->name, 1, off, st->seq + 1, "not a well-formed record: %s", why);
+		/* before --from-seq the seqs are not followed: unknown, but
+		 * right after the anchor */
+		uint64_t at = !u->skip_before ? st->seq + 1 : u->anchor_seen ? u->skip_before : 0;
+		es_ilist_add(out, u->name, 1, off, at, "not a well-formed record: %s", why);
 		st->known = 0;
 		return 1;
 	}
@@ -852,6 +866,14 @@ static void stitch(struct run *R, struct unit *u)
 				  "stream '%.*s': version %llu follows %llu", (int)e->klen,
 				  vkey(m, e), (unsigned long long)e->first_v,
 				  (unsigned long long)g->last_v);
+		if (e->closed_v) { /* the stream had a batch before in u */
+			g->closed_v = e->closed_v;
+			g->closed = e->closed;
+		} else {
+			g->closed_v = g->last_v;
+			g->closed = g->last;
+		}
+		g->batch = e->batch;
 		g->last_v = e->last_v;
 		g->last = e->last;
 	}
@@ -1554,7 +1576,8 @@ int es_verify_store(const char *dir, const struct es_verify_opts *o,
 			es_verify_index_ahead(&R, ix, R.gmap.complete);
 		if ((rc = run_units(&R, first, err)) != 0 || (rc = finish_units(&R, first, err)) != 0)
 			goto out;
-		if (o->from_seq > 1 && (R.nu == 0 || (R.u[first].ran && !R.u[first].anchor_seen)))
+		if (o->from_seq > 1 &&
+		    (R.nu == 0 || (R.u[first].ran && !R.u[first].anchor_seen && !R.u[first].stopped)))
 			es_ilist_add(&R.fail, R.nu ? R.u[first].name : NULL, 0, 0, o->from_seq - 1,
 				  "no record with seq %llu to anchor on",
 				  (unsigned long long)(o->from_seq - 1));

@@ -77,11 +77,13 @@ static int ix_stream(void *arg, const char *stream, size_t len, uint64_t version
 		ixfail(R, "stream '%.*s' is in the index but not in the log", (int)len, stream);
 		return 0;
 	}
-	if (e->last.seq > R->head_seq)
-		return 0; /* it has events in a torn tail: not comparable */
-	if (e->last_v != version)
+	uint64_t v;
+	const struct es_pos *at = vent_as_of(e, R->head_seq, &v);
+	if (at->seq > R->head_seq)
+		return 0; /* records checked past the head (--all-errors): not comparable */
+	if (v != version)
 		ixfail(R, "stream '%.*s': the index says version %llu, the log %llu", (int)len,
-		       stream, (unsigned long long)version, (unsigned long long)e->last_v);
+		       stream, (unsigned long long)version, (unsigned long long)v);
 	else
 		ix_position(R, e, pos ? 0 : 1, pos);
 	return 0;
@@ -92,17 +94,19 @@ static int ix_stream(void *arg, const char *stream, size_t len, uint64_t version
 static void ix_position(struct run *R, struct vent *e, int rc, const struct es_pos *p)
 {
 	struct vmap *m = &R->gmap;
+	uint64_t v;
+	const struct es_pos *at = vent_as_of(e, R->head_seq, &v);
 
 	e->walked = 1;
 	if (rc == 1)
 		ixfail(R, "stream '%.*s' version %llu is not in the index", (int)e->klen,
-		       vkey(m, e), (unsigned long long)e->last_v);
-	else if (rc != 0 || p->seq != e->last.seq || p->seg != e->last.seg ||
-		 p->off != e->last.off || p->len != e->last.len)
+		       vkey(m, e), (unsigned long long)v);
+	else if (rc != 0 || p->seq != at->seq || p->seg != at->seg || p->off != at->off ||
+		 p->len != at->len)
 		ixfail(R, "stream '%.*s' version %llu: the index points elsewhere than "
 		       "log/%020llu.ndjson offset %llu",
-		       (int)e->klen, vkey(m, e), (unsigned long long)e->last_v,
-		       (unsigned long long)e->last.seg, (unsigned long long)e->last.off);
+		       (int)e->klen, vkey(m, e), (unsigned long long)v,
+		       (unsigned long long)at->seg, (unsigned long long)at->off);
 }
 
 /* Check the positions of each stream's last event (both complete and
@@ -115,20 +119,22 @@ static void ix_positions(struct run *R, struct es_index *ix)
 
 	for (size_t i = 0; i < m->cap; i++) {
 		struct vent *e = &m->e[i];
-		uint64_t v = 0;
-		if (!e->used || e->walked || e->last.seq > R->head_seq)
+		uint64_t v = 0, cv;
+		if (!e->used || e->walked)
+			continue;
+		const struct es_pos *at = vent_as_of(e, R->head_seq, &cv);
+		if (!cv || at->seq > R->head_seq)
 			continue;
 		/* Complete runs compared the versions while walking the index
 		 * (and count the streams); incremental ones do it here. */
 		if (!m->complete &&
-		    (es_index_version(ix, vkey(m, e), e->klen, &v) != 0 || v != e->last_v)) {
+		    (es_index_version(ix, vkey(m, e), e->klen, &v) != 0 || v != cv)) {
 			ixfail(R, "stream '%.*s': the index says version %llu, the log %llu",
-			       (int)e->klen, vkey(m, e), (unsigned long long)v,
-			       (unsigned long long)e->last_v);
+			       (int)e->klen, vkey(m, e), (unsigned long long)v, (unsigned long long)cv);
 			continue;
 		}
 		struct es_pos p;
-		int rc = es_index_get_pos(ix, vkey(m, e), e->klen, e->last_v, &p);
+		int rc = es_index_get_pos(ix, vkey(m, e), e->klen, cv, &p);
 		ix_position(R, e, rc, &p);
 	}
 }

@@ -28,6 +28,9 @@ struct vent {
 	uint64_t first_v, last_v;  /* versions of the first and last event seen */
 	uint64_t first_seq, first_off;
 	struct es_pos last;        /* where the last event seen lies */
+	uint64_t batch;            /* first seq of the last event's batch (by place) */
+	uint64_t closed_v;         /* the last one before that batch (0: none), */
+	struct es_pos closed;      /* and where: see vent_as_of */
 	int checked;               /* first_v checked against what precedes it */
 	int walked;                /* its position was checked by the index walk */
 	int used;
@@ -44,6 +47,19 @@ static inline int vent_is(const struct vmap *m, const struct vent *e, const char
 			  uint64_t h)
 {
 	return e->h == h && e->klen == n && memcmp(m->keys.p + e->key, k, n) == 0;
+}
+
+/* The stream's last version as of head (the last record of a closed
+ * batch), and where it lies (*v 0: none then): a batch still open at the
+ * tail of the log is not what readers or the index see. */
+static inline const struct es_pos *vent_as_of(const struct vent *e, uint64_t head, uint64_t *v)
+{
+	if (e->batch <= head) {
+		*v = e->last_v;
+		return &e->last;
+	}
+	*v = e->closed_v;
+	return &e->closed;
 }
 
 /* The entry for key, or NULL. */

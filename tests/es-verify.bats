@@ -125,6 +125,19 @@ before_archive() {
 	[[ $stderr == *"no record with seq 99 to anchor on"* ]]
 }
 
+@test "regression: --from-seq: a malformed record before the anchor is itself the finding, with no seq made up" {
+	local s h off
+	s=$(seq_of "$SEG2" 4)
+	h=$(hash_of "$SEG2" 3)
+	off=$(offset_of "$SEG2" 1)
+	sed -i '1s/"type"/"tYpe"/' "$SEG2"
+	for args in "" "--all-errors" "-j 2"; do
+		# shellcheck disable=SC2086
+		run -1 --separate-stderr es-verify --from-seq "$s" --anchor "$h" $args
+		assert_equal "$stderr" "es-verify: log/$N2: offset $off: not a well-formed record: envelope keys missing or out of order"
+	done
+}
+
 @test "--from-seq and --anchor go together" {
 	run -2 --separate-stderr es-verify --from-seq 5
 	[[ $stderr == *"--from-seq: needs --anchor HASH"* ]]
@@ -199,6 +212,19 @@ before_archive() {
 	[[ $stderr == *"es-verify: ok: 62 records, "*"head seq 62 "* ]]
 	run -0 --separate-stderr es-verify --json
 	echo "$output" | jq -e '.ok and (.warnings | length) == 1 and .warnings[0].seq == 63'
+}
+
+@test "regression: a torn tail that repeats an earlier record is a warning, and the index is compared as of the head" {
+	# a writer killed mid-batch may leave any bytes after the head; these
+	# are a complete record of stream a, an old version of it
+	sed -n 1p "$(seg)" >>"$(seg)"
+	local j
+	for j in 1 2; do
+		run -0 --separate-stderr es-verify -j $j
+		[[ $stderr == *"warning: log/$(basename "$(seg)"): offset "*": seq 63: incomplete batch at the tail (recovered by the next append): "* ]]
+		[[ $stderr != *index/* ]]
+		[[ $stderr == *"es-verify: ok: 62 records, "*"head seq 62 "* ]]
+	done
 }
 
 @test "tamper: a forged line with a recomputed hash but a wrong prev" {
