@@ -9,7 +9,7 @@
 const char es_time_forms[] =
 	"RFC 3339 (2026-11-26T14:05:00Z, 2026-11-26T15:05:00+01:00), "
 	"a date (2026-11-26), epoch seconds (1795700000 or @1795700000.5), "
-	"or an age (90d, 36h, 15m, 30s, 2w)";
+	"an age (90d, 36h, 15m, 30s, 2w), or now";
 
 int64_t es_now_us(void)
 {
@@ -200,6 +200,10 @@ int es_time_parse(const char *s, int64_t now_us, int64_t *us)
 	int64_t days, age;
 	const char *p = s;
 
+	if (strcmp(s, "now") == 0) {
+		*us = now_us;
+		return 0;
+	}
 	if (len == 10 && parse_date(s, len, &days) == 0) {
 		*us = days * 86400 * 1000000;
 		return 0;

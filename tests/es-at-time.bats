@@ -74,6 +74,9 @@ seqs() {
 	assert_equal "${#lines[@]}" 1
 	run -0 --separate-stderr es-at-time 2025-11-27
 	assert_equal "${#lines[@]}" 3
+	run -0 --separate-stderr es-at-time now
+	assert_output "$(es-at-time 0s)"
+	assert_equal "${#lines[@]}" 3
 	run -1 --separate-stderr es-at-time 1000w
 	assert_equal "$stderr" "es-at-time: nothing matched"
 }
