@@ -988,10 +988,12 @@ static void check_store_json(struct run *R)
 	if (!json_is_integer(v) || json_integer_value(v) != ES_STORE_FORMAT_VERSION)
 		es_ilist_add(&R->fail, "store.json", 0, 0, 0, "\"version\" is not %d",
 			  ES_STORE_FORMAT_VERSION);
+	/* (a setting, not history: writers ignore what is out of range) */
 	v = json_object_get(conf, "segment_size");
 	if (v && (!json_is_integer(v) || json_integer_value(v) < 4096))
-		es_ilist_add(&R->fail, "store.json", 0, 0, 0,
-			  "\"segment_size\" is not an integer of at least 4096");
+		es_ilist_add(&R->warn, "store.json", 0, 0, 0,
+			  "\"segment_size\" is not an integer of at least 4096: ignored, "
+			  "segments are sealed at the default 64 MiB");
 	v = json_object_get(conf, "snapshot_every");
 	if (v && (!json_is_integer(v) || json_integer_value(v) < 0))
 		es_ilist_add(&R->fail, "store.json", 0, 0, 0,

@@ -1269,6 +1269,9 @@ es-append: stored before $TMP/in: line 1001: 1000 events" ]]
 	append "$(ev a T)"
 	run -0 ls "$ES_STORE/log"
 	assert_output "$SEG1"
+	# es-verify agrees: a setting out of range, not damage
+	run -0 --separate-stderr es-verify
+	[[ $stderr == "es-verify: warning: store.json: \"segment_size\" is not an integer of at least 4096: ignored, segments are sealed at the default 64 MiB"$'\n'"es-verify: ok: 4 records, "* ]]
 }
 
 # --- the index and recovery ---------------------------------------------------
