@@ -78,17 +78,18 @@ static int read_config(struct es_store *s, struct es_error *err)
 			return es_fail(err, ES_IO, "%s: out of memory", path);
 		if (access(path, F_OK) != 0)
 			return es_fail_errno(err, ES_IO, "not a store: '%s'", path);
-		return es_fail(err, ES_DATA, "%s: %s", path, jerr.text);
+		return es_fail(err, ES_CORRUPT, "%s: %s", path, jerr.text);
 	}
+	/* (damage to the store, as es-verify reports it: not bad input) */
 	v = json_object_get(conf, "format");
 	if (!json_is_string(v) || strcmp(json_string_value(v), "es-store") != 0) {
 		json_decref(conf);
-		return es_fail(err, ES_DATA, "%s: not an es-store marker", path);
+		return es_fail(err, ES_CORRUPT, "%s: not an es-store marker", path);
 	}
 	v = json_object_get(conf, "version");
 	if (!json_is_integer(v) || json_integer_value(v) != ES_STORE_FORMAT_VERSION) {
 		json_decref(conf);
-		return es_fail(err, ES_DATA, "%s: unsupported store version", path);
+		return es_fail(err, ES_CORRUPT, "%s: unsupported store version", path);
 	}
 	v = json_object_get(conf, "segment_size");
 	if (json_is_integer(v) && json_integer_value(v) >= 4096)

@@ -1581,6 +1581,20 @@ es-append: stored before $TMP/in: line 1001: 1000 events" ]]
 	assert_equal "$(log_sum)" "$before"
 }
 
+@test "regression: a damaged store.json is damage (exit 1), not bad input, and nothing is written" {
+	append "$(ev a T)"
+	local before
+	before=$(log_sum)
+	ev a T >"$TMP/in"
+	for bad in '{"format":"es-store"' '{"format":"other","version":1}' '{"format":"es-store","version":99}'; do
+		echo "$bad" >"$ES_STORE/store.json"
+		run -1 --separate-stderr es-append "$TMP/in"
+		assert_output ""
+		[[ $stderr == "es-append: $ES_STORE/store.json: "* ]]
+		assert_equal "$(log_sum)" "$before"
+	done
+}
+
 @test "damage followed by valid records in the active segment is corruption, not a torn tail" {
 	append "$(ev a T)" "$(ev a T)"
 	append "$(ev a T)"
