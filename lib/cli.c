@@ -208,7 +208,11 @@ static int push_stream(struct es_common *c, const char *s)
 static int shared(int key, const char *name, const char *arg, struct es_common *c)
 {
 	switch (key) {
-	case ES_K_STORE: c->store = arg; return 1;
+	case ES_K_STORE:
+		if (!*arg) /* (an unset variable: never another store by default) */
+			es_cli_usage_error("--store: empty directory name");
+		c->store = arg;
+		return 1;
 	case ES_K_STREAM: return push_stream(c, arg) ? -1 : 1;
 	case ES_K_TYPE: return push(&c->types, &c->ntypes, arg) ? -1 : 1;
 	case ES_K_CATEGORY: c->category = arg; return 1;

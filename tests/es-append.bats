@@ -106,6 +106,23 @@ Try 'es-append --help' for more information."
 	assert_equal "${stderr%%$'\n'*}" "es-append: option '--expect' needs a value"
 }
 
+@test "regression: an empty --store is a usage error, not the default store" {
+	append "$(ev a T)"
+	ev a T >"$TMP/in"
+	local before
+	before=$(log_sum)
+	for args in "-d" "--store" "--store="; do
+		if [ "$args" = "--store=" ]; then
+			run -2 --separate-stderr es-append --store= "$TMP/in"
+		else
+			run -2 --separate-stderr es-append "$args" "" "$TMP/in"
+		fi
+		assert_equal "${stderr%%$'\n'*}" "es-append: --store: empty directory name"
+	done
+	assert_equal "$(log_sum)" "$before"
+	run -2 --separate-stderr es-verify -d ""
+}
+
 @test "a value given to an option that takes none exits 2 and says so" {
 	run -2 --separate-stderr es-append --import-ts=1
 	assert_equal "${stderr%%$'\n'*}" "es-append: option '--import-ts' takes no value"
