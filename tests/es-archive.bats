@@ -449,6 +449,9 @@ tree() {
 	assert_line --regexp '^log +log/[0-9]{20}\.ndjson '
 	assert_line --regexp '^active +log/[0-9]{20}\.ndjson '
 	assert_line --regexp '^total +600 '
+	local all=$output
+	run -0 --separate-stderr es-archive --list -q # what it is asked for
+	assert_output "$all"
 	run -0 --separate-stderr es-archive --list --json
 	run -0 jq -s -c 'map(.events) | add' <<<"$output"
 	assert_output 600
