@@ -1346,6 +1346,7 @@ struct vctx {
 	es_archive_report_fn report;
 	void *arg;
 	struct es_archive_vstat *st;
+	int lost; /* a segment could not be read through: versions after it unknown */
 };
 
 __attribute__((format(printf, 5, 6)))
@@ -1366,6 +1367,15 @@ static void finding(struct vctx *v, enum es_archive_finding kind, const char *fi
 		v->report(v->arg, kind, file, seq, msg);
 }
 
+/* What a segment not read through held is not known: each stream's
+ * version starts anew after it, unchecked (one failure, not one per
+ * stream that goes on). */
+static void versions_lost(struct vctx *v, json_t *versions)
+{
+	json_object_clear(versions);
+	v->lost = 1;
+}
+
 /* Every record of one archived segment, restored. */
 static int verify_seg(struct es_store *s, struct vctx *v, const struct es_archive_seg *e,
 		      json_t *versions, int purged, int64_t *last_ts, struct es_error *err)
@@ -1384,6 +1394,7 @@ static int verify_seg(struct es_store *s, struct vctx *v, const struct es_archiv
 	es_archive_seg_path(s->dir, e, path, sizeof(path));
 	if (stat(path, &sb) != 0) {
 		finding(v, ES_AV_FAILURE, name, e->first_seq, "missing: %s", strerror(errno));
+		versions_lost(v, versions);
 		return 0;
 	}
 	if (es_archive_rd_open(&rd, s->dir, e, ES_ARD_SHA256, err))
@@ -1393,6 +1404,7 @@ static int verify_seg(struct es_store *s, struct vctx *v, const struct es_archiv
 		json_t *jv;
 		if (es_rec_parse(line, len, ES_REC_BODY, &r, &why) != 0) {
 			finding(v, ES_AV_FAILURE, name, e->first_seq + v->st->records, "%s", why);
+			versions_lost(v, versions);
 			rc = 0;
 			break;
 		}
@@ -1411,7 +1423,7 @@ static int verify_seg(struct es_store *s, struct vctx *v, const struct es_archiv
 			finding(v, ES_AV_FAILURE, name, r.seq, "stream %.*s: version %llu after %llu",
 				(int)r.stream_len, r.stream, (unsigned long long)r.version,
 				(unsigned long long)json_integer_value(jv));
-		else if (!jv && r.version != 1 && !purged)
+		else if (!jv && r.version != 1 && !purged && !v->lost)
 			finding(v, ES_AV_FAILURE, name, r.seq, "stream %.*s: first version is %llu",
 				(int)r.stream_len, r.stream, (unsigned long long)r.version);
 		if (json_object_setn_new(versions, r.stream, r.stream_len,
@@ -1429,6 +1441,7 @@ static int verify_seg(struct es_store *s, struct vctx *v, const struct es_archiv
 		finding(v, ES_AV_FAILURE, name, 0, "%s", err->msg + (strncmp(err->msg, name,
 			strlen(name)) == 0 && err->msg[strlen(name)] == ':' ? strlen(name) + 2 : 0));
 		es_error_clear(err);
+		versions_lost(v, versions);
 		rc = 0;
 	}
 	if (rc < 0)
@@ -1614,7 +1627,7 @@ int es_archive_verify(struct es_store *s, es_archive_report_fn report, void *arg
 static int verify_locked(struct es_store *s, es_archive_report_fn report, void *arg,
 			 struct es_archive_vstat *st, struct es_error *err)
 {
-	struct vctx v = {report, arg, st};
+	struct vctx v = {report, arg, st, 0};
 	struct es_archive *a = NULL;
 	struct es_head h;
 	json_t *versions;

@@ -325,6 +325,15 @@ tree() {
 	run -1 --separate-stderr es-verify
 }
 
+@test "regression: --verify: a damaged archive file is one failure, not one more per stream that goes on after it" {
+	es-archive -q --before $CUT
+	local f
+	f=$(ls "$ES_STORE"/archive/*.zst | sed -n 2p)
+	truncate -s -10 "$f"
+	run -1 --separate-stderr es-archive --verify
+	assert_equal "$stderr" "es-archive: archive/$(basename "$f"): offset 0: seq $((10#$(basename "$f" .ndjson.zst))): the zstd frame is cut short"
+}
+
 @test "--to DIR writes the cold tier elsewhere; the MANIFEST records where" {
 	mkdir "$TMP/cold"
 	run -0 --separate-stderr es-archive --to "$TMP/cold" --before $CUT
