@@ -273,6 +273,16 @@ static int parse_manifest(char *text, size_t len, struct es_archive *a, const ch
 	return 0;
 }
 
+const char *es_archive_load_reason(const char *storedir, const char *msg)
+{
+	char path[PATH_MAX];
+	size_t n;
+
+	es_archive_manifest_path(storedir, path, sizeof(path));
+	n = strlen(path);
+	return strncmp(msg, path, n) == 0 && strncmp(msg + n, ": ", 2) == 0 ? msg + n + 2 : msg;
+}
+
 int es_archive_load(const char *storedir, struct es_archive **out, struct es_error *err)
 {
 	char path[PATH_MAX];
@@ -1637,7 +1647,8 @@ static int verify_locked(struct es_store *s, es_archive_report_fn report, void *
 	es_archive_start(NULL, &st->end);
 	rc = es_archive_load(s->dir, &a, err);
 	if (rc == ES_CORRUPT) {
-		finding(&v, ES_AV_FAILURE, ES_ARCHIVE_DIR "/" ES_ARCHIVE_MANIFEST, 0, "%s", err->msg);
+		finding(&v, ES_AV_FAILURE, ES_ARCHIVE_DIR "/" ES_ARCHIVE_MANIFEST, 0, "%s",
+			es_archive_load_reason(s->dir, err->msg));
 		es_error_clear(err);
 		return 0;
 	}

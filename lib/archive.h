@@ -79,6 +79,9 @@ struct es_archive {
 /* Load DIR/archive/MANIFEST. *out is NULL when there is none. 0, or
  * ES_CORRUPT naming the line and the reason, or ES_IO. */
 int es_archive_load(const char *storedir, struct es_archive **out, struct es_error *err);
+/* A load's message without the MANIFEST's path in front, for a finding
+ * that names "archive/MANIFEST" itself. */
+const char *es_archive_load_reason(const char *storedir, const char *msg);
 void es_archive_free(struct es_archive *a);
 /* Rewrite DIR/archive/MANIFEST atomically (temp, fsync, rename, fsync). */
 int es_archive_write(const char *storedir, const struct es_archive *a, struct es_error *err);

@@ -1132,7 +1132,8 @@ static int add_archive(struct run *R, struct vstate *init, struct es_error *err)
 	if (es_archive_load(R->dir, &a, err) != 0) {
 		if (err->code != ES_CORRUPT)
 			return err->code;
-		es_ilist_add(&R->fail, "archive/MANIFEST", 0, 0, 0, "%s", err->msg);
+		es_ilist_add(&R->fail, "archive/MANIFEST", 0, 0, 0, "%s",
+			     es_archive_load_reason(R->dir, err->msg));
 		es_error_clear(err);
 		return 0;
 	}

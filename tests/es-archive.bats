@@ -580,7 +580,7 @@ tree() {
 		field=${forge%=*}
 		jq -c "if .purged then .purged.$field = ${forge#*=} else . end" "$TMP/MANIFEST" >"$m"
 		run -1 --separate-stderr es-verify
-		assert_equal "$stderr" "es-verify: archive/MANIFEST: $m: line 2: bad or missing \"$field\""
+		assert_equal "$stderr" "es-verify: archive/MANIFEST: line 2: bad or missing \"$field\""
 		run -1 --separate-stderr es-archive --verify
 		assert_equal "$stderr" "es-archive: $m: line 2: bad or missing \"$field\""
 		run -1 --separate-stderr es-replay --events
