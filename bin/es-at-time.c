@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "cli.h"
 #include "json.h"
 #include "reader.h"
@@ -690,6 +691,22 @@ static int run_store(struct app *a)
 	return rc;
 }
 
+/* "nothing matched", and why when what was asked for ends where es-archive
+ * --purge-before deleted the history. */
+static void nothing_matched(const struct app *a)
+{
+	const struct es_archive *arc = a->have_store ? a->store.archive : NULL;
+
+	if (arc && arc->purged &&
+	    (a->seq_lim <= arc->purge.last_seq ||
+	     (a->has_ts_lim && memcmp(a->ts_lim, arc->purge.last_ts, ES_TS_LEN) <= 0)))
+		es_cli_error("nothing matched: seq 1 to %llu (ts up to %s) were deleted by "
+			     "es-archive --purge-before",
+			     (unsigned long long)arc->purge.last_seq, arc->purge.last_ts);
+	else
+		es_cli_error("nothing matched");
+}
+
 static void release(struct app *a)
 {
 	if (a->have_seek)
@@ -739,7 +756,7 @@ int main(int argc, char **argv)
 		es_cli_report(&a.err);
 	} else if (a.printed == 0 && !ferror(stdout)) {
 		if (!a.com.quiet)
-			es_cli_error("nothing matched");
+			nothing_matched(&a);
 		rc = ES_NOMATCH;
 	}
 out:

@@ -405,6 +405,20 @@ tree() {
 	cmp "$TMP/dry" "$TMP/real"
 }
 
+@test "es-at-time into purged history says it was purged, not just 'nothing matched'" {
+	es-archive -q --before $CUT --purge-before 2026-02-01
+	local last ts
+	last=$(jq -r 'select(.purged) | .purged.last_seq' "$ES_STORE/archive/MANIFEST")
+	ts=$(jq -r 'select(.purged) | .purged.last_ts' "$ES_STORE/archive/MANIFEST")
+	local want="es-at-time: nothing matched: seq 1 to $last (ts up to $ts) were deleted by es-archive --purge-before"
+	run -1 --separate-stderr es-at-time 2026-01-01T00:00:01Z
+	assert_equal "$stderr" "$want"
+	run -1 --separate-stderr es-at-time --seq 1
+	assert_equal "$stderr" "$want"
+	run -1 --separate-stderr es-at-time --after 600
+	assert_equal "$stderr" "es-at-time: nothing matched"
+}
+
 @test "--purge-before: --dry-run shows, the real run deletes and leaves an anchor" {
 	es-archive -q --before $CUT
 	local n
