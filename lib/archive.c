@@ -521,6 +521,7 @@ struct run {
 	struct es_error *err;
 	struct job *dry;              /* --dry-run: what would be archived */
 	size_t ndry;
+	struct es_error later;        /* damage met after the segments to archive */
 };
 
 static void act(struct run *r, enum es_archive_act what, const struct es_archive_seg *e,
@@ -1039,8 +1040,16 @@ static int select_segments(struct run *r, struct job **jobs, size_t *njobs)
 		size = path_size(path);
 		if (active && (rc = es_store_visible_end(s, seg, &size, r->err)))
 			break;
-		if ((rc = log_tail(s, seg, size, &t, r->err)))
+		if ((rc = log_tail(s, seg, size, &t, r->err))) {
+			/* damaged: what comes before it is archived first, and
+			 * then the damage is reported (r->later) */
+			if (rc == ES_CORRUPT && n > 0) {
+				r->later = *r->err;
+				es_error_clear(r->err);
+				rc = 0;
+			}
 			break;
+		}
 		if (t.empty || t.ts >= r->o->before)
 			break;
 		if (seg != next) {
@@ -1202,6 +1211,10 @@ static int archive_segments(struct run *r)
 out:
 	r->st->seconds = now_s() - t0;
 	free(jobs);
+	if (rc == 0 && r->later.code) {
+		*r->err = r->later;
+		rc = r->later.code;
+	}
 	return rc;
 }
 

@@ -334,6 +334,17 @@ tree() {
 	assert_equal "$stderr" "es-archive: archive/$(basename "$f"): offset 0: seq $((10#$(basename "$f" .ndjson.zst))): the zstd frame is cut short"
 }
 
+@test "regression: a damaged sealed segment: those before it are archived, then exit 1 naming it" {
+	local bad
+	bad=$(ls "$ES_STORE/log" | sed -n 3p)
+	truncate -s -1 "$ES_STORE/log/$bad"
+	run -1 --separate-stderr es-archive --before $CUT
+	assert_equal "$stderr" "es-archive: log/$bad: no newline at its end"
+	assert_equal "$(grep -c '^archived ' <<<"$output")" 2
+	[ "$(ls "$ES_STORE/log" | head -n 1)" = "$bad" ]
+	[ "$(narc)" -eq 2 ]
+}
+
 @test "--to DIR writes the cold tier elsewhere; the MANIFEST records where" {
 	mkdir "$TMP/cold"
 	run -0 --separate-stderr es-archive --to "$TMP/cold" --before $CUT
