@@ -495,6 +495,10 @@ found_both_ways() {
 @test "--json to a full disk is an error" {
 	run -4 --separate-stderr bash -c 'es-verify --json >/dev/full'
 	[[ $stderr == *"write error"* ]]
+	# a failure found stays the verdict: only its report was lost
+	sed -i '2s/"type":"T"/"type":"U"/' "$SEG1"
+	run -1 --separate-stderr bash -c 'es-verify --json >/dev/full'
+	[[ $stderr == *"write error"* ]]
 }
 
 @test "a fresh empty active segment is intact, an empty sealed one is not" {
