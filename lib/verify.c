@@ -597,9 +597,14 @@ static void finish_unit(struct run *R, struct unit *u)
 	else if (u->store_seg)
 		es_ilist_add(&u->fail, u->name, 1, st->batch_off, st->batch_seq,
 			  "batch without its end in a sealed segment");
-	else if (u->last)
+	else if (u->last) {
 		es_ilist_add(&u->warn, u->name, 1, st->batch_off, st->batch_seq,
 			  "the log ends inside a batch");
+		/* counted up to the head, as over a store */
+		int here = st->closed.seq != u->start.closed.seq;
+		u->records = here ? st->closed.records : 0;
+		u->bytes = here ? st->closed.bytes : 0;
+	}
 }
 
 /* Check one unit from u->st on. */

@@ -471,6 +471,11 @@ found_both_ways() {
 	[[ $stderr == *"seq $(seq_of "$SEG2" 1): seq $(seq_of "$SEG2" 1) follows 0"* ]]
 	run -0 --separate-stderr es-verify --from-seq "$(seq_of "$SEG2" 1)" \
 		--anchor "$(tail -n 1 "$SEG1" | sed 's/.*"hash":"\([0-9a-f]*\)"}$/\1/')" "$SEG2"
+	# ending inside a batch: a warning, and counted up to the head as over a store
+	head -n -1 "$TMP/all.ndjson" >"$TMP/torn.ndjson"
+	run -0 --separate-stderr es-verify "$TMP/torn.ndjson"
+	assert_equal "${stderr_lines[0]}" "es-verify: warning: $TMP/torn.ndjson: offset $(head -n 60 "$TMP/all.ndjson" | wc -c): seq 61: the log ends inside a batch"
+	[[ ${stderr_lines[1]} == "es-verify: ok: 60 records, "*"head seq 60 "* ]]
 }
 
 @test "FILE operands: a damaged or truncated .zst is an integrity failure naming the file" {
