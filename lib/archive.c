@@ -522,6 +522,7 @@ struct run {
 	struct job *dry;              /* --dry-run: what would be archived */
 	size_t ndry;
 	struct es_error later;        /* damage met after the segments to archive */
+	char *to_pending;             /* what the last run was putting in --to */
 };
 
 static void act(struct run *r, enum es_archive_act what, const struct es_archive_seg *e,
@@ -1083,11 +1084,58 @@ out:
 	return rc;
 }
 
-/* A file already where j's goes, in a --to directory (clean_dir leaves
- * those alone: other stores may archive there too). Replaced only when it
- * holds the very records j does, as this store's own interrupted run left
- * it; anything else is another store's and is kept. */
-static int check_existing(struct run *r, struct job *j)
+/* A --to directory may be shared by other stores (clean_dir leaves what
+ * it does not list alone there). A file is put in place there without
+ * replacing anything, except what this store's own interrupted run left:
+ * archive/to-pending names the file a run is about to put there, durably
+ * before it does, so the next run knows that one is its own, and no other.
+ * A store copied with cp -a holds the same records, so content alone
+ * cannot tell. */
+#define TO_PENDING "to-pending"
+
+static void to_pending_path(const struct run *r, char *out, size_t n)
+{
+	snprintf(out, n, "%s/" TO_PENDING, r->arcdir);
+}
+
+/* What the last run of this store said it was about to put in place. */
+static int to_pending_load(struct run *r)
+{
+	char path[PATH_MAX + 16], *text;
+	size_t len;
+
+	to_pending_path(r, path, sizeof(path));
+	if (!(text = es_read_file(path, &len)))
+		return errno == ENOENT ? 0 : es_fail_errno(r->err, ES_IO, "cannot read '%s'", path);
+	if (len > 0 && text[len - 1] == '\n')
+		text[len - 1] = '\0';
+	r->to_pending = text;
+	return 0;
+}
+
+static int to_pending_write(struct run *r, const char *final)
+{
+	char path[PATH_MAX + 16];
+	int fd;
+
+	to_pending_path(r, path, sizeof(path));
+	fd = es_open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return es_fail_errno(r->err, ES_IO, "cannot write '%s'", path);
+	if (es_write_all(fd, final, strlen(final)) != 0 || es_write_all(fd, "\n", 1) != 0 ||
+	    es_fsync(fd) != 0) {
+		es_fail_errno(r->err, ES_IO, "cannot write '%s'", path);
+		close(fd);
+		return r->err->code;
+	}
+	if (close(fd) != 0 || es_fsync_dir(path) != 0)
+		return es_fail_errno(r->err, ES_IO, "cannot write '%s'", path);
+	return 0;
+}
+
+/* Whether the file where j's goes is this store's own leftover: named by
+ * the last run's to-pending, and holding j's records. */
+static int own_leftover(struct run *r, struct job *j)
 {
 	struct es_archive_rd *rd;
 	struct es_error e2;
@@ -1096,20 +1144,42 @@ static int check_existing(struct run *r, struct job *j)
 	uint64_t off;
 	int rc;
 
-	if (strcmp(r->dest_rec, ES_ARCHIVE_DIR) == 0 || access(j->final, F_OK) != 0)
+	if (!r->to_pending || strcmp(r->to_pending, j->final) != 0)
 		return 0;
-	rc = es_archive_rd_open_path(&rd, j->final, &j->e, 0, &e2);
-	if (rc == 0) {
-		while ((rc = es_archive_rd_next(rd, &line, &len, &off, &e2)) == 1)
-			;
-		es_archive_rd_close(rd);
-	}
+	if (es_archive_rd_open_path(&rd, j->final, &j->e, 0, &e2) != 0)
+		return 0;
+	while ((rc = es_archive_rd_next(rd, &line, &len, &off, &e2)) == 1)
+		;
+	es_archive_rd_close(rd);
+	return rc == 0;
+}
+
+/* Put j's file in place. */
+static int put_in_place(struct run *r, struct job *j)
+{
+	int shared = strcmp(r->dest_rec, ES_ARCHIVE_DIR) != 0, rc;
+
+	if (!shared || (access(j->final, F_OK) == 0 && own_leftover(r, j)))
+		rc = es_rename(j->tmp, j->final);
+	else if ((rc = to_pending_write(r, j->final)) != 0)
+		return rc;
+	else
+		rc = es_rename_noreplace(j->tmp, j->final);
 	if (rc == 0)
 		return 0;
+	int e = errno;
+	char path[PATH_MAX + 16];
+	to_pending_path(r, path, sizeof(path));
+	unlink(path); /* nothing of this store's was put there */
+	errno = e;
+	if (errno == EEXIST)
+		es_fail(r->err, ES_IO, "'%s' is already there, and not this store's: does another "
+			"store archive to '%s'? Give each store a --to directory of its own",
+			j->final, r->dest);
+	else
+		es_fail_errno(r->err, ES_IO, "cannot rename '%s'", j->tmp);
 	unlink(j->tmp);
-	return es_fail(r->err, ES_IO, "'%s' is already there, holding other records: does another "
-		       "store archive to '%s'? Give each store a --to directory of its own",
-		       j->final, r->dest);
+	return r->err->code;
 }
 
 /* Rename into place, list in the MANIFEST, then remove the log/ copy. */
@@ -1118,13 +1188,8 @@ static int commit_job(struct run *r, struct job *j)
 	const struct es_archive_seg *e;
 
 	es_crash_point("archive-after-write");
-	if (check_existing(r, j))
+	if (put_in_place(r, j))
 		return r->err->code;
-	if (es_rename(j->tmp, j->final) != 0) {
-		es_fail_errno(r->err, ES_IO, "cannot rename '%s'", j->tmp);
-		unlink(j->tmp);
-		return r->err->code;
-	}
 	if (es_fsync_dir(j->final) != 0)
 		return es_fail_errno(r->err, ES_IO, "cannot sync '%s'", r->dest);
 	es_ts_format(es_now_us(), j->e.archived_at);
@@ -1342,6 +1407,8 @@ int es_archive_run(struct es_store *s, const struct es_archive_opts *o,
 	if (!o->dry_run && (rc = archive_lock(&r)))
 		goto out;
 	es_stop_point("archive-locked");
+	if ((rc = to_pending_load(&r)))
+		goto out;
 	/* Under the archive lock, the MANIFEST is ours to change. */
 	if ((rc = es_store_list_segments(s, err)) || (rc = es_archive_load(s->dir, &r.a, err)))
 		goto out;
@@ -1356,6 +1423,14 @@ int es_archive_run(struct es_store *s, const struct es_archive_opts *o,
 	if (o->has_purge)
 		rc = purge(&r);
 out:
+	if (rc == 0 && !o->dry_run) {
+		/* every file to-pending named is listed now, or was never put
+		 * there (what this run or an interrupted one was putting) */
+		char path[PATH_MAX + 16];
+		to_pending_path(&r, path, sizeof(path));
+		unlink(path);
+	}
+	free(r.to_pending);
 	free(r.dry);
 	es_archive_free(r.a);
 	if (r.lock_fd >= 0)

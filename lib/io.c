@@ -216,6 +216,23 @@ int es_rename(const char *from, const char *to)
 	return r;
 }
 
+int es_rename_noreplace(const char *from, const char *to)
+{
+	int r;
+
+	FAULT("rename", EIO);
+	es_crash_point("before-rename");
+	r = renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+	if (r != 0 && (errno == EINVAL || errno == ENOSYS)) {
+		r = link(from, to);
+		if (r == 0)
+			unlink(from);
+	}
+	if (r == 0)
+		es_crash_point("after-rename");
+	return r;
+}
+
 int es_open(const char *path, int flags, int mode)
 {
 	int fd;

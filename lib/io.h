@@ -32,6 +32,10 @@ ssize_t es_pread_full(int fd, void *buf, size_t len, off_t off);
 int es_fdatasync(int fd);
 int es_fsync(int fd);
 int es_rename(const char *from, const char *to);
+/* es_rename, but never over an existing file: -1 with EEXIST then
+ * (renameat2 RENAME_NOREPLACE; link and unlink where the file system
+ * cannot). */
+int es_rename_noreplace(const char *from, const char *to);
 int es_open(const char *path, int flags, int mode);
 /* es_open for reading a file that another process may have removed since
  * it was listed (ENOENT is then an answer, not an error). Test builds:

@@ -371,12 +371,25 @@ tree() {
 	(cd "$TMP/cold" && md5sum -- *) >"$TMP/cold.sums"
 	tree >"$TMP/tree.before"
 	run -4 --separate-stderr es-archive --to "$TMP/cold" --before $CUT
-	assert_equal "$stderr" "es-archive: '$TMP/cold/00000000000000000001.ndjson.zst' is already there, holding other records: does another store archive to '$TMP/cold'? Give each store a --to directory of its own"
+	assert_equal "$stderr" "es-archive: '$TMP/cold/00000000000000000001.ndjson.zst' is already there, and not this store's: does another store archive to '$TMP/cold'? Give each store a --to directory of its own"
 	(cd "$TMP/cold" && md5sum -c --quiet "$TMP/cold.sums")
 	[ "$(ls "$TMP/cold" | wc -l)" -eq "$(wc -l <"$TMP/cold.sums")" ]
 	tree >"$TMP/tree.after"
 	cmp "$TMP/tree.before" "$TMP/tree.after"
 	ES_STORE=$other run -0 --separate-stderr es-verify
+	run -0 --separate-stderr es-verify
+	same
+}
+
+@test "regression: --to shared by a copy of the store (cp -a): the same records are still the other store's" {
+	mkdir "$TMP/cold"
+	cp -a "$ES_STORE" "$TMP/copy"
+	ES_STORE=$TMP/copy es-archive -q --to "$TMP/cold" --before $CUT
+	run -4 --separate-stderr es-archive --to "$TMP/cold" --before $CUT
+	[[ $stderr == *"is already there, and not this store's: "* ]]
+	[ "$(narc)" -eq 0 ]
+	# the copy's purge deletes its files: this store lost nothing
+	ES_STORE=$TMP/copy es-archive -q --purge-before $CUT
 	run -0 --separate-stderr es-verify
 	same
 }
