@@ -256,7 +256,7 @@ static int verify(struct app *a, struct es_store *s)
 	struct es_archive_vstat vs;
 	struct es_error err = {0, ""};
 
-	if (es_archive_verify(s, on_finding, a, &vs, &err))
+	if (es_archive_verify(s, a->o.no_wait, on_finding, a, &vs, &err))
 		return es_cli_report(&err);
 	if (vs.failures)
 		return ES_NOMATCH;

@@ -1702,7 +1702,7 @@ static int verify_locked(struct es_store *s, es_archive_report_fn report, void *
 
 /* Under archive/lock, shared: an archiving run (which holds it alone)
  * moves segments from log/ to archive/ while the check would read them. */
-int es_archive_verify(struct es_store *s, es_archive_report_fn report, void *arg,
+int es_archive_verify(struct es_store *s, int no_wait, es_archive_report_fn report, void *arg,
 		      struct es_archive_vstat *st, struct es_error *err)
 {
 	char path[PATH_MAX + 32];
@@ -1711,9 +1711,14 @@ int es_archive_verify(struct es_store *s, es_archive_report_fn report, void *arg
 	snprintf(path, sizeof(path), "%s/%s/lock", s->dir, ES_ARCHIVE_DIR);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 && errno != ENOENT)
 		return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
-	while (fd >= 0 && flock(fd, LOCK_SH) != 0)
+	while (fd >= 0 && flock(fd, LOCK_SH | (no_wait ? LOCK_NB : 0)) != 0)
 		if (errno != EINTR) {
+			int e = errno;
 			close(fd);
+			if (e == EWOULDBLOCK)
+				return es_fail(err, ES_IO, "another es-archive is running on '%s' (it holds "
+					       "'%s')", s->dir, path);
+			errno = e;
 			return es_fail_errno(err, ES_IO, "cannot lock '%s'", path);
 		}
 	rc = verify_locked(s, report, arg, st, err);

@@ -230,9 +230,10 @@ struct es_archive_vstat {
  * from prev_hash to last_hash), the first/last seq and ts, event count and
  * raw size of each entry, continuity with the first log/ segment, and any
  * log/ copy of an archived segment (a warning; it must be identical).
- * A purge is reported as a note. Returns 0 when the checks ran (failures
- * counted in st), or a status when they could not. */
-int es_archive_verify(struct es_store *s, es_archive_report_fn report, void *arg,
+ * A purge is reported as a note. Waits while an archiving run holds
+ * archive/lock (ES_IO at once with no_wait). Returns 0 when the checks ran
+ * (failures counted in st), or a status when they could not. */
+int es_archive_verify(struct es_store *s, int no_wait, es_archive_report_fn report, void *arg,
 		      struct es_archive_vstat *st, struct es_error *err);
 
 #endif

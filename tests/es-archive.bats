@@ -304,6 +304,8 @@ tree() {
 	ES_STOP=archive-locked es-archive -q --before $CUT &
 	local apid=$! vpid st=0
 	stopped "$apid"
+	run -4 --separate-stderr es-archive --verify --no-wait
+	assert_equal "$stderr" "es-archive: another es-archive is running on '$ES_STORE' (it holds '$ES_STORE/archive/lock')"
 	es-archive --verify 2>"$TMP/verify.err" &
 	vpid=$!
 	sleep 0.3
