@@ -598,12 +598,20 @@ static void finish_unit(struct run *R, struct unit *u)
 		es_ilist_add(&u->fail, u->name, 1, st->batch_off, st->batch_seq,
 			  "batch without its end in a sealed segment");
 	else if (u->last) {
-		es_ilist_add(&u->warn, u->name, 1, st->batch_off, st->batch_seq,
+		/* counted up to the head, as over a store: the batch may have
+		 * begun in a file before (units run in order here), which the
+		 * warning names */
+		struct unit *x = u;
+		for (;; x--) {
+			int here = x->st.closed.seq != x->start.closed.seq;
+			int began = here || (!x->start.in_batch && x->records > 0);
+			x->records = here ? x->st.closed.records : 0;
+			x->bytes = here ? x->st.closed.bytes : 0;
+			if (began || x == R->u)
+				break;
+		}
+		es_ilist_add(&u->warn, x->name, 1, st->batch_off, st->batch_seq,
 			  "the log ends inside a batch");
-		/* counted up to the head, as over a store */
-		int here = st->closed.seq != u->start.closed.seq;
-		u->records = here ? st->closed.records : 0;
-		u->bytes = here ? st->closed.bytes : 0;
 	}
 }
 

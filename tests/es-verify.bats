@@ -476,6 +476,22 @@ found_both_ways() {
 	run -0 --separate-stderr es-verify "$TMP/torn.ndjson"
 	assert_equal "${stderr_lines[0]}" "es-verify: warning: $TMP/torn.ndjson: offset $(head -n 60 "$TMP/all.ndjson" | wc -c): seq 61: the log ends inside a batch"
 	[[ ${stderr_lines[1]} == "es-verify: ok: 60 records, "*"head seq 60 "* ]]
+	# ... also when the open batch began in a file before the last, or
+	# the last file is empty: the warning names where it began
+	local st=$TMP/s5
+	echo '{"stream":"a","type":"T"}' | ES_STORE=$st es-append -q
+	for i in 1 2 3 4 5; do echo '{"stream":"a","type":"T"}'; done | ES_STORE=$st es-append -q
+	cat "$st"/log/*.ndjson | head -n -1 >"$TMP/b"
+	head -n 3 "$TMP/b" >"$TMP/b1"
+	tail -n +4 "$TMP/b" >"$TMP/b2"
+	local at
+	at=$(head -n 1 "$TMP/b" | wc -c)
+	for files in "$TMP/b" "$TMP/b1 $TMP/b2" "$TMP/b /dev/null"; do
+		# shellcheck disable=SC2086
+		run -0 --separate-stderr es-verify $files
+		assert_equal "${stderr_lines[0]}" "es-verify: warning: ${files%% *}: offset $at: seq 2: the log ends inside a batch"
+		[[ ${stderr_lines[1]} == "es-verify: ok: 1 records, $at bytes, head seq 1 "* ]]
+	done
 }
 
 @test "FILE operands: a damaged or truncated .zst is an integrity failure naming the file" {
