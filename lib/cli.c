@@ -74,7 +74,9 @@ void es_cli_init(const char *name)
 void es_cli_put_text(FILE *f, const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p >= 0x20 && *p != 0x7f)
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) /* C1: U+0080..U+009F */
+			fprintf(f, "\\u%04x", *++p);
+		else if (*p >= 0x20 && *p != 0x7f)
 			putc(*p, f);
 		else if (*p == '\n')
 			fputs("\\n", f);

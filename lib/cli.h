@@ -91,7 +91,8 @@ void es_cli_usage(const struct es_prog *p, FILE *f);
 /* "prog: message" on stderr, control characters escaped (es_cli_put_text). */
 void es_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* s on f with control characters written as C escapes (\n, \t, \r,
- * \xNN): text from names the user chose cannot drive the terminal. */
+ * \xNN; the C1 ones, U+0080..U+009F in UTF-8, as \u00NN): text from names
+ * the user chose cannot drive the terminal. */
 void es_cli_put_text(FILE *f, const char *s);
 /* Usage error: message, a hint to --help, exit 2. */
 _Noreturn void es_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -788,10 +788,10 @@ big_line() { # big_line N: an event line of exactly N bytes, newline not counted
 }
 
 @test "control characters in a stream or file name are escaped in messages" {
-	printf '{"stream":"a\\u001b[31m\\u0007\\u007f","type":"T","data":{}}\n' >"$TMP/in"
+	printf '{"stream":"a\\u001b[31m\\u0007\\u007f\\u009b2J\\u00e9","type":"T","data":{}}\n' >"$TMP/in"
 	run -0 --separate-stderr es-append -q "$TMP/in"
 	run -5 --separate-stderr es-append --expect 0 "$TMP/in"
-	assert_equal "$stderr" "es-append: $TMP/in: line 1: stream 'a\\x1b[31m\\x07\\x7f': expected version 0, actual 1"
+	assert_equal "$stderr" "es-append: $TMP/in: line 1: stream 'a\\x1b[31m\\x07\\x7f\\u009b2Jé': expected version 0, actual 1"
 	f="$TMP/$(printf 'two\nlines\tand\r')"
 	echo '[]' >"$f"
 	run -3 --separate-stderr es-append "$f"
