@@ -954,7 +954,8 @@ static int run_parallel(struct run *R, size_t first, int jobs, struct es_error *
 			wait_done(R, p);
 			wait_done(R, u);
 			/* The joint: what u started from is what p ended with. */
-			if (p->ran && !p->stopped && !p->rc && u->start.known &&
+			/* (p lost track after damage: so does a serial run, no joint) */
+			if (p->ran && !p->stopped && !p->rc && p->st.known && u->start.known &&
 			    (p->st.seq != u->start.seq ||
 			     memcmp(p->st.hash, u->start.hash, ES_HASH_HEX)))
 				es_ilist_add(&u->fail, u->name, 1, 0, u->start.seq + 1,

@@ -626,6 +626,21 @@ found_both_ways() {
 	assert_equal "$stderr" "$one"
 }
 
+@test "regression: -j N after an archive file cut short: the same findings as -j 1, no made-up broken joint" {
+	command -v es-archive >/dev/null || skip "es-archive is not built"
+	es-archive -q --before 2100-01-01
+	local f one j
+	f=$(ls "$ES_STORE"/archive/*.zst | sed -n 2p)
+	truncate -s -10 "$f"
+	run -1 --separate-stderr es-verify -j 1 --all-errors
+	[[ $stderr == "es-verify: archive/$(basename "$f"): offset "*": the zstd frame is cut short"* ]]
+	one=$stderr
+	for j in 2 3; do
+		run -1 --separate-stderr es-verify -j $j --all-errors
+		assert_equal "$stderr" "$one"
+	done
+}
+
 @test "a purged store chains on the purge anchor" {
 	command -v es-archive >/dev/null || skip "es-archive is not built"
 	es-archive -q --before 2100-01-01
