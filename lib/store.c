@@ -1206,6 +1206,10 @@ int es_store_read_pos(struct es_store *s, const struct es_pos *pos, char **buf,
 			/* Archived since the MANIFEST was read: restored from there. */
 			if (e == ENOENT && (rc = es_archive_read_pos(s, pos, buf, cap, err)) != -1)
 				return rc;
+			if (e == ENOENT) /* neither in log/ nor archived, nor purged */
+				return es_fail(err, ES_CORRUPT, "log/%020llu.ndjson: seq %llu: the index "
+					       "points into a segment the log lost",
+					       (unsigned long long)pos->seg, (unsigned long long)pos->seq);
 			errno = e;
 			return es_fail_errno(err, ES_IO, "cannot open '%s'", path);
 		}

@@ -131,8 +131,8 @@ int es_store_reset_index(struct es_store *s, struct es_error *err);
 int es_store_index_damaged(const struct es_error *err);
 /* Read one line at pos into buf (with its '\n'), from the archive when
  * the MANIFEST lists its segment. 0 or es_status: ES_CORRUPT when it is not
- * where the index says or the archive is damaged, ES_NOMATCH when it was
- * purged. */
+ * where the index says, its segment is gone unarchived, or the archive is
+ * damaged; ES_NOMATCH when it was purged. */
 int es_store_read_pos(struct es_store *s, const struct es_pos *pos, char **buf,
 		      size_t *cap, struct es_error *err);
 
