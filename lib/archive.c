@@ -276,11 +276,9 @@ static int parse_manifest(char *text, size_t len, struct es_archive *a, const ch
 const char *es_archive_load_reason(const char *storedir, const char *msg)
 {
 	char path[PATH_MAX];
-	size_t n;
 
 	es_archive_manifest_path(storedir, path, sizeof(path));
-	n = strlen(path);
-	return strncmp(msg, path, n) == 0 && strncmp(msg + n, ": ", 2) == 0 ? msg + n + 2 : msg;
+	return es_msg_after(msg, path);
 }
 
 int es_archive_load(const char *storedir, struct es_archive **out, struct es_error *err)
@@ -1536,8 +1534,7 @@ static int verify_seg(struct es_store *s, struct vctx *v, const struct es_archiv
 	es_buf_release(&key);
 	if (rc < 0 && err->code == ES_CORRUPT) {
 		/* the message names the file already */
-		finding(v, ES_AV_FAILURE, name, 0, "%s", err->msg + (strncmp(err->msg, name,
-			strlen(name)) == 0 && err->msg[strlen(name)] == ':' ? strlen(name) + 2 : 0));
+		finding(v, ES_AV_FAILURE, name, 0, "%s", es_msg_after(err->msg, name));
 		es_error_clear(err);
 		versions_lost(v, versions);
 		rc = 0;

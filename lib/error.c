@@ -76,3 +76,10 @@ void es_error_clear(struct es_error *err)
 	err->code = 0;
 	err->msg[0] = '\0';
 }
+
+const char *es_msg_after(const char *msg, const char *name)
+{
+	size_t n = strlen(name);
+
+	return strncmp(msg, name, n) == 0 && strncmp(msg + n, ": ", 2) == 0 ? msg + n + 2 : msg;
+}

@@ -39,5 +39,7 @@ char *es_line_where(char *buf, unsigned long n, const char *file, unsigned long 
 /* Prefix err's message with es_line_where. Returns err->code. */
 int es_error_at_line(struct es_error *err, const char *file, unsigned long long lineno);
 void es_error_clear(struct es_error *err);
+/* msg without a leading "name: ", for a finding that names the file itself. */
+const char *es_msg_after(const char *msg, const char *name);
 
 #endif

@@ -672,13 +672,10 @@ static void run_unit(struct run *R, struct unit *u, struct es_chain *chain)
 			goto out;
 		}
 		/* An over-long line or a damaged zstd frame: damage in the data. */
-		const char *msg = u->err.msg;
-		size_t nl = strlen(u->name);
+		const char *msg = es_msg_after(u->err.msg, u->name); /* the file is named once */
 		uint64_t at = lines_consumed(&in), seq = u->st.seq + 1;
 		unsigned long long o1, s1;
 		int k = 0;
-		if (strncmp(msg, u->name, nl) == 0 && strncmp(msg + nl, ": ", 2) == 0)
-			msg += nl + 2; /* the file is named once */
 		/* the archive reader locates what it finds: keep its place */
 		if (sscanf(msg, "offset %llu: seq %llu: %n", &o1, &s1, &k) == 2 && k > 0) {
 			at = o1;
