@@ -929,6 +929,7 @@ static int clean_dir(struct run *r, const char *dir, const char *rec)
 	struct es_head start;
 	struct dirent **de;
 	int changed = 0, rc = 0, nde = scandir(dir, &de, NULL, alphasort);
+	int shared = strcmp(rec, ES_ARCHIVE_DIR) != 0;
 
 	if (nde < 0)
 		return errno == ENOENT ? 0 : es_fail_errno(r->err, ES_IO, "cannot read '%s'", dir);
@@ -937,7 +938,7 @@ static int clean_dir(struct run *r, const char *dir, const char *rec)
 		const char *n = de[i]->d_name;
 		size_t len = strlen(n);
 		char path[PATH_MAX + 300], logp[PATH_MAX];
-		int drop = 0, shared = strcmp(rec, ES_ARCHIVE_DIR) != 0;
+		int drop = 0;
 		if (len > 13 && strncmp(n, "MANIFEST.tmp.", 13) == 0 && is_digits(n + 13, len - 13))
 			drop = 1;
 		else if (len > 35 && is_digits(n, 20) && strncmp(n + 20, ".ndjson.zst.tmp.", 16) == 0)
@@ -1155,20 +1156,24 @@ static int own_leftover(struct run *r, struct job *j)
 /* Put j's file in place. */
 static int put_in_place(struct run *r, struct job *j)
 {
-	int shared = strcmp(r->dest_rec, ES_ARCHIVE_DIR) != 0, rc;
+	int shared = strcmp(r->dest_rec, ES_ARCHIVE_DIR) != 0, marked = 0, rc;
 
-	if (!shared || (access(j->final, F_OK) == 0 && own_leftover(r, j)))
+	if (!shared || (access(j->final, F_OK) == 0 && own_leftover(r, j))) {
 		rc = es_rename(j->tmp, j->final);
-	else if ((rc = to_pending_write(r, j->final)) != 0)
-		return rc;
-	else
+	} else {
+		if ((rc = to_pending_write(r, j->final)) != 0)
+			return rc;
+		marked = 1;
 		rc = es_rename_noreplace(j->tmp, j->final);
+	}
 	if (rc == 0)
 		return 0;
 	int e = errno;
-	char path[PATH_MAX + 16];
-	to_pending_path(r, path, sizeof(path));
-	unlink(path); /* nothing of this store's was put there */
+	if (marked) { /* nothing of this store's was put there */
+		char path[PATH_MAX + 16];
+		to_pending_path(r, path, sizeof(path));
+		unlink(path);
+	}
 	errno = e;
 	if (errno == EEXIST)
 		es_fail(r->err, ES_IO, "'%s' is already there, and not this store's: does another "
