@@ -559,6 +559,18 @@ static void incomplete_tail(struct run *R, struct unit *u, int live, uint64_t of
 }
 
 /* The end of a unit, once every unit ran: batches and tails. */
+/* What readers see of u: its records up to closed (the head), none when
+ * no batch closed in it. 1 when one did. */
+static int count_to(struct unit *u, const struct pos *closed)
+{
+	int here = closed->seq != u->start.closed.seq;
+
+	u->records = here ? closed->records : 0;
+	u->bytes = here ? closed->bytes : 0;
+	u->digest = here ? closed->digest : 0;
+	return here;
+}
+
 static void finish_unit(struct run *R, struct unit *u)
 {
 	struct vstate *st = &u->st;
@@ -572,11 +584,7 @@ static void finish_unit(struct run *R, struct unit *u)
 					pend_closed->seq + 1, pend->v[0].reason);
 			st->closed = *pend_closed;
 			st->in_batch = 0;
-			/* what readers see: the records up to the head */
-			int here = pend_closed->seq != u->start.closed.seq;
-			u->records = here ? pend_closed->records : 0;
-			u->bytes = here ? pend_closed->bytes : 0;
-			u->digest = here ? pend_closed->digest : 0;
+			count_to(u, pend_closed);
 			es_ilist_release(pend);
 		} else {
 			es_ilist_move(&u->fail, pend);
@@ -587,11 +595,8 @@ static void finish_unit(struct run *R, struct unit *u)
 	if (u->stopped || !st->in_batch)
 		return;
 	if (u->active) {
-		int here = st->closed.seq != u->start.closed.seq;
 		incomplete_tail(R, u, 1, st->batch_off, st->batch_seq, NULL);
-		u->records = here ? st->closed.records : 0;
-		u->bytes = here ? st->closed.bytes : 0;
-		u->digest = here ? st->closed.digest : 0;
+		count_to(u, &st->closed);
 		st->in_batch = 0;
 	}
 	else if (u->store_seg)
@@ -603,11 +608,8 @@ static void finish_unit(struct run *R, struct unit *u)
 		 * warning names */
 		struct unit *x = u;
 		for (;; x--) {
-			int here = x->st.closed.seq != x->start.closed.seq;
-			int began = here || (!x->start.in_batch && x->records > 0);
-			x->records = here ? x->st.closed.records : 0;
-			x->bytes = here ? x->st.closed.bytes : 0;
-			if (began || x == R->u)
+			int began = !x->start.in_batch && x->records > 0;
+			if (count_to(x, &x->st.closed) || began || x == R->u)
 				break;
 		}
 		es_ilist_add(&u->warn, x->name, 1, st->batch_off, st->batch_seq,
